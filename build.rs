@@ -1,0 +1,34 @@
+//! Compiles `proto/` with protox (no protoc binary needed) and writes the descriptor set that
+//! server reflection serves.
+
+use std::{env, fs, path::PathBuf};
+
+const PROTO_ROOT: &str = "proto";
+const PROTOS: &[&str] = &[
+    "leadgate/v1/lead.proto",
+    "leadgate/v1/lead_service.proto",
+    "leadgate/v1/audit.proto",
+    "leadgate/v1/audit_service.proto",
+    "leadgate/v1/policy_service.proto",
+    "leadgate/v1/report_service.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={PROTO_ROOT}/{proto}");
+    }
+    let descriptors = protox::compile(PROTOS, [PROTO_ROOT])?;
+
+    // `compile_fds` ignores `file_descriptor_set_path`, so the reflection set is written here.
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("leadgate_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The audit trail's entries and their hash chain.
+//!
+//! An entry is hashed with SHA-256 over a domain-separation tag, its position, the previous
+//! entry's hash and a length-prefixed encoding of every field, so that changing, removing,
+//! inserting or reordering entries breaks the chain at the first entry concerned.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::facts::{Reason, Scores, SlaClock};
+use super::lifecycle::LeadState;
+use super::names::named_enum;
+use super::values::{LeadId, SourceChannel, Timestamp};
+
+/// The chaining algorithm's name; stored with every digest so it can evolve.
+pub const HASH_ALGORITHM: &str = "leadgate-audit-v1";
+
+/// The hash that precedes position 1.
+pub const GENESIS_HASH: [u8; 32] = [0; 32];
+
+/// The actor of changes leadgate makes by itself.
+pub const ENGINE_ACTOR: &str = "engine";
+
+named_enum! {
+    /// What an audit entry records.
+    pub enum AuditKind {
+        LeadSubmitted => "LEAD_SUBMITTED",
+        LeadResubmitted => "LEAD_RESUBMITTED",
+        EngagementRecorded => "ENGAGEMENT_RECORDED",
+        DiscoveryCallRecorded => "DISCOVERY_CALL_RECORDED",
+        ContactAttemptRecorded => "CONTACT_ATTEMPT_RECORDED",
+        StateOverridden => "STATE_OVERRIDDEN",
+        OverrideReleased => "OVERRIDE_RELEASED",
+        LeadConverted => "LEAD_CONVERTED",
+        SlaBreached => "SLA_BREACHED",
+        NurtureRevisited => "NURTURE_REVISITED",
+        PolicyActivated => "POLICY_ACTIVATED",
+    }
+}
+
+/// The part of an entry that is not an indexed column: inputs, scores and reasons. Personal data
+/// never goes here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditBody {
+    /// The inputs of the change, as JSON.
+    #[serde(default)]
+    pub inputs: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores_before: Option<Scores>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores_after: Option<Scores>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_state: Option<LeadState>,
+    /// The speed-to-lead clock after the change (reports read clock starts and touches here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<SlaClock>,
+}
+
+/// One change as recorded. `body` is canonical JSON text and is hashed as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub lead: Option<LeadId>,
+    pub kind: AuditKind,
+    pub recorded_at: Timestamp,
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub state_before: Option<LeadState>,
+    pub state_after: Option<LeadState>,
+    pub source_channel: Option<SourceChannel>,
+    pub policy_version: String,
+    pub body: String,
+}
+
+impl AuditEntry {
+    /// Parses the body; a body that does not parse is reported as empty (verification, not
+    /// parsing, is what detects tampering).
+    pub fn parsed_body(&self) -> AuditBody {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
+}
+
+/// Serialises a body the one way it is stored and hashed.
+pub fn encode_body(body: &AuditBody) -> String {
+    // serde_json keeps struct fields in declaration order and object keys sorted (no
+    // `preserve_order`), so equal bodies always give equal text.
+    serde_json::to_string(body).expect("an audit body always serialises")
+}
+
+/// An entry with its place in the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainedEntry {
+    pub position: i64,
+    pub entry: AuditEntry,
+    pub previous_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+/// The head of the chain: the last position and its hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    pub position: i64,
+    pub hash: [u8; 32],
+}
+
+impl ChainHead {
+    pub const EMPTY: ChainHead = ChainHead {
+        position: 0,
+        hash: GENESIS_HASH,
+    };
+
+    /// `position:hexhash`, the form people keep and give back.
+    pub fn token(&self) -> String {
+        format!("{}:{}", self.position, to_hex(&self.hash))
+    }
+
+    /// Parses [`ChainHead::token`].
+    pub fn parse_token(token: &str) -> Result<ChainHead, String> {
+        let (position, hash) = token
+            .split_once(':')
+            .ok_or_else(|| "must have the form POSITION:HASH".to_string())?;
+        let position = position
+            .parse::<i64>()
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| "position must be a non-negative integer".to_string())?;
+        Ok(ChainHead {
+            position,
+            hash: from_hex(hash)?,
+        })
+    }
+}
+
+/// The chain hash of `entry` at `position` after `previous`.
+pub fn chain_hash(position: i64, previous: &[u8; 32], entry: &AuditEntry) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(HASH_ALGORITHM.as_bytes());
+    h.update([0u8]);
+    h.update(position.to_be_bytes());
+    h.update(previous);
+    let mut field = |bytes: Option<&[u8]>| match bytes {
+        None => h.update([0u8]),
+        Some(b) => {
+            h.update([1u8]);
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        }
+    };
+    let lead = entry.lead.map(|l| *l.as_uuid().as_bytes());
+    field(lead.as_ref().map(|b| b.as_slice()));
+    field(Some(entry.kind.as_str().as_bytes()));
+    field(Some(&entry.recorded_at.timestamp_micros().to_be_bytes()));
+    field(Some(entry.actor.as_bytes()));
+    field(entry.request_id.as_deref().map(str::as_bytes));
+    field(entry.state_before.map(|s| s.as_str().as_bytes()));
+    field(entry.state_after.map(|s| s.as_str().as_bytes()));
+    field(entry.source_channel.map(|s| s.as_str().as_bytes()));
+    field(Some(entry.policy_version.as_bytes()));
+    field(Some(entry.body.as_bytes()));
+    h.finalize().into()
+}
+
+/// Links entries after `head`, in the order given.
+pub fn link(head: ChainHead, entries: Vec<AuditEntry>) -> Vec<ChainedEntry> {
+    let mut previous = head;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let position = previous.position + 1;
+            let hash = chain_hash(position, &previous.hash, &entry);
+            let chained = ChainedEntry {
+                position,
+                entry,
+                previous_hash: previous.hash,
+                hash,
+            };
+            previous = ChainHead { position, hash };
+            chained
+        })
+        .collect()
+}
+
+/// Lower-case hexadecimal.
+pub fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Parses 64 hexadecimal digits.
+pub fn from_hex(text: &str) -> Result<[u8; 32], String> {
+    let bad = || "hash must be 64 hexadecimal digits".to_string();
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,15 @@
+//! The pure rules of leadgate: what a lead is, how it is scored, where it stands, what the audit
+//! trail records. No I/O, no async, no clock: time is always a parameter.
+
+pub mod audit;
+pub mod engine;
+pub mod facts;
+pub mod lead;
+pub mod lifecycle;
+mod names;
+pub mod policy;
+pub mod query;
+pub mod scoring;
+pub mod sla;
+pub mod validation;
+pub mod values;

@@ -1,0 +1,708 @@
+//! The qualification policy: a TOML document, validated into typed rules whose canonical form
+//! gives the policy its version.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use super::facts::Points;
+use super::values::{EngagementKind, FitGrade, Seniority};
+
+/// The policy that ships with leadgate (the article's rules).
+pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.toml");
+
+/// The largest policy document accepted.
+pub const MAX_POLICY_BYTES: usize = 256 * 1024;
+
+/// A validated policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The document's `name`, for people.
+    pub name: String,
+    /// The first 16 hex digits of the SHA-256 of the canonical rules.
+    pub version: String,
+    /// The document as written.
+    pub content: String,
+    pub rules: Rules,
+}
+
+/// Everything the engine applies. Its JSON form is canonical and hashed into the version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rules {
+    pub marketing_qualified: Points,
+    pub fit: FitRules,
+    pub engagement: EngagementRules,
+    pub qualification: QualificationRules,
+    pub sla: SlaRules,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FitRules {
+    pub grade_a: Points,
+    pub grade_b: Points,
+    pub grade_c: Points,
+    pub rules: Vec<FitRule>,
+}
+
+/// A profile field a fit rule reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FitField {
+    Industry,
+    EmployeeCount,
+    Country,
+    Seniority,
+    JobFunction,
+    EmailDomain,
+    CompanyDomain,
+}
+
+/// How a fit rule matches its field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Matcher {
+    AnyOf(BTreeSet<String>),
+    Range { min: Option<u32>, max: Option<u32> },
+    Known(bool),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FitRule {
+    pub id: String,
+    pub field: FitField,
+    pub matcher: Matcher,
+    pub points: Points,
+    pub max_grade: Option<FitGrade>,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EngagementRules {
+    pub half_life_days: u32,
+    pub max_age_days: u32,
+    pub kinds: BTreeMap<EngagementKind, KindRule>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct KindRule {
+    pub points: Points,
+    /// The most a kind adds up to (for penalties: the least).
+    pub cap: Points,
+    pub decays: bool,
+}
+
+/// What happens to a lead that fails a knockout criterion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Disqualify,
+    Nurture,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QualificationRules {
+    pub bant_required: u8,
+    pub need_required: bool,
+    pub accepted_fit_grades: BTreeSet<FitGrade>,
+    pub on_no_need: Outcome,
+    pub on_poor_fit: Outcome,
+    pub nurture_days: u32,
+    pub revisit_lead_days: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SlaRules {
+    pub demo_request_first_touch_secs: i64,
+    pub marketing_qualified_first_touch_secs: i64,
+    pub at_risk_ratio: f64,
+    pub min_attempts_before_recycle: u32,
+}
+
+/// One problem in a policy document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyProblem {
+    /// The dotted key path, when known.
+    pub key: String,
+    /// 1-based; 0 when unknown.
+    pub line: u32,
+    /// 1-based; 0 when unknown.
+    pub column: u32,
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}, column {}: ", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+// ---- the document as written ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    name: String,
+    thresholds: RawThresholds,
+    fit: RawFit,
+    engagement: RawEngagement,
+    qualification: RawQualification,
+    sla: RawSla,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    marketing_qualified: Spanned<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFit {
+    grade_a: Spanned<f64>,
+    grade_b: Spanned<f64>,
+    grade_c: Spanned<f64>,
+    #[serde(default)]
+    rules: Vec<Spanned<RawFitRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFitRule {
+    id: String,
+    field: FitField,
+    any_of: Option<Vec<String>>,
+    min: Option<u32>,
+    max: Option<u32>,
+    known: Option<bool>,
+    points: f64,
+    max_grade: Option<FitGrade>,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngagement {
+    half_life_days: Spanned<u32>,
+    max_age_days: Spanned<u32>,
+    #[serde(default)]
+    kinds: BTreeMap<EngagementKind, Spanned<RawKind>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKind {
+    points: f64,
+    cap: Option<f64>,
+    #[serde(default = "yes")]
+    decays: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQualification {
+    bant_required: Spanned<u8>,
+    #[serde(default = "yes")]
+    need_required: bool,
+    accepted_fit_grades: Spanned<Vec<FitGrade>>,
+    on_no_need: Outcome,
+    on_poor_fit: Outcome,
+    nurture_days: Spanned<u32>,
+    revisit_lead_days: Spanned<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    demo_request_first_touch: Spanned<String>,
+    marketing_qualified_first_touch: Spanned<String>,
+    at_risk_ratio: Spanned<f64>,
+    min_attempts_before_recycle: Spanned<u32>,
+}
+
+/// Parses `5m`, `1h30m`, `45s`, `2d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration such as 30s, 5m, 1h or 2d");
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() || text.trim().is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+struct Checker<'a> {
+    content: &'a str,
+    problems: Vec<PolicyProblem>,
+}
+
+impl Checker<'_> {
+    fn at(&self, offset: usize) -> (u32, u32) {
+        let before = &self.content[..offset.min(self.content.len())];
+        let line = before.matches('\n').count() as u32 + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+        (line, column)
+    }
+
+    fn problem(&mut self, key: &str, span: Option<std::ops::Range<usize>>, message: String) {
+        let (line, column) = span.map_or((0, 0), |s| self.at(s.start));
+        self.problems.push(PolicyProblem {
+            key: key.to_owned(),
+            line,
+            column,
+            message,
+        });
+    }
+
+    /// A number of points: finite and within ±1,000.
+    fn points(&mut self, key: &str, value: &Spanned<f64>) -> Points {
+        let v = *value.get_ref();
+        if !v.is_finite() || v.abs() > 1000.0 {
+            self.problem(
+                key,
+                Some(value.span()),
+                format!("must be a number of points between -1000 and 1000, got {v}"),
+            );
+        }
+        Points::from_f64(v)
+    }
+
+    fn duration(&mut self, key: &str, value: &Spanned<String>) -> i64 {
+        match parse_duration(value.get_ref()) {
+            Ok(d) if d.as_secs() > 0 && d.as_secs() <= 30 * 86_400 => d.as_secs() as i64,
+            Ok(_) => {
+                self.problem(key, Some(value.span()), "must be between 1s and 30d".into());
+                0
+            }
+            Err(why) => {
+                self.problem(key, Some(value.span()), why);
+                0
+            }
+        }
+    }
+
+    fn range<T: PartialOrd + std::fmt::Display + Copy>(
+        &mut self,
+        key: &str,
+        value: &Spanned<T>,
+        min: T,
+        max: T,
+    ) -> T {
+        let v = *value.get_ref();
+        if v < min || v > max {
+            self.problem(
+                key,
+                Some(value.span()),
+                format!("must be between {min} and {max}, got {v}"),
+            );
+        }
+        v
+    }
+
+    fn fit_rule(
+        &mut self,
+        index: usize,
+        raw: &Spanned<RawFitRule>,
+        ids: &mut BTreeSet<String>,
+    ) -> FitRule {
+        let span = raw.span();
+        let r = raw.get_ref();
+        let key = format!("fit.rules[{index}]");
+        let id_ok = !r.id.is_empty()
+            && r.id.len() <= 64
+            && r.id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+        if !id_ok {
+            self.problem(
+                &format!("{key}.id"),
+                Some(span.clone()),
+                "must be 1 to 64 characters a-z, 0-9, . _ -".into(),
+            );
+        } else if !ids.insert(r.id.clone()) {
+            self.problem(
+                &format!("{key}.id"),
+                Some(span.clone()),
+                format!("{:?} is used by another rule", r.id),
+            );
+        }
+        let matcher = match (&r.any_of, r.min.is_some() || r.max.is_some(), r.known) {
+            (Some(values), false, None) => {
+                for value in values {
+                    if let Err(why) = check_fit_value(r.field, value) {
+                        self.problem(&format!("{key}.any_of"), Some(span.clone()), why);
+                    }
+                }
+                if r.field == FitField::EmployeeCount {
+                    self.problem(
+                        &format!("{key}.any_of"),
+                        Some(span.clone()),
+                        "employee_count rules use min and max".into(),
+                    );
+                }
+                Matcher::AnyOf(values.iter().cloned().collect())
+            }
+            (None, true, None) => {
+                if r.field != FitField::EmployeeCount {
+                    self.problem(
+                        &format!("{key}.min"),
+                        Some(span.clone()),
+                        "min and max apply to employee_count only".into(),
+                    );
+                }
+                if let (Some(min), Some(max)) = (r.min, r.max) {
+                    if min > max {
+                        self.problem(
+                            &format!("{key}.min"),
+                            Some(span.clone()),
+                            format!("min ({min}) is above max ({max})"),
+                        );
+                    }
+                }
+                Matcher::Range {
+                    min: r.min,
+                    max: r.max,
+                }
+            }
+            (None, false, Some(known)) => Matcher::Known(known),
+            _ => {
+                self.problem(
+                    &key,
+                    Some(span.clone()),
+                    "needs exactly one of any_of, min/max or known".into(),
+                );
+                Matcher::Known(true)
+            }
+        };
+        let points = self.points(
+            &format!("{key}.points"),
+            &Spanned::new(span.clone(), r.points),
+        );
+        FitRule {
+            id: r.id.clone(),
+            field: r.field,
+            matcher,
+            points,
+            max_grade: r.max_grade,
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+fn check_fit_value(field: FitField, value: &str) -> Result<(), String> {
+    let ok = match field {
+        FitField::Seniority => Seniority::from_name(value).is_some(),
+        FitField::Country => value.len() == 2 && value.chars().all(|c| c.is_ascii_uppercase()),
+        FitField::Industry | FitField::JobFunction => super::values::Code::parse(value).is_ok(),
+        FitField::EmailDomain | FitField::CompanyDomain => {
+            super::values::DomainName::parse(value).is_ok_and(|d| d.as_str() == value)
+        }
+        FitField::EmployeeCount => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match field {
+        FitField::Seniority => format!(
+            "{value:?} is not a seniority; use one of {}",
+            Seniority::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        FitField::Country => format!("{value:?} is not an upper-case ISO 3166-1 alpha-2 code"),
+        FitField::Industry | FitField::JobFunction => {
+            format!("{value:?} is not a lower-case code (a-z, 0-9, _)")
+        }
+        _ => format!("{value:?} is not a lower-case domain name"),
+    })
+}
+
+impl Policy {
+    /// Parses and validates a policy document, reporting every problem found.
+    pub fn parse(content: &str) -> Result<Policy, Vec<PolicyProblem>> {
+        let mut checker = Checker {
+            content,
+            problems: Vec::new(),
+        };
+        if content.len() > MAX_POLICY_BYTES {
+            checker.problem(
+                "",
+                None,
+                format!("a policy must be at most {MAX_POLICY_BYTES} bytes"),
+            );
+            return Err(checker.problems);
+        }
+        let raw: RawPolicy = match toml::de::Deserializer::parse(content)
+            .map_err(|e| (String::new(), e))
+            .and_then(|de| {
+                serde_path_to_error::deserialize(de)
+                    .map_err(|e| (e.path().to_string(), e.into_inner()))
+            }) {
+            Ok(raw) => raw,
+            Err((path, error)) => {
+                let key = if path == "." { String::new() } else { path };
+                checker.problem(&key, error.span(), error.message().to_owned());
+                return Err(checker.problems);
+            }
+        };
+
+        let marketing_qualified = checker.points(
+            "thresholds.marketing_qualified",
+            &raw.thresholds.marketing_qualified,
+        );
+        if marketing_qualified <= Points::ZERO {
+            checker.problem(
+                "thresholds.marketing_qualified",
+                Some(raw.thresholds.marketing_qualified.span()),
+                "must be above 0".into(),
+            );
+        }
+
+        let grade_a = checker.points("fit.grade_a", &raw.fit.grade_a);
+        let grade_b = checker.points("fit.grade_b", &raw.fit.grade_b);
+        let grade_c = checker.points("fit.grade_c", &raw.fit.grade_c);
+        if !(grade_a > grade_b && grade_b > grade_c) {
+            checker.problem(
+                "fit.grade_a",
+                Some(raw.fit.grade_a.span()),
+                "grades must decrease: grade_a > grade_b > grade_c".into(),
+            );
+        }
+        let mut ids = BTreeSet::new();
+        let fit_rules = raw
+            .fit
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| checker.fit_rule(i, r, &mut ids))
+            .collect();
+
+        let half_life_days = checker.range(
+            "engagement.half_life_days",
+            &raw.engagement.half_life_days,
+            1,
+            3650,
+        );
+        let max_age_days = checker.range(
+            "engagement.max_age_days",
+            &raw.engagement.max_age_days,
+            1,
+            3650,
+        );
+        let mut kinds = BTreeMap::new();
+        for (kind, rule) in &raw.engagement.kinds {
+            let key = format!("engagement.kinds.{kind}");
+            let span = rule.span();
+            let r = rule.get_ref();
+            let points = checker.points(
+                &format!("{key}.points"),
+                &Spanned::new(span.clone(), r.points),
+            );
+            let cap = r
+                .cap
+                .map(|c| checker.points(&format!("{key}.cap"), &Spanned::new(span.clone(), c)))
+                .unwrap_or(points);
+            let same_sign = (points.0 >= 0) == (cap.0 >= 0);
+            if !same_sign || cap.0.abs() < points.0.abs() {
+                checker.problem(
+                    &format!("{key}.cap"),
+                    Some(span),
+                    "must have the sign of points and be at least as large".into(),
+                );
+            }
+            kinds.insert(
+                *kind,
+                KindRule {
+                    points,
+                    cap,
+                    decays: r.decays,
+                },
+            );
+        }
+
+        let q = &raw.qualification;
+        let bant_required = checker.range("qualification.bant_required", &q.bant_required, 1, 4);
+        if q.accepted_fit_grades.get_ref().is_empty() {
+            checker.problem(
+                "qualification.accepted_fit_grades",
+                Some(q.accepted_fit_grades.span()),
+                "must name at least one grade".into(),
+            );
+        }
+        let qualification = QualificationRules {
+            bant_required,
+            need_required: q.need_required,
+            accepted_fit_grades: q.accepted_fit_grades.get_ref().iter().copied().collect(),
+            on_no_need: q.on_no_need,
+            on_poor_fit: q.on_poor_fit,
+            nurture_days: checker.range("qualification.nurture_days", &q.nurture_days, 1, 3650),
+            revisit_lead_days: checker.range(
+                "qualification.revisit_lead_days",
+                &q.revisit_lead_days,
+                0,
+                365,
+            ),
+        };
+
+        let s = &raw.sla;
+        let at_risk_ratio = *s.at_risk_ratio.get_ref();
+        if !(at_risk_ratio > 0.0 && at_risk_ratio < 1.0) {
+            checker.problem(
+                "sla.at_risk_ratio",
+                Some(s.at_risk_ratio.span()),
+                format!("must be between 0 and 1 (exclusive), got {at_risk_ratio}"),
+            );
+        }
+        let sla = SlaRules {
+            demo_request_first_touch_secs: checker
+                .duration("sla.demo_request_first_touch", &s.demo_request_first_touch),
+            marketing_qualified_first_touch_secs: checker.duration(
+                "sla.marketing_qualified_first_touch",
+                &s.marketing_qualified_first_touch,
+            ),
+            at_risk_ratio,
+            min_attempts_before_recycle: checker.range(
+                "sla.min_attempts_before_recycle",
+                &s.min_attempts_before_recycle,
+                0,
+                100,
+            ),
+        };
+
+        if !checker.problems.is_empty() {
+            return Err(checker.problems);
+        }
+        let rules = Rules {
+            marketing_qualified,
+            fit: FitRules {
+                grade_a,
+                grade_b,
+                grade_c,
+                rules: fit_rules,
+            },
+            engagement: EngagementRules {
+                half_life_days,
+                max_age_days,
+                kinds,
+            },
+            qualification,
+            sla,
+        };
+        let canonical = serde_json::to_vec(&rules).expect("policy rules serialise");
+        let version = super::audit::to_hex(&Sha256::digest(&canonical)[..8]);
+        Ok(Policy {
+            name: if raw.name.is_empty() {
+                version.clone()
+            } else {
+                raw.name
+            },
+            version,
+            content: content.to_owned(),
+            rules,
+        })
+    }
+
+    /// The policy that ships with leadgate.
+    pub fn default_policy() -> Policy {
+        Policy::parse(DEFAULT_POLICY).expect("the shipped default policy is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_is_valid_and_stable() {
+        let a = Policy::default_policy();
+        let b = Policy::parse(&format!("# a comment\n{DEFAULT_POLICY}\n")).unwrap();
+        assert_eq!(a.version, b.version, "comments do not change the version");
+        assert_eq!(a.rules.marketing_qualified, Points(5000));
+        assert_eq!(a.rules.sla.demo_request_first_touch_secs, 300);
+        assert_eq!(a.rules.sla.min_attempts_before_recycle, 6);
+    }
+
+    #[test]
+    fn a_changed_rule_changes_the_version() {
+        let changed =
+            DEFAULT_POLICY.replace("marketing_qualified = 50", "marketing_qualified = 60");
+        assert_ne!(
+            Policy::parse(&changed).unwrap().version,
+            Policy::default_policy().version
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_with_its_path_and_line() {
+        let bad = DEFAULT_POLICY.replace("half_life_days = 30", "half_life_dayz = 30");
+        let problems = Policy::parse(&bad).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("half_life_dayz"))
+            .unwrap() as u32
+            + 1;
+        assert_eq!(problems[0].line, line, "{problems:?}");
+        assert!(problems[0].key.starts_with("engagement"), "{problems:?}");
+        assert!(
+            problems[0].message.contains("half_life_dayz"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let bad = DEFAULT_POLICY
+            .replace("bant_required = 4", "bant_required = 5")
+            .replace("at_risk_ratio = 0.5", "at_risk_ratio = 1.5")
+            .replace("\"5m\"", "\"5 minutes\"");
+        let problems = Policy::parse(&bad).unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"qualification.bant_required"), "{keys:?}");
+        assert!(keys.contains(&"sla.at_risk_ratio"), "{keys:?}");
+        assert!(keys.contains(&"sla.demo_request_first_touch"), "{keys:?}");
+        assert!(problems.iter().all(|p| p.line > 0));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}
