@@ -14,6 +14,15 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The PostgreSQL half of the contract suite runs when a database is given, and is reported
+    // as ignored (with the reason) otherwise.
+    println!("cargo::rustc-check-cfg=cfg(postgres_tests)");
+    println!("cargo:rerun-if-env-changed=LEADGATE_TEST_POSTGRES_URL");
+    if env::var("LEADGATE_TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty()) {
+        println!("cargo:rustc-cfg=postgres_tests");
+    }
+    // Migrations are embedded by `sqlx::migrate!`.
+    println!("cargo:rerun-if-changed=migrations");
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={PROTO_ROOT}/{proto}");
     }

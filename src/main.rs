@@ -1,1 +1,28 @@
-fn main() {}
+//! The `leadgate` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use leadgate::config::{Cli, Command, PolicyCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(leadgate::cli::serve(args)),
+        Command::Migrate(args) => runtime.block_on(leadgate::cli::migrate(args)),
+        Command::Policy { command } => match command {
+            PolicyCommand::Check { file } => leadgate::cli::policy_check(&file),
+            PolicyCommand::Default => {
+                print!("{}", leadgate::domain::policy::DEFAULT_POLICY);
+                ExitCode::SUCCESS
+            }
+        },
+    }
+}

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditBody, AuditEntry, AuditKind, ENGINE_ACTOR, encode_body};
 use super::facts::{
-    ContactAttempt, DiscoveryCall, EngagementEvent, Override, Points, Reason, Recommendation,
-    Scores, SlaClock,
+    ContactAttempt, DiscoveryCall, EngagementEvent, Override, Points, Reason, Recommendation, Scores,
+    SlaClock,
 };
 use super::lead::Lead;
 use super::lifecycle::{IllegalTransition, LeadState, Mover, check_transition};
@@ -19,8 +19,7 @@ use super::policy::{Outcome, Policy, Rules};
 use super::scoring::{self, ScoreLine};
 use super::validation::Violations;
 use super::values::{
-    CriterionStatus, DisqualificationReason, EngagementKind, LeadId, Profile, SlaTrigger, Source,
-    Timestamp,
+    CriterionStatus, DisqualificationReason, EngagementKind, LeadId, Profile, SlaTrigger, Source, Timestamp,
 };
 
 /// How far in the future a reported time may be (clock skew between systems).
@@ -246,10 +245,7 @@ pub fn recommend(lead: &Lead, scores: &Scores, rules: &Rules, now: Timestamp) ->
                 LeadState::MarketingQualified,
                 Reason::new(
                     "bant.date_reached",
-                    format!(
-                        "{}: the date has come, sales re-confirms",
-                        what.join(" and ")
-                    ),
+                    format!("{}: the date has come, sales re-confirms", what.join(" and ")),
                 ),
             );
         }
@@ -272,11 +268,7 @@ pub fn recommend(lead: &Lead, scores: &Scores, rules: &Rules, now: Timestamp) ->
             format!(
                 "{met} of 4 BANT criteria met; the policy asks {}{}",
                 q.bant_required,
-                if q.need_required {
-                    " including need"
-                } else {
-                    ""
-                }
+                if q.need_required { " including need" } else { "" }
             ),
         ));
     }
@@ -350,9 +342,7 @@ fn enter(lead: &mut Lead, target: Target, rules: &Rules, now: Timestamp) {
     lead.disqualification = target
         .disqualification
         .filter(|_| lead.state == LeadState::Disqualified);
-    lead.revisit_at = target
-        .revisit_at
-        .filter(|_| lead.state == LeadState::Nurturing);
+    lead.revisit_at = target.revisit_at.filter(|_| lead.state == LeadState::Nurturing);
     match lead.state {
         LeadState::MarketingQualified if entering => {
             start_clock(lead, SlaTrigger::MarketingQualified, now, rules)
@@ -399,7 +389,7 @@ fn reevaluate(lead: &mut Lead, ctx: &Context) {
         .map(|o| o.state)
         .or_else(|| lead.state.is_held_for_people().then_some(lead.state));
     if let Some(held) = held_by {
-        lead.recommendation = (target.state != held).then(|| Recommendation {
+        lead.recommendation = (target.state != held).then_some(Recommendation {
             state: target.state,
             reasons: target.reasons,
             made_at: ctx.now,
@@ -407,9 +397,7 @@ fn reevaluate(lead: &mut Lead, ctx: &Context) {
         return;
     }
     lead.recommendation = None;
-    if target.state == lead.state
-        || check_transition(lead.state, target.state, Mover::Engine).is_ok()
-    {
+    if target.state == lead.state || check_transition(lead.state, target.state, Mover::Engine).is_ok() {
         enter(lead, target, rules, ctx.now);
     } else {
         // The engine does not move this lead back (sales owns it); say so next to why it is here.
@@ -442,12 +430,7 @@ fn resolve_events(
         .collect()
 }
 
-fn resolve_time(
-    t: Option<Timestamp>,
-    field: &str,
-    now: Timestamp,
-    v: &mut Violations,
-) -> Timestamp {
+fn resolve_time(t: Option<Timestamp>, field: &str, now: Timestamp, v: &mut Violations) -> Timestamp {
     let t = t.unwrap_or(now);
     if t > now + Duration::seconds(MAX_CLOCK_SKEW_SECS) {
         v.add(
@@ -465,10 +448,7 @@ fn demo_triggers(lead: &mut Lead, events: &[EngagementEvent], rules: &Rules) {
     if !matches!(lead.state, LeadState::Lead | LeadState::MarketingQualified) {
         return;
     }
-    for event in events
-        .iter()
-        .filter(|e| e.kind == EngagementKind::DemoRequest)
-    {
+    for event in events.iter().filter(|e| e.kind == EngagementKind::DemoRequest) {
         start_clock(lead, SlaTrigger::DemoRequest, event.occurred_at, rules);
     }
 }
@@ -519,28 +499,30 @@ impl Recorder<'_> {
 /// Records what has fallen due by `now`: an SLA breach, a nurture revisit.
 fn housekeeping(lead: &mut Lead, ctx: &Context, rec: &mut Recorder) {
     let now = ctx.now;
-    if let Some(clock) = lead.sla.as_mut() {
-        if clock.first_touch_at.is_none() && clock.breached_at.is_none() && now > clock.due_at {
-            clock.breached_at = Some(clock.due_at);
-            let reason = Reason::new(
-                "sla.breached",
-                format!(
-                    "first touch was due at {} ({}) and none was recorded",
-                    fmt_time(clock.due_at),
-                    clock.trigger
-                ),
-            );
-            let inputs = serde_json::json!({ "trigger": clock.trigger, "due_at": clock.due_at });
-            let scores = lead.scores.clone();
-            rec.record(
-                AuditKind::SlaBreached,
-                ENGINE_ACTOR,
-                Some((lead.state, &scores)),
-                lead,
-                inputs,
-                vec![reason],
-            );
-        }
+    if let Some(clock) = lead.sla.as_mut()
+        && clock.first_touch_at.is_none()
+        && clock.breached_at.is_none()
+        && now > clock.due_at
+    {
+        clock.breached_at = Some(clock.due_at);
+        let reason = Reason::new(
+            "sla.breached",
+            format!(
+                "first touch was due at {} ({}) and none was recorded",
+                fmt_time(clock.due_at),
+                clock.trigger
+            ),
+        );
+        let inputs = serde_json::json!({ "trigger": clock.trigger, "due_at": clock.due_at });
+        let scores = lead.scores.clone();
+        rec.record(
+            AuditKind::SlaBreached,
+            ENGINE_ACTOR,
+            Some((lead.state, &scores)),
+            lead,
+            inputs,
+            vec![reason],
+        );
     }
     if lead.state == LeadState::Nurturing && lead.revisit_at.is_some_and(|at| at <= now) {
         let before = (lead.state, lead.scores.clone());
@@ -619,14 +601,7 @@ pub fn create(
     };
     let inputs = submission_inputs(&lead.profile, &events);
     let reasons = lead.state_reasons.clone();
-    rec.record(
-        AuditKind::LeadSubmitted,
-        ctx.actor,
-        None,
-        &lead,
-        inputs,
-        reasons,
-    );
+    rec.record(AuditKind::LeadSubmitted, ctx.actor, None, &lead, inputs, reasons);
     Ok(Applied {
         decision: decision(None, &lead, ctx),
         lead,
@@ -833,13 +808,7 @@ enum Resolved {
     Tick,
 }
 
-fn finish(
-    mut lead: Lead,
-    current: &Lead,
-    rec: Recorder,
-    state_before: LeadState,
-    ctx: &Context,
-) -> Applied {
+fn finish(mut lead: Lead, current: &Lead, rec: Recorder, state_before: LeadState, ctx: &Context) -> Applied {
     if !rec.entries.is_empty() {
         lead.revision = current.revision + 1;
         lead.updated_at = ctx.now;
@@ -857,11 +826,7 @@ fn check_recycle(lead: &Lead, request: &OverrideRequest, rules: &Rules) -> Resul
     let recycling = request.state == LeadState::Nurturing
         || (request.state == LeadState::Disqualified
             && request.disqualification == Some(DisqualificationReason::Unreachable));
-    if lead.state != LeadState::MarketingQualified
-        || !recycling
-        || lead.reached
-        || lead.bant.assessed()
-    {
+    if lead.state != LeadState::MarketingQualified || !recycling || lead.reached || lead.bant.assessed() {
         return Ok(());
     }
     let attempts = lead.sla.as_ref().map_or(0, |c| c.attempts);

@@ -5,14 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle::LeadState;
 use super::values::{
-    BudgetStatus, ContactChannel, ContactOutcome, CriterionStatus, EngagementKind, FitGrade,
-    SlaTrigger, Timestamp,
+    BudgetStatus, ContactChannel, ContactOutcome, CriterionStatus, EngagementKind, FitGrade, SlaTrigger,
+    Timestamp,
 };
 
 /// Points in hundredths, so that every explanation line adds up exactly.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Points(pub i64);
 

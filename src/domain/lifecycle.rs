@@ -52,12 +52,7 @@ use LeadState::{Converted, Disqualified, Lead, MarketingQualified, Nurturing, Sa
 
 /// Every allowed move. Anything else is refused, whoever asks.
 pub const TRANSITIONS: &[Transition] = &[
-    t(
-        Lead,
-        MarketingQualified,
-        true,
-        "the score reached the threshold",
-    ),
+    t(Lead, MarketingQualified, true, "the score reached the threshold"),
     t(Lead, SalesQualified, true, "qualified on a discovery call"),
     t(Lead, Nurturing, true, "not ready yet"),
     t(Lead, Disqualified, true, "out of the funnel"),
@@ -79,12 +74,7 @@ pub const TRANSITIONS: &[Transition] = &[
         true,
         "back in the funnel, handed to sales",
     ),
-    t(
-        Nurturing,
-        SalesQualified,
-        true,
-        "qualified on a discovery call",
-    ),
+    t(Nurturing, SalesQualified, true, "qualified on a discovery call"),
     t(Nurturing, Disqualified, true, "out of the funnel"),
     t(Disqualified, Lead, false, "re-opened"),
 ];

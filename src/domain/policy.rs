@@ -330,12 +330,7 @@ impl Checker<'_> {
         v
     }
 
-    fn fit_rule(
-        &mut self,
-        index: usize,
-        raw: &Spanned<RawFitRule>,
-        ids: &mut BTreeSet<String>,
-    ) -> FitRule {
+    fn fit_rule(&mut self, index: usize, raw: &Spanned<RawFitRule>, ids: &mut BTreeSet<String>) -> FitRule {
         let span = raw.span();
         let r = raw.get_ref();
         let key = format!("fit.rules[{index}]");
@@ -381,14 +376,14 @@ impl Checker<'_> {
                         "min and max apply to employee_count only".into(),
                     );
                 }
-                if let (Some(min), Some(max)) = (r.min, r.max) {
-                    if min > max {
-                        self.problem(
-                            &format!("{key}.min"),
-                            Some(span.clone()),
-                            format!("min ({min}) is above max ({max})"),
-                        );
-                    }
+                if let (Some(min), Some(max)) = (r.min, r.max)
+                    && min > max
+                {
+                    self.problem(
+                        &format!("{key}.min"),
+                        Some(span.clone()),
+                        format!("min ({min}) is above max ({max})"),
+                    );
                 }
                 Matcher::Range {
                     min: r.min,
@@ -405,10 +400,7 @@ impl Checker<'_> {
                 Matcher::Known(true)
             }
         };
-        let points = self.points(
-            &format!("{key}.points"),
-            &Spanned::new(span.clone(), r.points),
-        );
+        let points = self.points(&format!("{key}.points"), &Spanned::new(span.clone(), r.points));
         FitRule {
             id: r.id.clone(),
             field: r.field,
@@ -468,8 +460,7 @@ impl Policy {
         let raw: RawPolicy = match toml::de::Deserializer::parse(content)
             .map_err(|e| (String::new(), e))
             .and_then(|de| {
-                serde_path_to_error::deserialize(de)
-                    .map_err(|e| (e.path().to_string(), e.into_inner()))
+                serde_path_to_error::deserialize(de).map_err(|e| (e.path().to_string(), e.into_inner()))
             }) {
             Ok(raw) => raw,
             Err((path, error)) => {
@@ -516,21 +507,13 @@ impl Policy {
             1,
             3650,
         );
-        let max_age_days = checker.range(
-            "engagement.max_age_days",
-            &raw.engagement.max_age_days,
-            1,
-            3650,
-        );
+        let max_age_days = checker.range("engagement.max_age_days", &raw.engagement.max_age_days, 1, 3650);
         let mut kinds = BTreeMap::new();
         for (kind, rule) in &raw.engagement.kinds {
             let key = format!("engagement.kinds.{kind}");
             let span = rule.span();
             let r = rule.get_ref();
-            let points = checker.points(
-                &format!("{key}.points"),
-                &Spanned::new(span.clone(), r.points),
-            );
+            let points = checker.points(&format!("{key}.points"), &Spanned::new(span.clone(), r.points));
             let cap = r
                 .cap
                 .map(|c| checker.points(&format!("{key}.cap"), &Spanned::new(span.clone(), c)))
@@ -569,12 +552,7 @@ impl Policy {
             on_no_need: q.on_no_need,
             on_poor_fit: q.on_poor_fit,
             nurture_days: checker.range("qualification.nurture_days", &q.nurture_days, 1, 3650),
-            revisit_lead_days: checker.range(
-                "qualification.revisit_lead_days",
-                &q.revisit_lead_days,
-                0,
-                365,
-            ),
+            revisit_lead_days: checker.range("qualification.revisit_lead_days", &q.revisit_lead_days, 0, 365),
         };
 
         let s = &raw.sla;
@@ -657,8 +635,7 @@ mod tests {
 
     #[test]
     fn a_changed_rule_changes_the_version() {
-        let changed =
-            DEFAULT_POLICY.replace("marketing_qualified = 50", "marketing_qualified = 60");
+        let changed = DEFAULT_POLICY.replace("marketing_qualified = 50", "marketing_qualified = 60");
         assert_ne!(
             Policy::parse(&changed).unwrap().version,
             Policy::default_policy().version
@@ -670,17 +647,10 @@ mod tests {
         let bad = DEFAULT_POLICY.replace("half_life_days = 30", "half_life_dayz = 30");
         let problems = Policy::parse(&bad).unwrap_err();
         assert_eq!(problems.len(), 1);
-        let line = bad
-            .lines()
-            .position(|l| l.starts_with("half_life_dayz"))
-            .unwrap() as u32
-            + 1;
+        let line = bad.lines().position(|l| l.starts_with("half_life_dayz")).unwrap() as u32 + 1;
         assert_eq!(problems[0].line, line, "{problems:?}");
         assert!(problems[0].key.starts_with("engagement"), "{problems:?}");
-        assert!(
-            problems[0].message.contains("half_life_dayz"),
-            "{problems:?}"
-        );
+        assert!(problems[0].message.contains("half_life_dayz"), "{problems:?}");
     }
 
     #[test]

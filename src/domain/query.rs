@@ -160,18 +160,14 @@ fn tokenize(input: &str) -> Result<Vec<Token>, QueryError> {
                     ('>', false) => Op::Gt,
                     ('>', true) => Op::Ge,
                     _ => {
-                        return err(format!(
-                            "unexpected character {c:?} at offset {at} in filter"
-                        ));
+                        return err(format!("unexpected character {c:?} at offset {at} in filter"));
                     }
                 };
                 tokens.push(Token::Op(op));
             }
             c if c.is_ascii_digit() || c == '-' || c == '+' => {
                 let mut text = String::new();
-                while let Some((_, n)) =
-                    chars.next_if(|&(_, n)| n.is_ascii_digit() || "+-.eE".contains(n))
-                {
+                while let Some((_, n)) = chars.next_if(|&(_, n)| n.is_ascii_digit() || "+-.eE".contains(n)) {
                     text.push(n);
                 }
                 tokens.push(Token::Num(text));
@@ -190,9 +186,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, QueryError> {
                 });
             }
             other => {
-                return err(format!(
-                    "unexpected character {other:?} at offset {at} in filter"
-                ));
+                return err(format!("unexpected character {other:?} at offset {at} in filter"));
             }
         }
     }
@@ -209,9 +203,7 @@ impl Parser<'_> {
     fn comparison(&mut self) -> Result<Condition, QueryError> {
         self.comparisons += 1;
         if self.comparisons > MAX_COMPARISONS {
-            return err(format!(
-                "filter has more than {MAX_COMPARISONS} comparisons"
-            ));
+            return err(format!("filter has more than {MAX_COMPARISONS} comparisons"));
         }
         let name = match self.tokens.next() {
             Some(Token::Ident(name)) => name,
@@ -258,10 +250,7 @@ impl Parser<'_> {
                 Some(Token::Or) => group.push(self.comparison()?),
                 Some(Token::Close) => return Ok(group),
                 other => {
-                    return err(format!(
-                        "expected OR or ) in filter, found {}",
-                        describe(other)
-                    ));
+                    return err(format!("expected OR or ) in filter, found {}", describe(other)));
                 }
             }
         }
@@ -332,10 +321,7 @@ fn convert_value(spec: &FieldSpec, op: Op, token: Option<Token>) -> Result<SqlVa
                 FieldKind::Time => "a quoted RFC 3339 time",
                 FieldKind::Points | FieldKind::Integer => "a number",
             };
-            err(format!(
-                "{field} expects {expected}, found {}",
-                describe(other)
-            ))
+            err(format!("{field} expects {expected}, found {}", describe(other)))
         }
     }
 }
@@ -405,7 +391,7 @@ pub fn parse_order_by(
 /// Validates `page_size`: 0 means the default, above the maximum means the maximum.
 pub fn page_size(requested: i32) -> Result<usize, QueryError> {
     match requested {
-        n if n < 0 => err("page_size must not be negative"),
+        n if n < 0 => err("must not be negative"),
         0 => Ok(DEFAULT_PAGE_SIZE),
         n => Ok((n as usize).min(MAX_PAGE_SIZE)),
     }
@@ -465,11 +451,7 @@ pub fn parse_list(
     })
 }
 
-fn decode_token(
-    token: &str,
-    fingerprint: &str,
-    order: &OrderSpec,
-) -> Result<Vec<SqlValue>, QueryError> {
+fn decode_token(token: &str, fingerprint: &str, order: &OrderSpec) -> Result<Vec<SqlValue>, QueryError> {
     let invalid = || QueryError("page_token is not a token this list returned".into());
     if token.len() > 1024 {
         return Err(invalid());
@@ -563,8 +545,7 @@ mod tests {
         let q = parse_list("state = LEAD", "", "", 10, FIELDS, ORDERS).unwrap();
         let token = q.token_after(vec![SqlValue::Int(5), SqlValue::Uuid(Uuid::nil())]);
         assert!(parse_list("state = LEAD", "", &token, 10, FIELDS, ORDERS).is_ok());
-        let (field, _) =
-            parse_list("state = NURTURING", "", &token, 10, FIELDS, ORDERS).unwrap_err();
+        let (field, _) = parse_list("state = NURTURING", "", &token, 10, FIELDS, ORDERS).unwrap_err();
         assert_eq!(field, "page_token");
         assert!(parse_list("", "", "garbage!", 10, FIELDS, ORDERS).is_err());
     }

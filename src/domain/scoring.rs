@@ -128,7 +128,7 @@ fn event_points(event: &EngagementEvent, rules: &Rules, now: Timestamp) -> Optio
     }
     let half_lives = age_seconds / (f64::from(e.half_life_days) * SECONDS_PER_DAY);
     Some(Points(
-        (kind.points.0 as f64 * 0.5f64.powf(half_lives)).round() as i64,
+        (kind.points.0 as f64 * 0.5f64.powf(half_lives)).round() as i64
     ))
 }
 
@@ -166,11 +166,7 @@ fn capped(sum: Points, cap: Option<Points>) -> Points {
 }
 
 /// The engagement computation as lines: one per counted event, one per cap applied.
-pub fn explain_engagement(
-    events: &[EngagementEvent],
-    rules: &Rules,
-    now: Timestamp,
-) -> Vec<ScoreLine> {
+pub fn explain_engagement(events: &[EngagementEvent], rules: &Rules, now: Timestamp) -> Vec<ScoreLine> {
     let mut lines = Vec::new();
     for kind in super::values::EngagementKind::ALL {
         let mut sum = Points::ZERO;
@@ -207,10 +203,7 @@ pub fn explain_engagement(
                 rule_id: format!("engagement.{kind}.cap"),
                 input: format!("{kind} total {sum}"),
                 points: kept - sum,
-                reason: format!(
-                    "{kind} counts for at most {} points",
-                    cap.unwrap_or_default()
-                ),
+                reason: format!("{kind} counts for at most {} points", cap.unwrap_or_default()),
             });
         }
     }
@@ -218,12 +211,7 @@ pub fn explain_engagement(
 }
 
 /// All scores at `now`.
-pub fn score(
-    profile: &Profile,
-    events: &[EngagementEvent],
-    rules: &Rules,
-    now: Timestamp,
-) -> Scores {
+pub fn score(profile: &Profile, events: &[EngagementEvent], rules: &Rules, now: Timestamp) -> Scores {
     let (fit, grade) = fit(profile, rules);
     let engagement = engagement(events, rules, now);
     Scores {

@@ -33,8 +33,8 @@ pub fn state_at(clock: Option<&SlaClock>, rules: &Rules, now: Timestamp) -> SlaS
         None if now > clock.due_at => SlaState::Breached,
         None => {
             let target = (clock.due_at - clock.started_at).num_milliseconds() as f64;
-            let at_risk = clock.started_at
-                + Duration::milliseconds((target * rules.sla.at_risk_ratio) as i64);
+            let at_risk =
+                clock.started_at + Duration::milliseconds((target * rules.sla.at_risk_ratio) as i64);
             if now >= at_risk {
                 SlaState::AtRisk
             } else {

@@ -192,16 +192,11 @@ pub fn parse_phone(raw: &str) -> Result<String, String> {
     let digits = phone.chars().filter(char::is_ascii_digit).count();
     if phone.len() <= 32
         && (4..=20).contains(&digits)
-        && phone
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +()-.".contains(c))
+        && phone.chars().all(|c| c.is_ascii_digit() || " +()-.".contains(c))
     {
         Ok(phone.to_owned())
     } else {
-        Err(
-            "must be a phone number: 4 to 20 digits, with spaces and +()-. at most 32 characters"
-                .into(),
-        )
+        Err("must be a phone number: 4 to 20 digits, with spaces and +()-. at most 32 characters".into())
     }
 }
 

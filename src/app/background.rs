@@ -1,0 +1,89 @@
+//! Work every replica runs beside the requests: chaining audit entries, recording what falls due
+//! (SLA breaches, nurture revisits) and forgetting expired idempotency keys.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{App, now};
+
+/// Entries chained per sequencer transaction.
+const SEQUENCE_BATCH: usize = 1000;
+/// How often the sequencer looks for entries other replicas wrote.
+const SEQUENCE_POLL: Duration = Duration::from_millis(100);
+/// Leads swept per pass.
+const SWEEP_BATCH: usize = 200;
+/// How often expired idempotency keys are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Pause after a database error before trying again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Starts the background tasks; they stop when `stop` is cancelled.
+pub fn spawn_background(app: &App, stop: CancellationToken) -> Vec<JoinHandle<()>> {
+    vec![
+        tokio::spawn(sequencer(app.clone(), stop.clone())),
+        tokio::spawn(sweeper(app.clone(), stop.clone())),
+        tokio::spawn(purger(app.clone(), stop)),
+    ]
+}
+
+async fn sequencer(app: App, stop: CancellationToken) {
+    loop {
+        let pause = match app.store.sequence(SEQUENCE_BATCH).await {
+            Ok(n) if n == SEQUENCE_BATCH => Duration::ZERO,
+            Ok(_) => SEQUENCE_POLL,
+            Err(error) => {
+                tracing::warn!(%error, "audit sequencer failed; retrying");
+                ERROR_BACKOFF
+            }
+        };
+        if pause.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = app.entries_written.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    // Chain what this replica wrote last, so the trail is complete on a clean stop.
+    if let Err(error) = app.store.sequence(SEQUENCE_BATCH).await {
+        tracing::warn!(%error, "final audit sequencing failed; the next start chains the rest");
+    }
+}
+
+async fn sweeper(app: App, stop: CancellationToken) {
+    loop {
+        match app.store.leads_due(now(), SWEEP_BATCH).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Err(error) = app.sweep_lead(id).await {
+                        tracing::warn!(%error, lead = %id, "sweeping a lead failed");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "looking for due leads failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(app.settings.sweep_interval) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+}
+
+async fn purger(app: App, stop: CancellationToken) {
+    loop {
+        let before = now()
+            - chrono::Duration::from_std(app.settings.idempotency_retention).unwrap_or(chrono::Duration::MAX);
+        match app.store.purge_idempotency(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
+            Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Lead use cases: submit, change, read, list.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{App, AppError, AppResult, Caller, MAX_ATTEMPTS, RequestKey, idempotency_record, now};
+use crate::domain::audit::ENGINE_ACTOR;
+use crate::domain::engine::{self, Command, Context, Decision, EventInput};
+use crate::domain::lead::Lead;
+use crate::domain::query::{FieldKind, FieldSpec, ListQuery, OrderSpec, SqlValue};
+use crate::domain::sla::{self, SlaState};
+use crate::domain::values::{LeadId, Profile, Timestamp};
+use crate::store::{LeadWrite, WriteOutcome};
+
+/// A lead as readers see it at a given time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadView {
+    pub lead: Lead,
+    /// The SLA clock read at `read_at`.
+    pub sla_state: SlaState,
+    pub min_attempts_before_recycle: u32,
+    pub read_at: Timestamp,
+}
+
+/// The answer to a change: the lead after it and what was decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadChange {
+    pub lead: LeadView,
+    pub decision: Decision,
+    /// Whether a submission created the lead (false for a known email).
+    pub created: bool,
+}
+
+/// One page of leads.
+#[derive(Clone, Debug)]
+pub struct LeadPage {
+    pub leads: Vec<LeadView>,
+    pub next_page_token: String,
+}
+
+/// A validated submission.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub profile: Profile,
+    pub events: Vec<EventInput>,
+}
+
+/// Fields of the ListLeads filter, and the columns they read.
+pub const LEAD_FILTER_FIELDS: &[FieldSpec] = &[
+    FieldSpec {
+        name: "state",
+        column: "state",
+        kind: FieldKind::Enum {
+            names: &[
+                "LEAD",
+                "MARKETING_QUALIFIED",
+                "SALES_QUALIFIED",
+                "NURTURING",
+                "DISQUALIFIED",
+                "CONVERTED",
+            ],
+            prefix: "LEAD_STATE_",
+        },
+    },
+    FieldSpec {
+        name: "source.channel",
+        column: "source_channel",
+        kind: FieldKind::Enum {
+            names: &[
+                "WEBSITE",
+                "CONTENT",
+                "WEBINAR",
+                "TRADE_SHOW",
+                "PAID_SOCIAL",
+                "PAID_SEARCH",
+                "EMAIL",
+                "REFERRAL",
+                "PARTNER",
+                "OUTBOUND",
+                "OTHER",
+            ],
+            prefix: "SOURCE_CHANNEL_",
+        },
+    },
+    FieldSpec {
+        name: "scores.fit_grade",
+        column: "fit_grade",
+        kind: FieldKind::Enum {
+            names: &["A", "B", "C", "D"],
+            prefix: "FIT_GRADE_",
+        },
+    },
+    FieldSpec {
+        name: "scores.combined_points",
+        column: "combined_points",
+        kind: FieldKind::Points,
+    },
+    FieldSpec {
+        name: "create_time",
+        column: "create_time",
+        kind: FieldKind::Time,
+    },
+    FieldSpec {
+        name: "update_time",
+        column: "update_time",
+        kind: FieldKind::Time,
+    },
+];
+
+/// The orders ListLeads accepts; the first is the default.
+pub const LEAD_ORDERS: &[OrderSpec] = &[
+    OrderSpec {
+        name: "create_time",
+        column: "create_time",
+        tie_break: Some("id"),
+        descending: false,
+    },
+    OrderSpec {
+        name: "create_time desc",
+        column: "create_time",
+        tie_break: Some("id"),
+        descending: true,
+    },
+    OrderSpec {
+        name: "update_time",
+        column: "update_time",
+        tie_break: Some("id"),
+        descending: false,
+    },
+    OrderSpec {
+        name: "update_time desc",
+        column: "update_time",
+        tie_break: Some("id"),
+        descending: true,
+    },
+    OrderSpec {
+        name: "scores.combined_points desc",
+        column: "combined_points",
+        tie_break: Some("id"),
+        descending: true,
+    },
+];
+
+fn sort_key(lead: &Lead, order: &OrderSpec) -> Vec<SqlValue> {
+    let value = match order.column {
+        "update_time" => lead.updated_at.timestamp_micros(),
+        "combined_points" => lead.scores.combined.0,
+        _ => lead.created_at.timestamp_micros(),
+    };
+    vec![SqlValue::Int(value), SqlValue::Uuid(lead.id.as_uuid())]
+}
+
+impl App {
+    fn view(&self, lead: Lead, at: Timestamp) -> LeadView {
+        LeadView {
+            sla_state: sla::state_at(lead.sla.as_ref(), &self.policy.rules, at),
+            min_attempts_before_recycle: self.policy.rules.sla.min_attempts_before_recycle,
+            read_at: at,
+            lead,
+        }
+    }
+
+    fn context<'a>(&'a self, caller: &'a Caller, key: Option<&'a RequestKey>, now: Timestamp) -> Context<'a> {
+        Context {
+            now,
+            actor: &caller.principal,
+            request_id: key.map(|k| k.request_id.as_str()),
+            policy: &self.policy,
+        }
+    }
+
+    /// Submits a contact: creates the lead, or records a resubmission of a known email.
+    pub async fn submit_lead(
+        &self,
+        caller: &Caller,
+        submission: Submission,
+        key: Option<RequestKey>,
+    ) -> AppResult<LeadChange> {
+        if let Some(key) = &key
+            && let Some(replayed) = self.replay(caller, key).await?
+        {
+            return Ok(replayed);
+        }
+        let email = submission.profile.contact.email.clone();
+        for _ in 0..MAX_ATTEMPTS {
+            let now = now();
+            let ctx = self.context(caller, key.as_ref(), now);
+            let existing = self.store.find_lead_by_email(&email).await?;
+            let (applied, expected_revision) = match &existing {
+                None => {
+                    let id = LeadId::from_uuid(Uuid::now_v7());
+                    (
+                        engine::create(id, submission.profile.clone(), &submission.events, &ctx)?,
+                        None,
+                    )
+                }
+                Some(lead) => {
+                    let command = Command::Resubmit {
+                        source: submission.profile.source.clone(),
+                        events: submission.events.clone(),
+                    };
+                    (engine::apply(lead, command, &ctx)?, Some(lead.revision))
+                }
+            };
+            let change = LeadChange {
+                decision: applied.decision,
+                created: existing.is_none(),
+                lead: self.view(applied.lead, now),
+            };
+            let record = key.as_ref().map(|k| idempotency_record(caller, k, &change, now));
+            let write = LeadWrite {
+                lead: &change.lead.lead,
+                entries: &applied.entries,
+                idempotency: record.as_ref(),
+            };
+            let outcome = match expected_revision {
+                None => self.store.insert_lead(write).await?,
+                Some(revision) => self.store.update_lead(write, revision).await?,
+            };
+            match outcome {
+                WriteOutcome::Written => {
+                    self.entries_written.notify_one();
+                    return Ok(change);
+                }
+                // A concurrent submission of the same email, or a change to the lead: start over.
+                WriteOutcome::EmailTaken | WriteOutcome::RevisionConflict => continue,
+                WriteOutcome::RequestIdTaken => {
+                    return self.replay_after_conflict(caller, key.as_ref()).await;
+                }
+            }
+        }
+        Err(contention())
+    }
+
+    /// Applies a command to an existing lead. With an etag, fails if the lead changed since;
+    /// without, applies the command to the latest state.
+    pub async fn change_lead(
+        &self,
+        caller: &Caller,
+        id: LeadId,
+        etag: Option<String>,
+        key: Option<RequestKey>,
+        command: Command,
+    ) -> AppResult<LeadChange> {
+        if let Some(key) = &key
+            && let Some(replayed) = self.replay(caller, key).await?
+        {
+            return Ok(replayed);
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let lead = self.load(id).await?;
+            if let Some(etag) = &etag
+                && *etag != lead.etag()
+            {
+                return Err(etag_mismatch());
+            }
+            let now = now();
+            let applied = engine::apply(&lead, command.clone(), &self.context(caller, key.as_ref(), now))?;
+            let change = LeadChange {
+                decision: applied.decision,
+                created: false,
+                lead: self.view(applied.lead, now),
+            };
+            let record = key.as_ref().map(|k| idempotency_record(caller, k, &change, now));
+            let write = LeadWrite {
+                lead: &change.lead.lead,
+                entries: &applied.entries,
+                idempotency: record.as_ref(),
+            };
+            match self.store.update_lead(write, lead.revision).await? {
+                WriteOutcome::Written => {
+                    self.entries_written.notify_one();
+                    return Ok(change);
+                }
+                WriteOutcome::RevisionConflict if etag.is_some() => return Err(etag_mismatch()),
+                WriteOutcome::RevisionConflict | WriteOutcome::EmailTaken => continue,
+                WriteOutcome::RequestIdTaken => {
+                    return self.replay_after_conflict(caller, key.as_ref()).await;
+                }
+            }
+        }
+        Err(contention())
+    }
+
+    /// Records what has fallen due on one lead (SLA breach, nurture revisit). Returns whether
+    /// anything was recorded; a lost race means another replica recorded it.
+    pub async fn sweep_lead(&self, id: LeadId) -> AppResult<bool> {
+        let caller = Caller {
+            principal: ENGINE_ACTOR.to_owned(),
+        };
+        let Some(lead) = self.store.get_lead(id).await? else {
+            return Ok(false);
+        };
+        let now = now();
+        let applied = engine::apply(&lead, Command::Tick, &self.context(&caller, None, now))?;
+        if applied.entries.is_empty() {
+            return Ok(false);
+        }
+        let write = LeadWrite {
+            lead: &applied.lead,
+            entries: &applied.entries,
+            idempotency: None,
+        };
+        let written = self.store.update_lead(write, lead.revision).await? == WriteOutcome::Written;
+        if written {
+            self.entries_written.notify_one();
+        }
+        Ok(written)
+    }
+
+    async fn load(&self, id: LeadId) -> AppResult<Lead> {
+        self.store
+            .get_lead(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("lead {id} does not exist")))
+    }
+
+    pub async fn get_lead(&self, id: LeadId) -> AppResult<LeadView> {
+        let lead = self.load(id).await?;
+        Ok(self.view(lead, now()))
+    }
+
+    pub async fn list_leads(&self, query: &ListQuery) -> AppResult<LeadPage> {
+        let mut leads = self.store.list_leads(query).await?;
+        let next_page_token = if leads.len() > query.limit {
+            leads.truncate(query.limit);
+            leads
+                .last()
+                .map(|l| query.token_after(sort_key(l, query.order)))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let at = now();
+        Ok(LeadPage {
+            leads: leads.into_iter().map(|l| self.view(l, at)).collect(),
+            next_page_token,
+        })
+    }
+
+    /// The engine's view of a lead now, line by line.
+    pub async fn explain_lead(&self, id: LeadId) -> AppResult<(LeadView, engine::Explanation)> {
+        let lead = self.load(id).await?;
+        let at = now();
+        let explanation = engine::explain(&lead, &self.policy, at);
+        Ok((self.view(lead, at), explanation))
+    }
+}
+
+fn etag_mismatch() -> AppError {
+    AppError::Aborted {
+        reason: "ETAG_MISMATCH",
+        message: "the lead changed since the etag was read: read it again and retry".into(),
+    }
+}
+
+fn contention() -> AppError {
+    AppError::Aborted {
+        reason: "CONCURRENT_MODIFICATION",
+        message: "the lead is being changed by other requests: retry".into(),
+    }
+}

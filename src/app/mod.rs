@@ -1,0 +1,183 @@
+//! Use cases: load what a request needs, let the domain decide, and write the change with its
+//! audit entries and idempotency record in one transaction. Also the background work every
+//! replica runs (sequencing the audit chain, sweeping what falls due).
+
+mod background;
+mod error;
+mod leads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::Notify;
+
+pub use background::spawn_background;
+pub use error::{AppError, AppResult};
+pub use leads::{LEAD_FILTER_FIELDS, LEAD_ORDERS, LeadChange, LeadPage, LeadView, Submission};
+
+use crate::domain::audit::{AuditBody, AuditEntry, AuditKind, ENGINE_ACTOR, encode_body};
+use crate::domain::policy::Policy;
+use crate::domain::values::{Timestamp, to_storage_precision};
+use crate::store::{IdempotencyKey, IdempotencyRecord, PolicyRecord, Store};
+
+/// The caller of a request, as authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Recorded as the actor of every change the caller makes.
+    pub principal: String,
+}
+
+/// An idempotency key with what it protects.
+#[derive(Clone, Debug)]
+pub struct RequestKey {
+    pub request_id: String,
+    /// The RPC, so one id cannot replay another method's answer.
+    pub method: &'static str,
+    /// A hash of the request as received, without its request id.
+    pub fingerprint: [u8; 32],
+}
+
+/// Tunables of the use cases.
+#[derive(Clone, Debug)]
+pub struct AppSettings {
+    /// How long idempotency keys are remembered (at least 24 h).
+    pub idempotency_retention: Duration,
+    /// How often due SLA breaches and nurture revisits are looked for.
+    pub sweep_interval: Duration,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            idempotency_retention: Duration::from_secs(72 * 3600),
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The use cases, over one store and the active policy.
+#[derive(Clone)]
+pub struct App {
+    store: Arc<dyn Store>,
+    policy: Arc<Policy>,
+    settings: AppSettings,
+    /// Wakes the sequencer after a write added audit entries.
+    entries_written: Arc<Notify>,
+}
+
+/// The current time at the precision leadgate stores.
+pub fn now() -> Timestamp {
+    to_storage_precision(chrono::Utc::now())
+}
+
+/// How often a change is retried after losing a race with another writer of the same lead.
+const MAX_ATTEMPTS: usize = 8;
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, policy: Arc<Policy>, settings: AppSettings) -> Self {
+        Self {
+            store,
+            policy,
+            settings,
+            entries_written: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Records this replica's policy as the active one if it is not already.
+    pub async fn activate_policy(&self) -> AppResult<bool> {
+        let now = now();
+        let policy = &self.policy;
+        let entry = AuditEntry {
+            lead: None,
+            kind: AuditKind::PolicyActivated,
+            recorded_at: now,
+            actor: ENGINE_ACTOR.to_owned(),
+            request_id: None,
+            state_before: None,
+            state_after: None,
+            source_channel: None,
+            policy_version: policy.version.clone(),
+            body: encode_body(&AuditBody {
+                inputs: serde_json::json!({ "version": policy.version, "name": policy.name }),
+                ..AuditBody::default()
+            }),
+        };
+        let record = PolicyRecord {
+            version: policy.version.clone(),
+            name: policy.name.clone(),
+            content: policy.content.clone(),
+            activated_at: now,
+        };
+        let activated = self.store.activate_policy(&record, &entry).await?;
+        if activated {
+            self.entries_written.notify_one();
+        }
+        Ok(activated)
+    }
+
+    /// The first answer given to this key, if the same request was already served; an error if
+    /// the key was used for another request.
+    async fn replay<T: DeserializeOwned>(&self, caller: &Caller, key: &RequestKey) -> AppResult<Option<T>> {
+        let stored = self
+            .store
+            .find_idempotency(&IdempotencyKey {
+                principal: caller.principal.clone(),
+                request_id: key.request_id.clone(),
+            })
+            .await?;
+        match stored {
+            None => Ok(None),
+            Some(record) if record.method == key.method && record.fingerprint == key.fingerprint => {
+                serde_json::from_str(&record.response)
+                    .map(Some)
+                    .map_err(|e| AppError::Internal(format!("stored response for a request id: {e}")))
+            }
+            Some(record) => Err(AppError::FailedPrecondition {
+                reason: "REQUEST_ID_REUSED",
+                message: format!(
+                    "request_id {:?} was already used for a different {} request",
+                    key.request_id, record.method
+                ),
+            }),
+        }
+    }
+
+    /// The answer a concurrent twin request stored first.
+    async fn replay_after_conflict<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        key: Option<&RequestKey>,
+    ) -> AppResult<T> {
+        let key = key.ok_or_else(|| AppError::Internal("request id conflict without a request id".into()))?;
+        self.replay(caller, key)
+            .await?
+            .ok_or_else(|| AppError::Internal("request id taken but no stored response".into()))
+    }
+}
+
+fn idempotency_record<T: Serialize>(
+    caller: &Caller,
+    key: &RequestKey,
+    response: &T,
+    now: Timestamp,
+) -> IdempotencyRecord {
+    IdempotencyRecord {
+        key: IdempotencyKey {
+            principal: caller.principal.clone(),
+            request_id: key.request_id.clone(),
+        },
+        method: key.method.to_owned(),
+        fingerprint: key.fingerprint,
+        response: serde_json::to_string(response).expect("responses serialise"),
+        created_at: now,
+    }
+}

@@ -1,0 +1,252 @@
+//! The server process: binds, reports health, migrates, serves, and drains on shutdown.
+//!
+//! Health: the overall service `""` and every leadgate service are NOT_SERVING until migrations
+//! are applied and the database answers, go back to NOT_SERVING whenever it stops answering,
+//! and on shutdown. The `liveness` service is SERVING as long as the process runs: point
+//! Kubernetes' liveness probe at it, and the readiness probe at `""`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::app::{App, AppSettings, spawn_background};
+use crate::domain::policy::Policy;
+use crate::grpc::{self, observe::ObserveLayer};
+use crate::store::{self, ConnectOptions, Store, StoreError};
+
+/// The health service name that reports only that the process is alive.
+pub const LIVENESS_SERVICE: &str = "liveness";
+/// How often readiness re-checks the database.
+const READINESS_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one readiness check may take.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest pause between two migration attempts while the database is down.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+/// How long background tasks get to finish after the drain.
+const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything the server needs, validated.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub database: ConnectOptions,
+    pub policy: Arc<Policy>,
+    pub drain_timeout: Duration,
+    pub app: AppSettings,
+    pub reflection: bool,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Database(#[from] StoreError),
+    #[error("server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("server task failed: {0}")]
+    Task(tokio::task::JoinError),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// A bound, not yet serving, server.
+pub struct Application {
+    listener: TcpListener,
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+}
+
+/// The services whose health follows the database.
+fn readiness_services() -> impl Iterator<Item = &'static str> {
+    std::iter::once("").chain(grpc::SERVICE_NAMES.iter().copied())
+}
+
+async fn set_readiness(reporter: &HealthReporter, status: ServingStatus) {
+    for name in readiness_services() {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and opens the store.
+    pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let store = store::connect(&config.database).await?;
+        Ok(Self {
+            listener,
+            config,
+            store,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight calls (bounded by the drain
+    /// timeout) and stops.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Application {
+            listener,
+            config,
+            store,
+        } = self;
+        let addr = listener.local_addr().ok();
+        let (reporter, health) = tonic_health::server::health_reporter();
+        set_readiness(&reporter, ServingStatus::NotServing).await;
+        reporter
+            .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+            .await;
+
+        let app = App::new(store.clone(), config.policy.clone(), config.app.clone());
+        // Ends open streams at shutdown, so they do not hold the drain.
+        let streams_stop = CancellationToken::new();
+        let services = grpc::services(&app);
+        let reflection = if config.reflection {
+            let builder = || {
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            };
+            Some((builder().build_v1()?, builder().build_v1alpha()?))
+        } else {
+            None
+        };
+        let (reflection_v1, reflection_v1alpha) = reflection.unzip();
+        let router = tonic::transport::Server::builder()
+            .layer(ObserveLayer)
+            .add_service(health)
+            .add_optional_service(reflection_v1)
+            .add_optional_service(reflection_v1alpha)
+            .add_service(services.leads)
+            .add_service(services.audit)
+            .add_service(services.policy)
+            .add_service(services.reports);
+
+        let stop_accepting = CancellationToken::new();
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut server = tokio::spawn(
+            router.serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned()),
+        );
+        tracing::info!(addr = ?addr, backend = %store.backend(), policy = %config.policy.version, "leadgate listening");
+
+        let background_stop = CancellationToken::new();
+        let readiness = tokio::spawn(become_ready(app, reporter.clone(), background_stop.clone()));
+
+        tokio::select! {
+            _ = shutdown => {}
+            // The server ending by itself is an error (the listener failed).
+            result = &mut server => {
+                background_stop.cancel();
+                return match result {
+                    Ok(served) => served.map_err(Into::into),
+                    Err(join_error) => Err(ServerError::Task(join_error)),
+                };
+            }
+        }
+
+        tracing::info!(drain_timeout = ?config.drain_timeout, "shutting down: NOT_SERVING, draining in-flight calls");
+        background_stop.cancel();
+        set_readiness(&reporter, ServingStatus::NotServing).await;
+        streams_stop.cancel();
+        stop_accepting.cancel();
+        match tokio::time::timeout(config.drain_timeout, &mut server).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join_error)) => return Err(ServerError::Task(join_error)),
+            Err(_) => {
+                tracing::warn!("drain timeout reached: closing the calls still open");
+                server.abort();
+            }
+        }
+        match tokio::time::timeout(BACKGROUND_STOP_TIMEOUT, readiness).await {
+            Ok(Ok(handles)) => {
+                for handle in handles {
+                    let _ = tokio::time::timeout(BACKGROUND_STOP_TIMEOUT, handle).await;
+                }
+            }
+            _ => tracing::warn!("background tasks did not stop in time"),
+        }
+        tracing::info!("leadgate stopped");
+        Ok(())
+    }
+}
+
+/// Migrates (retrying while the database is down), activates the policy, starts the background
+/// tasks, then keeps readiness in step with the database until `stop`.
+async fn become_ready(
+    app: App,
+    reporter: HealthReporter,
+    stop: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            app.store().migrate().await?;
+            app.activate_policy()
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            Ok::<_, StoreError>(())
+        };
+        match attempt.await {
+            Ok(()) => break,
+            Err(error) => tracing::warn!(%error, retry_in = ?pause, "database not ready"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.cancelled() => return Vec::new(),
+        }
+        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+    }
+    let mut handles = spawn_background(&app, stop.clone());
+    set_readiness(&reporter, ServingStatus::Serving).await;
+    tracing::info!("database migrated and answering: SERVING");
+
+    handles.push(tokio::spawn(async move {
+        let mut serving = true;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(READINESS_INTERVAL) => {}
+                _ = stop.cancelled() => return,
+            }
+            let healthy = matches!(
+                tokio::time::timeout(READINESS_TIMEOUT, app.store().ping()).await,
+                Ok(Ok(()))
+            );
+            if stop.is_cancelled() {
+                return;
+            }
+            if healthy != serving {
+                serving = healthy;
+                if healthy {
+                    tracing::info!("database answers again: SERVING");
+                    set_readiness(&reporter, ServingStatus::Serving).await;
+                } else {
+                    tracing::warn!("database does not answer: NOT_SERVING");
+                    set_readiness(&reporter, ServingStatus::NotServing).await;
+                }
+            }
+        }
+    }));
+    handles
+}

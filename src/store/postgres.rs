@@ -1,0 +1,353 @@
+//! The PostgreSQL store: production, several replicas over one database.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Executor, Postgres};
+
+use super::sql::{self, InboxRow, LeadColumns, LogRow};
+use super::{
+    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, LeadWrite, PolicyRecord, Store, StoreError,
+    StoreResult, WriteOutcome,
+};
+use crate::domain::audit::{self, AuditEntry, ChainHead, ChainedEntry};
+use crate::domain::lead::Lead;
+use crate::domain::query::ListQuery;
+use crate::domain::values::{Email, LeadId, Timestamp};
+
+/// Advisory lock held by the replica that is chaining entries.
+const SEQUENCER_LOCK: i64 = 0x6c65_6164_6761_7401;
+/// Advisory lock held while activating a policy, so replicas starting together record it once.
+const POLICY_LOCK: i64 = 0x6c65_6164_6761_7402;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Sorts PostgreSQL failures: lost or refused connections and shutdowns are retryable.
+fn classify(error: sqlx::Error) -> StoreError {
+    use sqlx::Error as E;
+    match &error {
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) | E::Protocol(_) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        E::Database(db) => match db.code().as_deref() {
+            // connection_exception, operator_intervention (shutdowns), too_many_connections,
+            // serialization and deadlock failures, read-only standby.
+            Some(code)
+                if code.starts_with("08")
+                    || code.starts_with("57P")
+                    || matches!(code, "53300" | "40001" | "40P01" | "25006") =>
+            {
+                StoreError::Unavailable(error.to_string())
+            }
+            _ => StoreError::Database(error.to_string()),
+        },
+        _ => StoreError::Database(error.to_string()),
+    }
+}
+
+/// The unique constraint a failed insert ran into, if that is why it failed.
+fn violated_constraint(error: &sqlx::Error) -> Option<String> {
+    let db = error.as_database_error()?;
+    (db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+        .then(|| db.constraint().unwrap_or_default().to_owned())
+}
+
+/// Runs an insert that may hit a unique constraint, turning known constraints into outcomes.
+async fn insert_or_conflict<'c>(
+    conn: &mut sqlx::PgConnection,
+    query: sqlx::query::Query<'c, Postgres, sqlx::postgres::PgArguments>,
+) -> StoreResult<Option<WriteOutcome>> {
+    match conn.execute(query).await {
+        Ok(_) => Ok(None),
+        Err(e) => match violated_constraint(&e).as_deref() {
+            Some("leads_email_key") => Ok(Some(WriteOutcome::EmailTaken)),
+            Some("idempotency_keys_pkey") => Ok(Some(WriteOutcome::RequestIdTaken)),
+            _ => Err(classify(e)),
+        },
+    }
+}
+
+impl PgStore {
+    /// Prepares a pool; connections are opened on first use, so a database that is still down
+    /// does not stop the server from starting (it reports NOT_SERVING until it answers).
+    pub async fn connect(options: &ConnectOptions) -> StoreResult<Self> {
+        let connect = PgConnectOptions::from_str(&options.url)
+            .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?
+            .application_name("leadgate")
+            // Acknowledged writes are durable whatever the server's default.
+            .options([("synchronous_commit", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            // A broken connection fails its call (UNAVAILABLE) and is replaced; a ping before
+            // every call would double the round trips.
+            .test_before_acquire(false)
+            .connect_lazy_with(connect);
+        Ok(Self { pool })
+    }
+
+    async fn write(&self, write: LeadWrite<'_>, expected_revision: Option<i64>) -> StoreResult<WriteOutcome> {
+        let columns = LeadColumns::of(write.lead);
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        // The idempotency key goes first: a concurrent twin waits on it and then fails cleanly.
+        if let Some(record) = write.idempotency
+            && let Some(outcome) = insert_or_conflict(&mut tx, sql::bind_idempotency(record)).await?
+        {
+            return Ok(outcome);
+        }
+        match expected_revision {
+            None => {
+                if let Some(outcome) = insert_or_conflict(&mut tx, columns.bind(sql::INSERT_LEAD)).await? {
+                    return Ok(outcome);
+                }
+            }
+            Some(revision) => {
+                let done = columns
+                    .bind(sql::UPDATE_LEAD)
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                if done.rows_affected() == 0 {
+                    return Ok(WriteOutcome::RevisionConflict);
+                }
+            }
+        }
+        for entry in write.entries {
+            sql::bind_entry(entry).execute(&mut *tx).await.map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(WriteOutcome::Written)
+    }
+
+    async fn head_in(conn: &mut sqlx::PgConnection) -> StoreResult<ChainHead> {
+        let row: Option<(i64, Vec<u8>)> = sqlx::query_as(sql::SELECT_HEAD)
+            .fetch_optional(conn)
+            .await
+            .map_err(classify)?;
+        sql::head_from(row)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => classify(e),
+                other => StoreError::Database(other.to_string()),
+            })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn insert_lead(&self, write: LeadWrite<'_>) -> StoreResult<WriteOutcome> {
+        self.write(write, None).await
+    }
+
+    async fn update_lead(&self, write: LeadWrite<'_>, expected_revision: i64) -> StoreResult<WriteOutcome> {
+        self.write(write, Some(expected_revision)).await
+    }
+
+    async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>> {
+        let doc: Option<String> = sqlx::query_scalar(sql::SELECT_LEAD)
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        doc.as_deref().map(sql::decode_lead).transpose()
+    }
+
+    async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {
+        let doc: Option<String> = sqlx::query_scalar(sql::SELECT_LEAD_BY_EMAIL)
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        doc.as_deref().map(sql::decode_lead).transpose()
+    }
+
+    async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>> {
+        let (text, binds) = sql::list_sql("document", "leads", query);
+        let docs: Vec<(String,)> = sql::bind_values::<Postgres>(&text, &binds)
+            .try_map(|row| sqlx::FromRow::from_row(&row))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
+    }
+
+    async fn leads_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(sql::SELECT_DUE)
+            .bind(now.timestamp_micros())
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(ids.into_iter().map(LeadId::from_uuid).collect())
+    }
+
+    async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {
+        let row: Option<sql::IdempotencyRow> = sqlx::query_as(sql::SELECT_IDEMPOTENCY)
+            .bind(&key.principal)
+            .bind(&key.request_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        row.map(sql::IdempotencyRow::into_record).transpose()
+    }
+
+    async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query(sql::PURGE_IDEMPOTENCY)
+            .bind(before.timestamp_micros())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn sequence(&self, max: usize) -> StoreResult<usize> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
+            .bind(max as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let head = Self::head_in(&mut tx).await?;
+        let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = rows
+            .into_iter()
+            .map(InboxRow::into_entry)
+            .collect::<StoreResult<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(head, entries)).collect();
+        for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
+            sql::insert_log::<Postgres>(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            sql::delete_inbox::<Postgres>(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(chained.len())
+    }
+
+    async fn chain_head(&self) -> StoreResult<ChainHead> {
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        Self::head_in(&mut conn).await
+    }
+
+    async fn chain_range(&self, after: i64, limit: usize) -> StoreResult<Vec<ChainedEntry>> {
+        let rows: Vec<LogRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM audit_log WHERE position > $1 ORDER BY position LIMIT $2",
+            sql::LOG_COLUMNS
+        ))
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter().map(LogRow::into_chained).collect()
+    }
+
+    async fn list_audit(&self, query: &ListQuery) -> StoreResult<Vec<ChainedEntry>> {
+        let (text, binds) = sql::list_sql(sql::LOG_COLUMNS, "audit_log", query);
+        let rows: Vec<LogRow> = sql::bind_values::<Postgres>(&text, &binds)
+            .try_map(|row| sqlx::FromRow::from_row(&row))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(LogRow::into_chained).collect()
+    }
+
+    async fn activate_policy(&self, policy: &PolicyRecord, entry: &AuditEntry) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(POLICY_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if active.as_deref() == Some(policy.version.as_str()) {
+            return Ok(false);
+        }
+        let at = policy.activated_at.timestamp_micros();
+        sqlx::query(sql::INSERT_POLICY)
+            .bind(&policy.version)
+            .bind(&policy.name)
+            .bind(&policy.content)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query(sql::INSERT_ACTIVATION)
+            .bind(&policy.version)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sql::bind_entry(entry).execute(&mut *tx).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(true)
+    }
+
+    async fn get_policy(&self, version: &str) -> StoreResult<Option<PolicyRecord>> {
+        let row: Option<sql::PolicyRow> = sqlx::query_as(sql::SELECT_POLICY)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        row.map(sql::PolicyRow::into_record).transpose()
+    }
+
+    async fn active_policy_version(&self) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    async fn list_policies(&self, before: Option<Timestamp>, limit: usize) -> StoreResult<Vec<PolicyRecord>> {
+        let rows: Vec<sql::PolicyRow> = sqlx::query_as(sql::LIST_POLICIES)
+            .bind(before.map_or(i64::MAX, |t| t.timestamp_micros()))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(sql::PolicyRow::into_record).collect()
+    }
+}

@@ -1,0 +1,436 @@
+//! What both backends share: statements (written with `$n` placeholders, which SQLite accepts
+//! too), row shapes, and the translation of list queries into SQL.
+
+use sqlx::query::Query;
+use sqlx::{Database, Encode, QueryBuilder, Type};
+use uuid::Uuid;
+
+use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult};
+use crate::domain::audit::{AuditEntry, AuditKind, ChainHead, ChainedEntry};
+use crate::domain::lead::Lead;
+use crate::domain::lifecycle::LeadState;
+use crate::domain::query::{ListQuery, SqlValue};
+use crate::domain::values::{LeadId, SourceChannel, Timestamp};
+
+pub const INSERT_LEAD: &str = "INSERT INTO leads (id, email, state, source_channel, fit_grade, \
+     combined_points, create_time, update_time, revision, sla_due_time, revisit_time, document) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+pub const UPDATE_LEAD: &str = "UPDATE leads SET state = $3, source_channel = $4, fit_grade = $5, \
+     combined_points = $6, update_time = $8, revision = $9, sla_due_time = $10, revisit_time = $11, \
+     document = $12 WHERE id = $1 AND email = $2 AND create_time = $7 AND revision = $13";
+
+pub const INSERT_INBOX: &str = "INSERT INTO audit_inbox (lead_id, kind, record_time, actor, \
+     request_id, state_before, state_after, source_channel, policy_version, body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+pub const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys (principal, request_id, method, \
+     fingerprint, response, create_time) VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub const SELECT_IDEMPOTENCY: &str = "SELECT principal, request_id, method, fingerprint, response, \
+     create_time FROM idempotency_keys WHERE principal = $1 AND request_id = $2";
+
+pub const PURGE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE create_time < $1";
+
+pub const SELECT_LEAD: &str = "SELECT document FROM leads WHERE id = $1";
+pub const SELECT_LEAD_BY_EMAIL: &str = "SELECT document FROM leads WHERE email = $1";
+
+pub const SELECT_DUE: &str = "SELECT id FROM leads WHERE sla_due_time <= $1 OR revisit_time <= $1 LIMIT $2";
+
+pub const SELECT_INBOX: &str = "SELECT id, lead_id, kind, record_time, actor, request_id, \
+     state_before, state_after, source_channel, policy_version, body FROM audit_inbox \
+     ORDER BY id LIMIT $1";
+
+pub const LOG_COLUMNS: &str = "position, lead_id, kind, record_time, actor, request_id, \
+     state_before, state_after, source_channel, policy_version, body, previous_hash, hash";
+
+pub const SELECT_HEAD: &str = "SELECT position, hash FROM audit_log ORDER BY position DESC LIMIT 1";
+
+pub const SELECT_ACTIVE_POLICY: &str = "SELECT version FROM policy_activations ORDER BY id DESC LIMIT 1";
+pub const INSERT_POLICY: &str = "INSERT INTO policies (version, name, content, activate_time) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (version) DO NOTHING";
+pub const INSERT_ACTIVATION: &str = "INSERT INTO policy_activations (version, activate_time) VALUES ($1, $2)";
+pub const SELECT_POLICY: &str =
+    "SELECT version, name, content, activate_time FROM policies WHERE version = $1";
+
+/// The columns of `leads`, projected from a lead.
+pub struct LeadColumns {
+    pub id: Uuid,
+    pub email: String,
+    pub state: &'static str,
+    pub source_channel: &'static str,
+    pub fit_grade: &'static str,
+    pub combined_points: i64,
+    pub create_time: i64,
+    pub update_time: i64,
+    pub revision: i64,
+    pub sla_due_time: Option<i64>,
+    pub revisit_time: Option<i64>,
+    pub document: String,
+}
+
+impl LeadColumns {
+    pub fn of(lead: &Lead) -> Self {
+        let sla_due_time = lead
+            .sla
+            .as_ref()
+            .filter(|c| c.first_touch_at.is_none() && c.breached_at.is_none())
+            .map(|c| c.due_at.timestamp_micros());
+        let revisit_time = lead
+            .revisit_at
+            .filter(|_| lead.state == LeadState::Nurturing)
+            .map(|t| t.timestamp_micros());
+        Self {
+            id: lead.id.as_uuid(),
+            email: lead.profile.contact.email.as_str().to_owned(),
+            state: lead.state.as_str(),
+            source_channel: lead.profile.source.channel.as_str(),
+            fit_grade: lead.scores.grade.as_str(),
+            combined_points: lead.scores.combined.0,
+            create_time: lead.created_at.timestamp_micros(),
+            update_time: lead.updated_at.timestamp_micros(),
+            revision: lead.revision,
+            sla_due_time,
+            revisit_time,
+            document: serde_json::to_string(lead).expect("a lead serialises"),
+        }
+    }
+
+    /// Binds `$1..$12` in the order of [`INSERT_LEAD`] and [`UPDATE_LEAD`].
+    pub fn bind<'q, DB>(&'q self, sql: &'q str) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+    where
+        DB: Database,
+        Uuid: Encode<'q, DB> + Type<DB>,
+        &'q str: Encode<'q, DB> + Type<DB>,
+        i64: Encode<'q, DB> + Type<DB>,
+        Option<i64>: Encode<'q, DB> + Type<DB>,
+    {
+        sqlx::query(sql)
+            .bind(self.id)
+            .bind(self.email.as_str())
+            .bind(self.state)
+            .bind(self.source_channel)
+            .bind(self.fit_grade)
+            .bind(self.combined_points)
+            .bind(self.create_time)
+            .bind(self.update_time)
+            .bind(self.revision)
+            .bind(self.sla_due_time)
+            .bind(self.revisit_time)
+            .bind(self.document.as_str())
+    }
+}
+
+/// Binds an entry to [`INSERT_INBOX`].
+pub fn bind_entry<'q, DB>(entry: &'q AuditEntry) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(INSERT_INBOX)
+        .bind(entry.lead.map(|l| l.as_uuid()))
+        .bind(entry.kind.as_str())
+        .bind(entry.recorded_at.timestamp_micros())
+        .bind(entry.actor.as_str())
+        .bind(entry.request_id.as_deref())
+        .bind(entry.state_before.map(LeadState::as_str))
+        .bind(entry.state_after.map(LeadState::as_str))
+        .bind(entry.source_channel.map(SourceChannel::as_str))
+        .bind(entry.policy_version.as_str())
+        .bind(entry.body.as_str())
+}
+
+/// Binds a record to [`INSERT_IDEMPOTENCY`].
+pub fn bind_idempotency<'q, DB>(
+    record: &'q IdempotencyRecord,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(INSERT_IDEMPOTENCY)
+        .bind(record.key.principal.as_str())
+        .bind(record.key.request_id.as_str())
+        .bind(record.method.as_str())
+        .bind(record.fingerprint.as_slice())
+        .bind(record.response.as_str())
+        .bind(record.created_at.timestamp_micros())
+}
+
+/// Binds the values of a built query in order.
+pub fn bind_values<'q, DB>(
+    sql: &'q str,
+    values: &'q [SqlValue],
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    Uuid: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    values.iter().fold(sqlx::query(sql), |q, value| match value {
+        SqlValue::Text(v) => q.bind(v.as_str()),
+        SqlValue::Int(v) => q.bind(*v),
+        SqlValue::Uuid(v) => q.bind(*v),
+    })
+}
+
+/// `SELECT {columns} FROM {table} WHERE <filter and page> ORDER BY <order> LIMIT <limit + 1>`.
+pub fn list_sql(columns: &str, table: &str, query: &ListQuery) -> (String, Vec<SqlValue>) {
+    let mut binds = Vec::new();
+    let mut clauses = Vec::new();
+    for group in &query.filter.groups {
+        let alternatives: Vec<String> = group
+            .iter()
+            .map(|c| {
+                binds.push(c.value.clone());
+                format!("{} {} ${}", c.column, c.op.sql(), binds.len())
+            })
+            .collect();
+        clauses.push(format!("({})", alternatives.join(" OR ")));
+    }
+    let order = query.order;
+    let (cmp, dir) = if order.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some(after) = &query.after {
+        binds.extend(after.iter().cloned());
+        let n = binds.len();
+        clauses.push(match order.tie_break {
+            Some(tie) => format!("({}, {tie}) {cmp} (${}, ${n})", order.column, n - 1),
+            None => format!("{} {cmp} ${n}", order.column),
+        });
+    }
+    let mut sql = format!("SELECT {columns} FROM {table}");
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(&format!(" ORDER BY {} {dir}", order.column));
+    if let Some(tie) = order.tie_break {
+        sql.push_str(&format!(", {tie} {dir}"));
+    }
+    sql.push_str(&format!(" LIMIT {}", query.limit + 1));
+    (sql, binds)
+}
+
+pub fn decode_lead(document: &str) -> StoreResult<Lead> {
+    serde_json::from_str(document).map_err(|e| StoreError::Corrupt(format!("lead document: {e}")))
+}
+
+pub fn micros(t: i64) -> StoreResult<Timestamp> {
+    chrono::DateTime::from_timestamp_micros(t).ok_or_else(|| StoreError::Corrupt(format!("time {t}")))
+}
+
+fn state(name: Option<String>) -> StoreResult<Option<LeadState>> {
+    name.map(|n| LeadState::from_name(&n).ok_or_else(|| StoreError::Corrupt(format!("state {n:?}"))))
+        .transpose()
+}
+
+/// An inbox row: an entry that is committed but not chained yet.
+#[derive(sqlx::FromRow)]
+pub struct InboxRow {
+    pub id: i64,
+    pub lead_id: Option<Uuid>,
+    pub kind: String,
+    pub record_time: i64,
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    pub source_channel: Option<String>,
+    pub policy_version: String,
+    pub body: String,
+}
+
+impl InboxRow {
+    pub fn into_entry(self) -> StoreResult<(i64, AuditEntry)> {
+        let kind = AuditKind::from_name(&self.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("audit kind {:?}", self.kind)))?;
+        let source_channel = self
+            .source_channel
+            .map(|c| {
+                SourceChannel::from_name(&c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
+            })
+            .transpose()?;
+        Ok((
+            self.id,
+            AuditEntry {
+                lead: self.lead_id.map(LeadId::from_uuid),
+                kind,
+                recorded_at: micros(self.record_time)?,
+                actor: self.actor,
+                request_id: self.request_id,
+                state_before: state(self.state_before)?,
+                state_after: state(self.state_after)?,
+                source_channel,
+                policy_version: self.policy_version,
+                body: self.body,
+            },
+        ))
+    }
+}
+
+/// A log row: a chained entry.
+#[derive(sqlx::FromRow)]
+pub struct LogRow {
+    pub position: i64,
+    pub lead_id: Option<Uuid>,
+    pub kind: String,
+    pub record_time: i64,
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    pub source_channel: Option<String>,
+    pub policy_version: String,
+    pub body: String,
+    pub previous_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+fn hash32(bytes: Vec<u8>, what: &str) -> StoreResult<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+impl LogRow {
+    pub fn into_chained(self) -> StoreResult<ChainedEntry> {
+        let inbox = InboxRow {
+            id: 0,
+            lead_id: self.lead_id,
+            kind: self.kind,
+            record_time: self.record_time,
+            actor: self.actor,
+            request_id: self.request_id,
+            state_before: self.state_before,
+            state_after: self.state_after,
+            source_channel: self.source_channel,
+            policy_version: self.policy_version,
+            body: self.body,
+        };
+        Ok(ChainedEntry {
+            position: self.position,
+            entry: inbox.into_entry()?.1,
+            previous_hash: hash32(self.previous_hash, "previous_hash")?,
+            hash: hash32(self.hash, "hash")?,
+        })
+    }
+}
+
+/// The multi-row insert that appends chained entries to the log.
+pub fn insert_log<'q, DB>(chained: &'q [(i64, ChainedEntry)]) -> QueryBuilder<'q, DB>
+where
+    DB: Database,
+    Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut builder = QueryBuilder::new(format!("INSERT INTO audit_log (inbox_id, {LOG_COLUMNS}) "));
+    builder.push_values(chained, |mut row, (inbox_id, c)| {
+        let e = &c.entry;
+        row.push_bind(*inbox_id)
+            .push_bind(c.position)
+            .push_bind(e.lead.map(|l| l.as_uuid()))
+            .push_bind(e.kind.as_str())
+            .push_bind(e.recorded_at.timestamp_micros())
+            .push_bind(e.actor.as_str())
+            .push_bind(e.request_id.as_deref())
+            .push_bind(e.state_before.map(LeadState::as_str))
+            .push_bind(e.state_after.map(LeadState::as_str))
+            .push_bind(e.source_channel.map(SourceChannel::as_str))
+            .push_bind(e.policy_version.as_str())
+            .push_bind(e.body.as_str())
+            .push_bind(c.previous_hash.as_slice())
+            .push_bind(c.hash.as_slice());
+    });
+    builder
+}
+
+/// Removes chained entries from the inbox.
+pub fn delete_inbox<'q, DB>(ids: &'q [(i64, ChainedEntry)]) -> QueryBuilder<'q, DB>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut builder = QueryBuilder::new("DELETE FROM audit_inbox WHERE id IN (");
+    let mut list = builder.separated(", ");
+    for (id, _) in ids {
+        list.push_bind(*id);
+    }
+    builder.push(")");
+    builder
+}
+
+/// Rows per multi-row insert: 14 binds each stays well under both databases' limits.
+pub const SEQUENCE_BATCH: usize = 500;
+
+#[derive(sqlx::FromRow)]
+pub struct IdempotencyRow {
+    pub principal: String,
+    pub request_id: String,
+    pub method: String,
+    pub fingerprint: Vec<u8>,
+    pub response: String,
+    pub create_time: i64,
+}
+
+impl IdempotencyRow {
+    pub fn into_record(self) -> StoreResult<IdempotencyRecord> {
+        Ok(IdempotencyRecord {
+            key: IdempotencyKey {
+                principal: self.principal,
+                request_id: self.request_id,
+            },
+            method: self.method,
+            fingerprint: hash32(self.fingerprint, "fingerprint")?,
+            response: self.response,
+            created_at: micros(self.create_time)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PolicyRow {
+    pub version: String,
+    pub name: String,
+    pub content: String,
+    pub activate_time: i64,
+}
+
+impl PolicyRow {
+    pub fn into_record(self) -> StoreResult<PolicyRecord> {
+        Ok(PolicyRecord {
+            version: self.version,
+            name: self.name,
+            content: self.content,
+            activated_at: micros(self.activate_time)?,
+        })
+    }
+}
+
+pub const LIST_POLICIES: &str = "SELECT version, name, content, activate_time FROM policies \
+     WHERE activate_time < $1 ORDER BY activate_time DESC LIMIT $2";
+
+/// The chain head from its row, or the empty head.
+pub fn head_from(row: Option<(i64, Vec<u8>)>) -> StoreResult<ChainHead> {
+    match row {
+        None => Ok(ChainHead::EMPTY),
+        Some((position, hash)) => Ok(ChainHead {
+            position,
+            hash: hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt(format!("hash at position {position}")))?,
+        }),
+    }
+}

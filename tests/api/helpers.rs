@@ -1,0 +1,378 @@
+//! Starting servers for tests, and looking into their databases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use leadgate::app::AppSettings;
+use leadgate::domain::policy::Policy;
+use leadgate::grpc::pb;
+use leadgate::server::{Application, ServerConfig, ServerError};
+use leadgate::store::ConnectOptions;
+use pb::lead_service_client::LeadServiceClient;
+use sqlx::{ConnectOptions as _, Connection, Executor};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+/// Defines a contract test once and runs it on both backends: `sqlite::name` and
+/// `postgres::name`. Without `LEADGATE_TEST_POSTGRES_URL` the PostgreSQL runs are reported as
+/// ignored, with the reason.
+#[macro_export]
+macro_rules! contract {
+    ($( $(#[$meta:meta])* async fn $name:ident($backend:ident: Backend) $body:block )*) => {
+        $( $(#[$meta])* async fn $name($backend: $crate::helpers::Backend) $body )*
+
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(postgres_tests), ignore = "PostgreSQL skipped: set LEADGATE_TEST_POSTGRES_URL to run it")]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::postgres()).await
+                }
+            )*
+        }
+    };
+}
+
+/// Which database a test server uses.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    /// The URL of a PostgreSQL database where test databases may be created.
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn postgres() -> Backend {
+        Backend::Postgres(
+            std::env::var("LEADGATE_TEST_POSTGRES_URL")
+                .expect("LEADGATE_TEST_POSTGRES_URL is set for PostgreSQL tests"),
+        )
+    }
+}
+
+/// Server settings a test may change.
+#[derive(Clone)]
+pub struct Options {
+    pub policy: Policy,
+    pub sweep_interval: Duration,
+    pub drain_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default_policy(),
+            sweep_interval: Duration::from_millis(100),
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A database made for one test, dropped with it.
+pub struct TestDatabase {
+    pub url: String,
+    /// For PostgreSQL: the server URL and the database to drop.
+    drop_with: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: &Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                TestDatabase {
+                    url: format!("sqlite://{}", dir.path().join("leadgate.db").display()),
+                    drop_with: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres(admin_url) => {
+                let name = format!("leadgate_test_{}", uuid::Uuid::now_v7().simple());
+                let mut admin = sqlx::PgConnection::connect(admin_url)
+                    .await
+                    .expect("PostgreSQL answers at LEADGATE_TEST_POSTGRES_URL");
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("a test database");
+                let options: sqlx::postgres::PgConnectOptions = admin_url.parse().expect("a PostgreSQL URL");
+                TestDatabase {
+                    url: options.database(&name).to_url_lossy().to_string(),
+                    drop_with: Some((admin_url.clone(), name)),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    /// A PostgreSQL URL where nothing answers.
+    pub fn unreachable_postgres() -> TestDatabase {
+        TestDatabase {
+            url: "postgres://leadgate@127.0.0.1:1/leadgate".into(),
+            drop_with: None,
+            _dir: None,
+        }
+    }
+
+    /// Counts rows with a query returning one integer.
+    pub async fn count(&self, sql: &str) -> i64 {
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.drop_with.take() {
+            // Drop runs outside async code: use a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = admin
+                            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server and clients connected to it.
+pub struct TestApp {
+    pub channel: Channel,
+    pub leads: LeadServiceClient<Channel>,
+    pub health: HealthClient<Channel>,
+    pub db: Arc<TestDatabase>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+fn init_logs() {
+    // Silent unless asked: TEST_LOG=1 cargo test.
+    if std::env::var("TEST_LOG").is_ok() {
+        leadgate::telemetry::init(leadgate::config::LogFormat::Text);
+    }
+}
+
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, Options::default()).await
+}
+
+pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
+    let db = Arc::new(TestDatabase::create(backend).await);
+    let app = spawn_on(db, options).await;
+    app.wait_until_serving().await;
+    app
+}
+
+/// Starts a server on an existing database (another replica, or a database that is down).
+pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
+    init_logs();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: ConnectOptions {
+            url: db.url.clone(),
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(5),
+        },
+        policy: Arc::new(options.policy),
+        drain_timeout: options.drain_timeout,
+        app: AppSettings {
+            idempotency_retention: Duration::from_secs(24 * 3600),
+            sweep_interval: options.sweep_interval,
+        },
+        reflection: true,
+    };
+    let application = Application::build(config).await.expect("the server starts");
+    let addr = application.local_addr();
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(application.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("the server accepts connections");
+    TestApp {
+        leads: LeadServiceClient::new(channel.clone()),
+        health: HealthClient::new(channel.clone()),
+        channel,
+        db,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// The health status of one service name.
+    pub async fn health_of(&self, service: &str) -> ServingStatus {
+        let response = self
+            .health
+            .clone()
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers");
+        ServingStatus::try_from(response.into_inner().status).unwrap()
+    }
+
+    pub async fn wait_until_serving(&self) {
+        for _ in 0..200 {
+            if self.health_of("").await == ServingStatus::Serving {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server never became SERVING");
+    }
+
+    /// Asks the server to stop and waits until it has.
+    pub async fn stop(&mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.expect("the server task does not panic"),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the shutdown signal without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// A submission with just what is required, for `email`.
+pub fn minimal_submission(email: &str) -> pb::SubmitLeadRequest {
+    pb::SubmitLeadRequest {
+        contact: Some(pb::Contact {
+            email: email.into(),
+            ..Default::default()
+        }),
+        source: Some(pb::Source {
+            channel: pb::SourceChannel::Website as i32,
+            campaign: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The CFO's inbound demo request from the article: a perfect fit asking for a demo.
+pub fn cfo_demo_request(email: &str) -> pb::SubmitLeadRequest {
+    pb::SubmitLeadRequest {
+        contact: Some(pb::Contact {
+            email: email.into(),
+            given_name: "Claire".into(),
+            family_name: "Martin".into(),
+            phone: "+33 1 23 45 67 89".into(),
+            job_title: "Directrice financière".into(),
+            seniority: pb::Seniority::Executive as i32,
+            job_function: "finance".into(),
+        }),
+        company: Some(pb::Company {
+            name: "Acme Industrie".into(),
+            domain: "acme-industrie.fr".into(),
+            industry: "manufacturing".into(),
+            employee_count: 300,
+            country_code: "FR".into(),
+        }),
+        source: Some(pb::Source {
+            channel: pb::SourceChannel::Website as i32,
+            campaign: "demo-form".into(),
+        }),
+        events: vec![pb::EngagementEvent {
+            kind: pb::EngagementKind::DemoRequest as i32,
+            occur_time: None,
+            subject: "demo form".into(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// The field paths of a status's BadRequest details.
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// The ErrorInfo reason of a status.
+pub fn error_reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    let info = status
+        .get_details_error_info()
+        .expect("every error carries ErrorInfo");
+    assert_eq!(info.domain, "leadgate");
+    info.reason
+}
+
+/// The id part of `leads/{id}`, for SQL.
+pub fn lead_uuid(name: &str) -> uuid::Uuid {
+    name.strip_prefix("leads/").unwrap().parse().unwrap()
+}
+
+impl TestDatabase {
+    fn uuid_literal(&self, id: uuid::Uuid) -> String {
+        if self.url.starts_with("sqlite:") {
+            format!("X'{}'", id.simple())
+        } else {
+            format!("'{id}'::uuid")
+        }
+    }
+
+    /// Audit entries recorded for a lead, chained or not yet.
+    pub async fn audit_entries_of(&self, lead_name: &str) -> i64 {
+        let id = self.uuid_literal(lead_uuid(lead_name));
+        self.count(&format!(
+            "SELECT (SELECT COUNT(*) FROM audit_inbox WHERE lead_id = {id}) + (SELECT COUNT(*) FROM audit_log WHERE lead_id = {id})"
+        ))
+        .await
+    }
+
+    /// Every audit entry, chained or not yet.
+    pub async fn audit_entries(&self) -> i64 {
+        self.count("SELECT (SELECT COUNT(*) FROM audit_inbox) + (SELECT COUNT(*) FROM audit_log)")
+            .await
+    }
+
+    pub async fn leads(&self) -> i64 {
+        self.count("SELECT COUNT(*) FROM leads").await
+    }
+}

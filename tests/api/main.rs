@@ -1,0 +1,8 @@
+//! Integration tests: the real server on a random port, spoken to over gRPC, on a fresh
+//! database per test. Contract tests run once on SQLite and once on PostgreSQL.
+
+mod helpers;
+
+mod health;
+mod leads;
+mod process;
