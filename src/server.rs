@@ -112,7 +112,7 @@ impl Application {
             config,
             store,
         } = self;
-        let addr = listener.local_addr().ok();
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let (reporter, health) = tonic_health::server::health_reporter();
         set_readiness(&reporter, ServingStatus::NotServing).await;
         reporter
@@ -149,7 +149,7 @@ impl Application {
         let mut server = tokio::spawn(
             router.serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned()),
         );
-        tracing::info!(addr = ?addr, backend = %store.backend(), policy = %config.policy.version, "leadgate listening");
+        tracing::info!(%addr, backend = %store.backend(), policy = %config.policy.version, "leadgate listening");
 
         let background_stop = CancellationToken::new();
         let readiness = tokio::spawn(become_ready(app, reporter.clone(), background_stop.clone()));

@@ -141,3 +141,22 @@ fn policy_check_reports_the_bad_key_and_line() {
     assert!(stderr.contains("qualification.bant_required"), "{stderr}");
     assert!(stderr.contains("line "), "{stderr}");
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL skipped: set LEADGATE_TEST_POSTGRES_URL to run it"
+)]
+async fn migrate_applies_the_postgres_migrations_and_exits() {
+    let db = crate::helpers::TestDatabase::create(&crate::helpers::Backend::postgres()).await;
+    for _ in 0..2 {
+        let status = Command::new(BINARY)
+            .args(["migrate", "--database-url", &db.url])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    assert_eq!(db.leads().await, 0, "the schema exists");
+    assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 1);
+}
