@@ -548,17 +548,34 @@ fn housekeeping(lead: &mut Lead, ctx: &Context, rec: &mut Recorder) {
     }
 }
 
-/// The inputs of a submission as recorded: the profile without personal data.
-fn submission_inputs(profile: &Profile, events: &[EngagementEvent]) -> serde_json::Value {
-    serde_json::json!({
-        "source": profile.source,
-        "company": profile.company,
-        "seniority": profile.contact.seniority,
-        "job_function": profile.contact.job_function,
-        "email_domain": profile.contact.email.domain(),
-        "external_reference": profile.external_reference,
-        "events": events,
-    })
+/// The inputs of a submission as recorded: the profile without personal data, and enough to
+/// score it again (the email's domain, not the email).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionInputs {
+    pub source: Source,
+    pub company: super::values::Company,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seniority: Option<super::values::Seniority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_function: Option<super::values::Code>,
+    pub email_domain: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub external_reference: String,
+    pub events: Vec<EngagementEvent>,
+}
+
+impl SubmissionInputs {
+    fn of(profile: &Profile, events: &[EngagementEvent]) -> Self {
+        Self {
+            source: profile.source.clone(),
+            company: profile.company.clone(),
+            seniority: profile.contact.seniority,
+            job_function: profile.contact.job_function.clone(),
+            email_domain: profile.contact.email.domain().to_owned(),
+            external_reference: profile.external_reference.clone(),
+            events: events.to_vec(),
+        }
+    }
 }
 
 /// Creates a lead from a submission and decides where it stands.
@@ -599,7 +616,8 @@ pub fn create(
         ctx,
         entries: Vec::new(),
     };
-    let inputs = submission_inputs(&lead.profile, &events);
+    let inputs =
+        serde_json::to_value(SubmissionInputs::of(&lead.profile, &events)).expect("inputs serialise");
     let reasons = lead.state_reasons.clone();
     rec.record(AuditKind::LeadSubmitted, ctx.actor, None, &lead, inputs, reasons);
     Ok(Applied {
@@ -774,6 +792,7 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
             lead.recommendation = None;
             lead.opportunity_reference = Some(reference.clone());
             lead.scores = scoring::score(&lead.profile, &lead.events, rules, now);
+            lead.policy_version = ctx.policy.version.clone();
             let target = Target::new(
                 LeadState::Converted,
                 Reason::new("converted", format!("became CRM opportunity {reference}")),
@@ -901,3 +920,21 @@ pub fn simulate(lead: &Lead, policy: &Policy, now: Timestamp) -> (LeadState, Sco
 pub fn total(lines: &[ScoreLine]) -> Points {
     lines.iter().map(|l| l.points).sum()
 }
+
+/// One evaluation: the scores at `now` and where the facts put the lead.
+pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target) {
+    let scores = scoring::score(&lead.profile, &lead.events, &policy.rules, now);
+    let target = recommend(lead, &scores, &policy.rules, now);
+    (scores, target)
+}
+
+mod replay;
+pub use replay::{ReplayError, replay};
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod properties;

@@ -1,0 +1,741 @@
+//! One test per rule of the engine.
+
+use chrono::Duration;
+
+use super::fixtures::*;
+use super::*;
+use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
+use crate::domain::sla::{self, SlaState};
+use crate::domain::values::{
+    ContactChannel, ContactOutcome, CriterionStatus as C, EngagementKind as K, FitGrade,
+};
+
+fn met() -> Option<C> {
+    Some(C::Met)
+}
+
+fn call(need: Option<C>, budget: Option<C>, authority: Option<C>, timing: Option<C>) -> DiscoveryCall {
+    DiscoveryCall {
+        call_at: None,
+        need: NeedFinding {
+            status: need,
+            evidence: "need".into(),
+        },
+        budget: BudgetFinding {
+            status: budget,
+            ..Default::default()
+        },
+        authority: AuthorityFinding {
+            status: authority,
+            decision_maker_involved: authority == met(),
+            evidence: String::new(),
+        },
+        timing: TimingFinding {
+            status: timing,
+            ..Default::default()
+        },
+        conducted_by: "rep-1".into(),
+    }
+}
+
+fn attempt(outcome: ContactOutcome, at: Timestamp) -> Command {
+    Command::RecordContactAttempt(ContactAttempt {
+        channel: ContactChannel::Phone,
+        outcome,
+        attempt_at: Some(at),
+        agent: "rep-1".into(),
+    })
+}
+
+fn override_to(state: LeadState, reason: &str) -> Command {
+    Command::Override(OverrideRequest {
+        state,
+        reason: reason.into(),
+        disqualification: None,
+        revisit_at: None,
+    })
+}
+
+fn rule_ids(reasons: &[Reason]) -> Vec<&str> {
+    reasons.iter().map(|r| r.rule_id.as_str()).collect()
+}
+
+// ---- scores ----
+
+#[test]
+fn fit_adds_the_matching_rules_and_grades_the_total() {
+    let p = policy();
+    let lead = submit(&cfo(), &[], &p, t0()).lead;
+    assert_eq!(lead.scores.fit, Points(4000));
+    assert_eq!(lead.scores.grade, FitGrade::A);
+    let lines = scoring::explain_fit(&lead.profile, &p.rules);
+    assert_eq!(total(&lines), lead.scores.fit, "the lines add up to the score");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.rule_id == "fit.industry.target" && l.input == "industry=manufacturing")
+    );
+}
+
+#[test]
+fn a_rule_with_a_max_grade_caps_the_grade_whatever_the_points() {
+    let p = policy();
+    // Executive (+10), finance (+5), FR (+5), legal (-10), 12 employees (-10): 0 points, and
+    // legal services caps the grade at D anyway.
+    let lead = submit(&law_firm(), &[], &p, t0()).lead;
+    assert_eq!(lead.scores.grade, FitGrade::D);
+    let senior_big_law = ProfileSpec {
+        employees: Some(300),
+        ..law_firm()
+    };
+    let lead = submit(&senior_big_law, &[], &p, t0()).lead;
+    assert_eq!(lead.scores.fit, Points(2000), "B by points");
+    assert_eq!(lead.scores.grade, FitGrade::D, "but capped at D");
+}
+
+#[test]
+fn a_personal_email_costs_points() {
+    let p = policy();
+    let gmail = ProfileSpec {
+        email: "cfo.acme@gmail.com",
+        ..cfo()
+    };
+    assert_eq!(submit(&gmail, &[], &p, t0()).lead.scores.fit, Points(3500));
+}
+
+#[test]
+fn engagement_halves_every_half_life() {
+    let p = policy();
+    let lead = submit(
+        &unknown(),
+        &[event(K::DemoRequest, t0() - Duration::days(30))],
+        &p,
+        t0(),
+    )
+    .lead;
+    assert_eq!(lead.scores.engagement, Points(1500));
+    let older = submit(
+        &unknown(),
+        &[event(K::DemoRequest, t0() - Duration::days(60))],
+        &p,
+        t0(),
+    )
+    .lead;
+    assert_eq!(older.scores.engagement, Points(750));
+}
+
+#[test]
+fn events_past_the_maximum_age_count_for_nothing_and_are_dropped() {
+    let p = policy();
+    let lead = submit(
+        &unknown(),
+        &[event(K::CaseStudyDownload, t0() - Duration::days(181))],
+        &p,
+        t0(),
+    )
+    .lead;
+    assert_eq!(lead.scores.engagement, Points::ZERO);
+    assert!(lead.events.is_empty());
+}
+
+#[test]
+fn each_kind_adds_up_to_its_cap_and_the_cap_is_a_line() {
+    let p = policy();
+    let events: Vec<_> = (0..5).map(|_| event(K::CaseStudyDownload, t0())).collect();
+    let lead = submit(&unknown(), &events, &p, t0()).lead;
+    assert_eq!(lead.scores.engagement, Points(3000), "5 × 10 capped at 30");
+    let lines = scoring::explain_engagement(&lead.events, &p.rules, t0());
+    assert_eq!(total(&lines), Points(3000));
+    let cap = lines
+        .iter()
+        .find(|l| l.rule_id == "engagement.CASE_STUDY_DOWNLOAD.cap")
+        .unwrap();
+    assert_eq!(cap.points, Points(-2000));
+}
+
+#[test]
+fn penalties_subtract_and_do_not_decay() {
+    let p = policy();
+    let events = [
+        event(K::WebinarAttended, t0()),
+        event(K::Unsubscribe, t0() - Duration::days(90)),
+    ];
+    let lead = submit(&unknown(), &events, &p, t0()).lead;
+    assert_eq!(lead.scores.engagement, Points(1500 - 3000));
+    assert_eq!(lead.scores.combined, Points(-1500));
+}
+
+#[test]
+fn scores_are_the_same_whatever_the_order_of_events() {
+    let p = policy();
+    let mut events = vec![
+        event(K::DemoRequest, t0() - Duration::days(3)),
+        event(K::CaseStudyDownload, t0() - Duration::days(10)),
+        event(K::CaseStudyDownload, t0() - Duration::days(1)),
+        event(K::EmailBounce, t0()),
+    ];
+    let a = submit(&cfo(), &events, &p, t0()).lead.scores;
+    events.reverse();
+    let b = submit(&cfo(), &events, &p, t0()).lead.scores;
+    assert_eq!(a, b);
+}
+
+// ---- the lifecycle ----
+
+#[test]
+fn exactly_the_threshold_is_marketing_qualified() {
+    let p = policy();
+    // Fit 40 + a webinar attended (15) - a bounce... use exact numbers: 40 + 10 = 50.
+    let lead = submit(&cfo(), &[event(K::TradeShowScan, t0())], &p, t0()).lead;
+    assert_eq!(lead.scores.combined, Points(5000));
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    assert_eq!(rule_ids(&lead.state_reasons), ["score.threshold"]);
+    let just_under = submit(
+        &cfo(),
+        &[event(K::TradeShowScan, t0() - Duration::hours(1))],
+        &p,
+        t0(),
+    )
+    .lead;
+    assert!(just_under.scores.combined < Points(5000));
+    assert_eq!(just_under.state, LeadState::Lead);
+}
+
+#[test]
+fn a_marketing_qualified_lead_is_handed_to_sales_with_a_one_hour_clock() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::TradeShowScan, t0())], &p, t0()).lead;
+    let clock = lead.sla.as_ref().unwrap();
+    assert_eq!(clock.trigger, SlaTrigger::MarketingQualified);
+    assert_eq!(clock.due_at, t0() + Duration::hours(1));
+    assert_eq!(
+        sla::state_at(lead.sla.as_ref(), &p.rules, at(10)),
+        SlaState::OnTrack
+    );
+    assert_eq!(
+        sla::state_at(lead.sla.as_ref(), &p.rules, at(31)),
+        SlaState::AtRisk
+    );
+    assert_eq!(
+        sla::state_at(lead.sla.as_ref(), &p.rules, at(61)),
+        SlaState::Breached
+    );
+}
+
+#[test]
+fn a_demo_request_starts_the_five_minute_clock_even_below_the_threshold() {
+    let p = policy();
+    let lead = submit(&unknown(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    assert_eq!(lead.state, LeadState::Nurturing, "grade D is nurtured: no clock");
+    assert!(lead.sla.is_none());
+    let mid = ProfileSpec {
+        seniority: None,
+        function: None,
+        ..cfo()
+    }; // 25 points, B
+    let lead = submit(&mid, &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    let clock = lead.sla.unwrap();
+    assert_eq!(clock.trigger, SlaTrigger::DemoRequest);
+    assert_eq!(
+        clock.due_at,
+        t0() + Duration::minutes(5),
+        "the tighter target wins"
+    );
+}
+
+#[test]
+fn a_first_touch_in_time_meets_the_sla() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let touched = run(&lead, attempt(ContactOutcome::NoAnswer, at(3)), &p, at(3)).lead;
+    let clock = touched.sla.as_ref().unwrap();
+    assert_eq!(clock.first_touch_at, Some(at(3)));
+    assert_eq!(clock.attempts, 1);
+    assert_eq!(sla::state_at(Some(clock), &p.rules, at(100)), SlaState::Met);
+    assert_eq!(sla::time_to_first_touch(clock), Some(Duration::minutes(3)));
+}
+
+#[test]
+fn a_breach_is_recorded_once_by_the_engine() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    assert!(
+        run(&lead, Command::Tick, &p, at(4)).entries.is_empty(),
+        "nothing is due yet"
+    );
+    let breached = run(&lead, Command::Tick, &p, at(6));
+    assert_eq!(breached.entries.len(), 1);
+    assert_eq!(breached.entries[0].kind, AuditKind::SlaBreached);
+    assert_eq!(breached.entries[0].actor, ENGINE_ACTOR);
+    assert_eq!(breached.lead.sla.as_ref().unwrap().breached_at, Some(at(5)));
+    assert!(
+        run(&breached.lead, Command::Tick, &p, at(7)).entries.is_empty(),
+        "never twice"
+    );
+    // A touch reported late does not undo the breach.
+    let late = run(
+        &breached.lead,
+        attempt(ContactOutcome::Connected, at(4)),
+        &p,
+        at(8),
+    )
+    .lead;
+    assert_eq!(
+        sla::state_at(late.sla.as_ref(), &p.rules, at(8)),
+        SlaState::Breached
+    );
+}
+
+#[test]
+fn a_command_after_the_due_time_records_the_breach_first() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let applied = run(&lead, attempt(ContactOutcome::Connected, at(9)), &p, at(9));
+    let kinds: Vec<_> = applied.entries.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [AuditKind::SlaBreached, AuditKind::ContactAttemptRecorded]);
+    assert_eq!(
+        applied.lead.revision,
+        lead.revision + 1,
+        "one change, two entries"
+    );
+}
+
+#[test]
+fn all_four_bant_criteria_and_an_accepted_fit_make_a_prospect() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let applied = run(
+        &lead,
+        Command::RecordDiscoveryCall(call(met(), met(), met(), met())),
+        &p,
+        at(30),
+    );
+    assert_eq!(applied.lead.state, LeadState::SalesQualified);
+    assert_eq!(rule_ids(&applied.lead.state_reasons), ["bant.qualified"]);
+    assert_eq!(applied.decision.state_before, Some(LeadState::MarketingQualified));
+    assert!(applied.lead.reached, "a discovery call reached the contact");
+}
+
+#[test]
+fn a_missing_decision_maker_keeps_the_lead_short_of_prospect() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let mut cio = call(met(), met(), Some(C::NotMet), met());
+    cio.authority.decision_maker_involved = false;
+    let lead = run(&lead, Command::RecordDiscoveryCall(cio), &p, at(30)).lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    let ids = rule_ids(&lead.state_reasons);
+    assert!(ids.contains(&"bant.authority.missing"), "{ids:?}");
+    assert!(
+        lead.state_reasons
+            .iter()
+            .any(|r| r.message.contains("decision-maker is not involved"))
+    );
+}
+
+#[test]
+fn a_policy_may_ask_for_three_of_four() {
+    let p = policy_with(&[("bant_required = 4", "bant_required = 3")]);
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let lead = run(
+        &lead,
+        Command::RecordDiscoveryCall(call(met(), met(), Some(C::NotMet), met())),
+        &p,
+        at(30),
+    )
+    .lead;
+    assert_eq!(lead.state, LeadState::SalesQualified);
+}
+
+#[test]
+fn need_is_required_by_default_even_when_three_others_are_met() {
+    let p = policy_with(&[("bant_required = 4", "bant_required = 3")]);
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let lead = run(
+        &lead,
+        Command::RecordDiscoveryCall(call(Some(C::Unknown), met(), met(), met())),
+        &p,
+        at(30),
+    )
+    .lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+}
+
+#[test]
+fn no_need_disqualifies_or_nurtures_as_the_policy_says() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let no_need = call(Some(C::NotMet), None, None, None);
+    let disqualified = run(&lead, Command::RecordDiscoveryCall(no_need.clone()), &p, at(30)).lead;
+    assert_eq!(disqualified.state, LeadState::Disqualified);
+    assert_eq!(
+        disqualified.disqualification,
+        Some(DisqualificationReason::NoNeed)
+    );
+
+    let p = policy_with(&[("on_no_need = \"disqualify\"", "on_no_need = \"nurture\"")]);
+    let nurtured = run(&lead, Command::RecordDiscoveryCall(no_need), &p, at(30)).lead;
+    assert_eq!(nurtured.state, LeadState::Nurturing);
+    assert_eq!(nurtured.revisit_at, Some(at(30) + Duration::days(90)));
+}
+
+#[test]
+fn timing_later_nurtures_until_shortly_before_the_date() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let next_fiscal_year = t0() + Duration::days(300);
+    let mut later = call(met(), met(), met(), Some(C::NotMet));
+    later.timing.target_at = Some(next_fiscal_year);
+    let lead = run(&lead, Command::RecordDiscoveryCall(later), &p, at(30)).lead;
+    assert_eq!(lead.state, LeadState::Nurturing);
+    assert_eq!(lead.revisit_at, Some(next_fiscal_year - Duration::days(30)));
+    assert!(
+        lead.sla
+            .as_ref()
+            .is_none_or(|c| c.first_touch_at.is_some() || c.breached_at.is_some()),
+        "no clock runs while nurtured"
+    );
+}
+
+#[test]
+fn when_the_revisit_date_comes_the_lead_returns_to_sales() {
+    let p = policy();
+    let lead = submit(&purchasing_director(), &[event(K::TradeShowScan, t0())], &p, t0()).lead;
+    let budget_date = t0() + Duration::days(120);
+    let mut budget_later = call(met(), Some(C::NotMet), met(), met());
+    budget_later.budget.available_at = Some(budget_date);
+    let nurtured = run(&lead, Command::RecordDiscoveryCall(budget_later), &p, at(60)).lead;
+    assert_eq!(nurtured.state, LeadState::Nurturing);
+    let revisit = budget_date - Duration::days(30);
+    assert_eq!(nurtured.revisit_at, Some(revisit));
+    assert!(
+        run(&nurtured, Command::Tick, &p, revisit - Duration::minutes(1))
+            .entries
+            .is_empty()
+    );
+    let back = run(&nurtured, Command::Tick, &p, revisit);
+    assert_eq!(back.entries.len(), 1);
+    assert_eq!(back.entries[0].kind, AuditKind::NurtureRevisited);
+    assert_eq!(back.lead.state, LeadState::MarketingQualified);
+    assert_eq!(rule_ids(&back.lead.state_reasons), ["bant.date_reached"]);
+    assert_eq!(
+        back.lead.sla.as_ref().unwrap().trigger,
+        SlaTrigger::MarketingQualified,
+        "a new hand-off"
+    );
+}
+
+#[test]
+fn a_lead_outside_the_profile_is_nurtured_or_disqualified_as_the_policy_says() {
+    let p = policy();
+    let lead = submit(
+        &law_firm(),
+        &[event(K::DemoRequest, t0()), event(K::WebinarAttended, t0())],
+        &p,
+        t0(),
+    )
+    .lead;
+    assert_eq!(lead.state, LeadState::Nurturing);
+    assert_eq!(rule_ids(&lead.state_reasons), ["fit.outside_profile"]);
+    let p = policy_with(&[("on_poor_fit = \"nurture\"", "on_poor_fit = \"disqualify\"")]);
+    let lead = submit(&law_firm(), &[], &p, t0()).lead;
+    assert_eq!(lead.state, LeadState::Disqualified);
+    assert_eq!(lead.disqualification, Some(DisqualificationReason::PoorFit));
+}
+
+#[test]
+fn the_engine_does_not_move_a_marketing_qualified_lead_back() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::TradeShowScan, t0())], &p, t0()).lead;
+    let later = t0() + Duration::days(200);
+    let lead = run(
+        &lead,
+        Command::RecordEngagement {
+            events: vec![event(K::EmailOpen, later)],
+        },
+        &p,
+        later,
+    )
+    .lead;
+    assert!(lead.scores.combined < lead.scores.threshold);
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    assert!(rule_ids(&lead.state_reasons).contains(&"lifecycle.held"));
+}
+
+// ---- people ----
+
+#[test]
+fn an_override_holds_and_new_facts_only_recommend() {
+    let p = policy();
+    let lead = submit(&cfo(), &[], &p, t0()).lead;
+    assert_eq!(lead.state, LeadState::Lead);
+    let held = apply(
+        &lead,
+        override_to(LeadState::Nurturing, "budget frozen this year"),
+        &person(&p, at(1), "manager-1"),
+    )
+    .unwrap();
+    assert_eq!(held.lead.state, LeadState::Nurturing);
+    assert_eq!(held.entries[0].kind, AuditKind::StateOverridden);
+    assert_eq!(held.entries[0].actor, "manager-1");
+    let over = held.lead.human_override.as_ref().unwrap();
+    assert_eq!(over.actor, "manager-1");
+    assert_eq!(over.expires_at, Some(at(1) + Duration::days(90)));
+
+    let with_demo = run(
+        &held.lead,
+        Command::RecordEngagement {
+            events: vec![event(K::DemoRequest, at(2))],
+        },
+        &p,
+        at(2),
+    );
+    assert_eq!(
+        with_demo.lead.state,
+        LeadState::Nurturing,
+        "the person's decision holds"
+    );
+    assert_eq!(
+        with_demo.lead.recommendation.as_ref().unwrap().state,
+        LeadState::MarketingQualified
+    );
+    assert_eq!(
+        with_demo.decision.recommendation.as_ref().unwrap().state,
+        LeadState::MarketingQualified
+    );
+    assert!(
+        with_demo.entries[0]
+            .body
+            .contains("\"recommended_state\":\"MARKETING_QUALIFIED\"")
+    );
+
+    let released = run(
+        &with_demo.lead,
+        Command::ReleaseOverride {
+            reason: "budget unfrozen".into(),
+        },
+        &p,
+        at(3),
+    );
+    assert_eq!(released.lead.state, LeadState::MarketingQualified);
+    assert!(released.lead.human_override.is_none());
+    assert!(released.lead.recommendation.is_none());
+}
+
+#[test]
+fn an_override_to_nurturing_lapses_at_its_revisit_date() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::WebinarRegistered, t0())], &p, t0()).lead;
+    assert_eq!(lead.state, LeadState::Lead);
+    let revisit = at(60 * 24 * 10);
+    let request = OverrideRequest {
+        state: LeadState::Nurturing,
+        reason: "call back after the holidays".into(),
+        disqualification: None,
+        revisit_at: Some(revisit),
+    };
+    let lead = apply(&lead, Command::Override(request), &person(&p, at(1), "manager-1"))
+        .unwrap()
+        .lead;
+    let back = run(&lead, Command::Tick, &p, revisit).lead;
+    assert!(back.human_override.is_none());
+    assert_eq!(
+        back.state,
+        LeadState::Lead,
+        "back in the funnel, where its score puts it"
+    );
+}
+
+#[test]
+fn illegal_moves_are_refused_and_change_nothing() {
+    let p = policy();
+    let lead = submit(&cfo(), &[], &p, t0()).lead;
+    let request = OverrideRequest {
+        state: LeadState::Disqualified,
+        reason: "competitor".into(),
+        disqualification: Some(DisqualificationReason::LostToCompetitor),
+        revisit_at: None,
+    };
+    let disqualified = run(&lead, Command::Override(request), &p, at(1)).lead;
+    for state in [
+        LeadState::SalesQualified,
+        LeadState::MarketingQualified,
+        LeadState::Nurturing,
+    ] {
+        let refused = apply(&disqualified, override_to(state, "try"), &ctx(&p, at(2)));
+        assert!(
+            matches!(refused, Err(Rejection::Illegal(_))),
+            "{state}: {refused:?}"
+        );
+    }
+    let convert = apply(
+        &lead,
+        Command::Convert {
+            opportunity_reference: "OPP-1".into(),
+        },
+        &ctx(&p, at(2)),
+    );
+    assert!(
+        matches!(convert, Err(Rejection::Illegal(_))),
+        "only a prospect converts"
+    );
+    let reopened = run(
+        &disqualified,
+        override_to(LeadState::Lead, "they came back"),
+        &p,
+        at(3),
+    )
+    .lead;
+    assert_eq!(reopened.state, LeadState::Lead);
+}
+
+#[test]
+fn converting_a_prospect_is_terminal() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let lead = run(
+        &lead,
+        Command::RecordDiscoveryCall(call(met(), met(), met(), met())),
+        &p,
+        at(30),
+    )
+    .lead;
+    let converted = run(
+        &lead,
+        Command::Convert {
+            opportunity_reference: "OPP-42".into(),
+        },
+        &p,
+        at(31),
+    )
+    .lead;
+    assert_eq!(converted.state, LeadState::Converted);
+    assert_eq!(converted.opportunity_reference.as_deref(), Some("OPP-42"));
+    for state in LeadState::ALL {
+        assert!(apply(&converted, override_to(*state, "x"), &ctx(&p, at(32))).is_err());
+    }
+}
+
+#[test]
+fn a_lead_never_reached_is_recycled_only_after_the_minimum_attempts() {
+    let p = policy();
+    let mut lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    for i in 0..5 {
+        lead = run(&lead, attempt(ContactOutcome::NoAnswer, at(i)), &p, at(i)).lead;
+    }
+    let refused = apply(
+        &lead,
+        override_to(LeadState::Nurturing, "no answer"),
+        &ctx(&p, at(10)),
+    );
+    let Err(Rejection::Precondition(message)) = refused else {
+        panic!("{refused:?}")
+    };
+    assert!(message.contains("5 of the 6 attempts"), "{message}");
+    lead = run(&lead, attempt(ContactOutcome::Voicemail, at(11)), &p, at(11)).lead;
+    assert_eq!(
+        run(&lead, override_to(LeadState::Nurturing, "no answer"), &p, at(12))
+            .lead
+            .state,
+        LeadState::Nurturing
+    );
+}
+
+#[test]
+fn a_lead_that_was_reached_may_be_recycled_at_once() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let lead = run(&lead, attempt(ContactOutcome::Connected, at(2)), &p, at(2)).lead;
+    assert_eq!(
+        run(&lead, override_to(LeadState::Nurturing, "not now"), &p, at(3))
+            .lead
+            .state,
+        LeadState::Nurturing
+    );
+}
+
+#[test]
+fn releasing_without_an_override_is_refused() {
+    let p = policy();
+    let lead = submit(&cfo(), &[], &p, t0()).lead;
+    let refused = apply(
+        &lead,
+        Command::ReleaseOverride { reason: "x".into() },
+        &ctx(&p, at(1)),
+    );
+    assert!(matches!(refused, Err(Rejection::Precondition(_))));
+}
+
+#[test]
+fn a_signal_from_the_future_is_refused() {
+    let p = policy();
+    let lead = submit(&cfo(), &[], &p, t0()).lead;
+    let refused = apply(
+        &lead,
+        Command::RecordEngagement {
+            events: vec![event(K::FormFill, at(10))],
+        },
+        &ctx(&p, t0()),
+    );
+    let Err(Rejection::Invalid(v)) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(v.iter().next().unwrap().field, "events[0].occur_time");
+}
+
+#[test]
+fn a_resubmission_counts_as_engagement() {
+    let p = policy();
+    let lead = submit(&cfo(), &[], &p, t0()).lead;
+    let source = lead.profile.source.clone();
+    let again = run(
+        &lead,
+        Command::Resubmit {
+            source,
+            events: vec![],
+        },
+        &p,
+        at(1),
+    );
+    assert_eq!(again.entries[0].kind, AuditKind::LeadResubmitted);
+    assert_eq!(again.lead.scores.engagement, Points(500));
+}
+
+#[test]
+fn every_entry_records_inputs_scores_states_reasons_and_policy() {
+    let p = policy();
+    let lead = submit(&cfo(), &[], &p, t0()).lead;
+    let applied = run(
+        &lead,
+        Command::RecordEngagement {
+            events: vec![event(K::DemoRequest, at(1))],
+        },
+        &p,
+        at(1),
+    );
+    let entry = &applied.entries[0];
+    assert_eq!(entry.state_before, Some(LeadState::Lead));
+    assert_eq!(entry.state_after, Some(LeadState::MarketingQualified));
+    assert_eq!(entry.policy_version, p.version);
+    let body = entry.parsed_body();
+    assert_eq!(body.scores_before.unwrap().combined, Points(4000));
+    assert_eq!(body.scores_after.unwrap().combined, Points(7000));
+    assert_eq!(body.inputs["events"][0]["kind"], "DEMO_REQUEST");
+    assert_eq!(rule_ids(&body.reasons), ["score.threshold"]);
+    assert!(!entry.body.contains("cfo@acme"), "no personal data in the trail");
+}
+
+#[test]
+fn submissions_record_no_personal_data() {
+    let p = policy();
+    let applied = submit(&cfo(), &[], &p, t0());
+    let body = &applied.entries[0].body;
+    for personal in ["cfo@acme-industrie.fr", "Given", "Family", "+33", "Title"] {
+        assert!(!body.contains(personal), "{personal} in {body}");
+    }
+    assert!(
+        body.contains("acme-industrie.fr"),
+        "the email's domain is kept for scoring"
+    );
+}
