@@ -141,7 +141,8 @@ pub const LEAD_ORDERS: &[OrderSpec] = &[
     },
 ];
 
-fn sort_key(lead: &Lead, order: &OrderSpec) -> Vec<SqlValue> {
+/// The sort key of a lead in an order, for keyset paging.
+pub(super) fn sort_key(lead: &Lead, order: &OrderSpec) -> Vec<SqlValue> {
     let value = match order.column {
         "update_time" => lead.updated_at.timestamp_micros(),
         "combined_points" => lead.scores.combined.0,

@@ -5,6 +5,7 @@
 mod background;
 mod error;
 mod leads;
+mod policy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 pub use background::spawn_background;
 pub use error::{AppError, AppResult};
 pub use leads::{LEAD_FILTER_FIELDS, LEAD_ORDERS, LeadChange, LeadPage, LeadView, Submission};
+pub use policy::{POLICY_ORDERS, PolicySelector, PolicyView, SimulatedLead, Simulation};
 
 use crate::domain::audit::{AuditBody, AuditEntry, AuditKind, ENGINE_ACTOR, encode_body};
 use crate::domain::policy::Policy;

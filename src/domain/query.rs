@@ -468,6 +468,17 @@ fn decode_token(token: &str, fingerprint: &str, order: &OrderSpec) -> Result<Vec
 }
 
 impl ListQuery {
+    /// A query built by the server itself (no page token to check).
+    pub fn new(filter: Filter, order: &'static OrderSpec, limit: usize) -> Self {
+        Self {
+            filter,
+            order,
+            after: None,
+            limit,
+            fingerprint: String::new(),
+        }
+    }
+
     /// The token that resumes after an item with this sort key.
     pub fn token_after(&self, key: Vec<SqlValue>) -> String {
         let token = PageToken {

@@ -132,6 +132,15 @@ fn optional_time(v: &mut Violations, field: &str, t: Option<prost_types::Timesta
     t.and_then(|t| v.check(field, time_from_proto(&t)))
 }
 
+/// A required text: trimmed, not empty, at most `max` characters.
+pub fn required_text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    if value.trim().is_empty() {
+        v.add(field, "is required");
+        return String::new();
+    }
+    text(v, field, value, max)
+}
+
 fn text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
     let trimmed = value.trim();
     if trimmed.chars().count() > max {
@@ -560,13 +569,7 @@ pub fn lead(view: &LeadView) -> pb::Lead {
             min_attempts_before_recycle: view.min_attempts_before_recycle as i32,
             breach_time: sla.and_then(|c| c.breached_at).map(time_to_proto),
         }),
-        r#override: l.human_override.as_ref().map(|o| pb::Override {
-            state: o.state.to_proto(),
-            reason: o.reason.clone(),
-            actor: o.actor.clone(),
-            create_time: Some(time_to_proto(o.decided_at)),
-            expire_time: o.expires_at.map(time_to_proto),
-        }),
+        r#override: l.human_override.as_ref().map(human_override),
         recommendation: l.recommendation.as_ref().map(recommendation),
         opportunity_reference: l.opportunity_reference.clone().unwrap_or_default(),
         policy_version: l.policy_version.clone(),
@@ -591,6 +594,45 @@ pub fn decision(d: &Decision) -> pb::Decision {
         reasons: reasons(&d.reasons),
         recommendation: d.recommendation.as_ref().map(recommendation),
         policy_version: d.policy_version.clone(),
+    }
+}
+
+fn score_lines(lines: &[crate::domain::scoring::ScoreLine]) -> Vec<pb::ScoreLine> {
+    lines
+        .iter()
+        .map(|l| pb::ScoreLine {
+            rule_id: l.rule_id.clone(),
+            input: l.input.clone(),
+            points: l.points.as_f64(),
+            reason: l.reason.clone(),
+        })
+        .collect()
+}
+
+pub fn explanation(view: &LeadView, e: &crate::domain::engine::Explanation) -> pb::LeadExplanation {
+    let lead = &view.lead;
+    pb::LeadExplanation {
+        lead: lead.id.name(),
+        evaluate_time: Some(time_to_proto(e.evaluated_at)),
+        policy_version: e.policy_version.clone(),
+        fit_lines: score_lines(&e.fit_lines),
+        engagement_lines: score_lines(&e.engagement_lines),
+        scores: Some(scores(&e.scores)),
+        state: lead.state.to_proto(),
+        recommended_state: e.target.state.to_proto(),
+        decision_lines: reasons(&e.target.reasons),
+        r#override: lead.human_override.as_ref().map(human_override),
+        text: e.render(lead),
+    }
+}
+
+fn human_override(o: &crate::domain::facts::Override) -> pb::Override {
+    pb::Override {
+        state: o.state.to_proto(),
+        reason: o.reason.clone(),
+        actor: o.actor.clone(),
+        create_time: Some(time_to_proto(o.decided_at)),
+        expire_time: o.expires_at.map(time_to_proto),
     }
 }
 

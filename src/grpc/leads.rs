@@ -3,10 +3,13 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{self as c, finish, validated};
-use super::{caller, pb, status};
+use super::{caller, pb};
 use crate::app::{App, LeadChange, Submission};
+use crate::domain::engine::{Command, OverrideRequest};
+use crate::domain::lifecycle::LeadState;
 use crate::domain::query::parse_list;
 use crate::domain::validation::Violations;
+use crate::domain::values::DisqualificationReason;
 
 pub struct LeadService {
     app: App,
@@ -94,44 +97,202 @@ impl pb::lead_service_server::LeadService for LeadService {
 
     async fn record_engagement(
         &self,
-        _: Request<pb::RecordEngagementRequest>,
+        request: Request<pb::RecordEngagementRequest>,
     ) -> Answer<pb::RecordEngagementResponse> {
-        Err(status::unimplemented("RecordEngagement"))
+        let caller = caller(&request);
+        let mut req = request.into_inner();
+        let mut v = Violations::default();
+        let request_id = std::mem::take(&mut req.request_id);
+        let key = c::request_key(&mut v, "RecordEngagement", &request_id, &req);
+        let pb::RecordEngagementRequest {
+            name,
+            events,
+            etag,
+            request_id: _,
+        } = req;
+        let id = c::lead_name(&mut v, "name", &name);
+        if events.is_empty() {
+            v.add("events", "must hold at least one event");
+        }
+        let events = c::events(&mut v, "events", events);
+        finish(v)?;
+        let command = Command::RecordEngagement { events };
+        let change = self
+            .app
+            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .await?;
+        let (lead, decision) = c::change(&change);
+        Ok(Response::new(pb::RecordEngagementResponse { lead, decision }))
     }
 
     async fn record_discovery_call(
         &self,
-        _: Request<pb::RecordDiscoveryCallRequest>,
+        request: Request<pb::RecordDiscoveryCallRequest>,
     ) -> Answer<pb::RecordDiscoveryCallResponse> {
-        Err(status::unimplemented("RecordDiscoveryCall"))
+        let caller = caller(&request);
+        let mut req = request.into_inner();
+        let mut v = Violations::default();
+        let request_id = std::mem::take(&mut req.request_id);
+        let key = c::request_key(&mut v, "RecordDiscoveryCall", &request_id, &req);
+        let pb::RecordDiscoveryCallRequest {
+            name,
+            findings,
+            etag,
+            request_id: _,
+        } = req;
+        let id = c::lead_name(&mut v, "name", &name);
+        let findings = c::discovery_call(&mut v, findings);
+        finish(v)?;
+        let command = Command::RecordDiscoveryCall(findings);
+        let change = self
+            .app
+            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .await?;
+        let (lead, decision) = c::change(&change);
+        Ok(Response::new(pb::RecordDiscoveryCallResponse { lead, decision }))
     }
 
     async fn record_contact_attempt(
         &self,
-        _: Request<pb::RecordContactAttemptRequest>,
+        request: Request<pb::RecordContactAttemptRequest>,
     ) -> Answer<pb::RecordContactAttemptResponse> {
-        Err(status::unimplemented("RecordContactAttempt"))
+        let caller = caller(&request);
+        let mut req = request.into_inner();
+        let mut v = Violations::default();
+        let request_id = std::mem::take(&mut req.request_id);
+        let key = c::request_key(&mut v, "RecordContactAttempt", &request_id, &req);
+        let pb::RecordContactAttemptRequest {
+            name,
+            attempt,
+            etag,
+            request_id: _,
+        } = req;
+        let id = c::lead_name(&mut v, "name", &name);
+        let attempt = c::contact_attempt(&mut v, attempt);
+        finish(v)?;
+        let command = Command::RecordContactAttempt(validated(attempt)?);
+        let change = self
+            .app
+            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .await?;
+        let (lead, decision) = c::change(&change);
+        Ok(Response::new(pb::RecordContactAttemptResponse { lead, decision }))
     }
 
     async fn override_lead_state(
         &self,
-        _: Request<pb::OverrideLeadStateRequest>,
+        request: Request<pb::OverrideLeadStateRequest>,
     ) -> Answer<pb::OverrideLeadStateResponse> {
-        Err(status::unimplemented("OverrideLeadState"))
+        let caller = caller(&request);
+        let mut req = request.into_inner();
+        let mut v = Violations::default();
+        let request_id = std::mem::take(&mut req.request_id);
+        let key = c::request_key(&mut v, "OverrideLeadState", &request_id, &req);
+        let pb::OverrideLeadStateRequest {
+            name,
+            state,
+            reason,
+            disqualification_reason,
+            revisit_time,
+            etag,
+            request_id: _,
+        } = req;
+        let id = c::lead_name(&mut v, "name", &name);
+        let state: Option<LeadState> = c::required_enum(&mut v, "state", state);
+        let reason = c::required_text(&mut v, "reason", reason, 1000);
+        let disqualification: Option<DisqualificationReason> =
+            c::optional_enum(&mut v, "disqualification_reason", disqualification_reason);
+        match (state, disqualification) {
+            (Some(LeadState::Disqualified), None) => {
+                v.add("disqualification_reason", "is required to disqualify")
+            }
+            (Some(s), Some(_)) if s != LeadState::Disqualified => {
+                v.add("disqualification_reason", "is only for DISQUALIFIED")
+            }
+            _ => {}
+        }
+        let revisit_at = revisit_time.and_then(|t| v.check("revisit_time", c::time_from_proto(&t)));
+        if revisit_at.is_some() && state.is_some_and(|s| s != LeadState::Nurturing) {
+            v.add("revisit_time", "is only for NURTURING");
+        }
+        finish(v)?;
+        let command = Command::Override(OverrideRequest {
+            state: validated(state)?,
+            reason,
+            disqualification,
+            revisit_at,
+        });
+        let change = self
+            .app
+            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .await?;
+        let (lead, decision) = c::change(&change);
+        Ok(Response::new(pb::OverrideLeadStateResponse { lead, decision }))
     }
 
     async fn release_lead_override(
         &self,
-        _: Request<pb::ReleaseLeadOverrideRequest>,
+        request: Request<pb::ReleaseLeadOverrideRequest>,
     ) -> Answer<pb::ReleaseLeadOverrideResponse> {
-        Err(status::unimplemented("ReleaseLeadOverride"))
+        let caller = caller(&request);
+        let mut req = request.into_inner();
+        let mut v = Violations::default();
+        let request_id = std::mem::take(&mut req.request_id);
+        let key = c::request_key(&mut v, "ReleaseLeadOverride", &request_id, &req);
+        let pb::ReleaseLeadOverrideRequest {
+            name,
+            reason,
+            etag,
+            request_id: _,
+        } = req;
+        let id = c::lead_name(&mut v, "name", &name);
+        let reason = c::required_text(&mut v, "reason", reason, 1000);
+        finish(v)?;
+        let command = Command::ReleaseOverride { reason };
+        let change = self
+            .app
+            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .await?;
+        let (lead, decision) = c::change(&change);
+        Ok(Response::new(pb::ReleaseLeadOverrideResponse { lead, decision }))
     }
 
-    async fn convert_lead(&self, _: Request<pb::ConvertLeadRequest>) -> Answer<pb::ConvertLeadResponse> {
-        Err(status::unimplemented("ConvertLead"))
+    async fn convert_lead(
+        &self,
+        request: Request<pb::ConvertLeadRequest>,
+    ) -> Answer<pb::ConvertLeadResponse> {
+        let caller = caller(&request);
+        let mut req = request.into_inner();
+        let mut v = Violations::default();
+        let request_id = std::mem::take(&mut req.request_id);
+        let key = c::request_key(&mut v, "ConvertLead", &request_id, &req);
+        let pb::ConvertLeadRequest {
+            name,
+            opportunity_reference,
+            etag,
+            request_id: _,
+        } = req;
+        let id = c::lead_name(&mut v, "name", &name);
+        let opportunity_reference =
+            c::required_text(&mut v, "opportunity_reference", opportunity_reference, 128);
+        finish(v)?;
+        let command = Command::Convert {
+            opportunity_reference,
+        };
+        let change = self
+            .app
+            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .await?;
+        let (lead, decision) = c::change(&change);
+        Ok(Response::new(pb::ConvertLeadResponse { lead, decision }))
     }
 
-    async fn explain_lead(&self, _: Request<pb::ExplainLeadRequest>) -> Answer<pb::LeadExplanation> {
-        Err(status::unimplemented("ExplainLead"))
+    async fn explain_lead(&self, request: Request<pb::ExplainLeadRequest>) -> Answer<pb::LeadExplanation> {
+        let pb::ExplainLeadRequest { name } = request.into_inner();
+        let mut v = Violations::default();
+        let id = c::lead_name(&mut v, "name", &name);
+        finish(v)?;
+        let (view, explanation) = self.app.explain_lead(validated(id)?).await?;
+        Ok(Response::new(c::explanation(&view, &explanation)))
     }
 }

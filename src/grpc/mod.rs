@@ -4,6 +4,7 @@
 pub mod convert;
 mod leads;
 pub mod observe;
+mod policy;
 pub mod status;
 mod unimplemented;
 
@@ -46,7 +47,7 @@ pub const SERVICE_NAMES: &[&str] = &[
 pub struct Services {
     pub leads: pb::lead_service_server::LeadServiceServer<leads::LeadService>,
     pub audit: pb::audit_service_server::AuditServiceServer<unimplemented::AuditService>,
-    pub policy: pb::policy_service_server::PolicyServiceServer<unimplemented::PolicyService>,
+    pub policy: pb::policy_service_server::PolicyServiceServer<policy::PolicyService>,
     pub reports: pb::report_service_server::ReportServiceServer<unimplemented::ReportService>,
 }
 
@@ -55,7 +56,7 @@ pub fn services(app: &App) -> Services {
     Services {
         leads: pb::lead_service_server::LeadServiceServer::new(leads::LeadService::new(app.clone())),
         audit: pb::audit_service_server::AuditServiceServer::new(unimplemented::AuditService),
-        policy: pb::policy_service_server::PolicyServiceServer::new(unimplemented::PolicyService),
+        policy: pb::policy_service_server::PolicyServiceServer::new(policy::PolicyService::new(app.clone())),
         reports: pb::report_service_server::ReportServiceServer::new(unimplemented::ReportService),
     }
 }

@@ -40,30 +40,6 @@ impl pb::audit_service_server::AuditService for AuditService {
     }
 }
 
-pub struct PolicyService;
-
-#[tonic::async_trait]
-impl pb::policy_service_server::PolicyService for PolicyService {
-    async fn get_policy(&self, _: Request<pb::GetPolicyRequest>) -> Answer<pb::Policy> {
-        Err(unimplemented("GetPolicy"))
-    }
-    async fn list_policies(&self, _: Request<pb::ListPoliciesRequest>) -> Answer<pb::ListPoliciesResponse> {
-        Err(unimplemented("ListPolicies"))
-    }
-    async fn validate_policy(
-        &self,
-        _: Request<pb::ValidatePolicyRequest>,
-    ) -> Answer<pb::ValidatePolicyResponse> {
-        Err(unimplemented("ValidatePolicy"))
-    }
-    async fn simulate_policy(
-        &self,
-        _: Request<pb::SimulatePolicyRequest>,
-    ) -> Answer<pb::SimulatePolicyResponse> {
-        Err(unimplemented("SimulatePolicy"))
-    }
-}
-
 pub struct ReportService;
 
 #[tonic::async_trait]

@@ -152,8 +152,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn active_policy_version(&self) -> StoreResult<Option<String>>;
 
-    /// Policies by activation time, newest first, activated before `before` (for paging).
-    async fn list_policies(&self, before: Option<Timestamp>, limit: usize) -> StoreResult<Vec<PolicyRecord>>;
+    /// Up to `query.limit + 1` policies.
+    async fn list_policies(&self, query: &ListQuery) -> StoreResult<Vec<PolicyRecord>>;
 }
 
 /// Connection settings shared by both backends.

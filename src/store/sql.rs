@@ -419,8 +419,7 @@ impl PolicyRow {
     }
 }
 
-pub const LIST_POLICIES: &str = "SELECT version, name, content, activate_time FROM policies \
-     WHERE activate_time < $1 ORDER BY activate_time DESC LIMIT $2";
+pub const POLICY_COLUMNS: &str = "version, name, content, activate_time";
 
 /// The chain head from its row, or the empty head.
 pub fn head_from(row: Option<(i64, Vec<u8>)>) -> StoreResult<ChainHead> {

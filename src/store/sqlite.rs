@@ -329,10 +329,10 @@ impl Store for SqliteStore {
             .map_err(classify)
     }
 
-    async fn list_policies(&self, before: Option<Timestamp>, limit: usize) -> StoreResult<Vec<PolicyRecord>> {
-        let rows: Vec<sql::PolicyRow> = sqlx::query_as(sql::LIST_POLICIES)
-            .bind(before.map_or(i64::MAX, |t| t.timestamp_micros()))
-            .bind(limit as i64)
+    async fn list_policies(&self, query: &ListQuery) -> StoreResult<Vec<PolicyRecord>> {
+        let (text, binds) = sql::list_sql(sql::POLICY_COLUMNS, "policies", query);
+        let rows: Vec<sql::PolicyRow> = sql::bind_values::<Sqlite>(&text, &binds)
+            .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.reader)
             .await
             .map_err(classify)?;

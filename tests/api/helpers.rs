@@ -376,3 +376,117 @@ impl TestDatabase {
         self.count("SELECT COUNT(*) FROM leads").await
     }
 }
+
+impl TestDatabase {
+    /// Audit entries of one kind, chained or not yet.
+    pub async fn entries_of_kind(&self, kind: &str) -> i64 {
+        self.count(&format!(
+            "SELECT COUNT(*) FROM (SELECT kind FROM audit_inbox UNION ALL SELECT kind FROM audit_log) AS e WHERE kind = '{kind}'"
+        ))
+        .await
+    }
+
+    /// The bodies (JSON) of a lead's audit entries, oldest first, with their policy versions.
+    pub async fn audit_bodies_of(&self, lead_name: &str) -> Vec<(String, String, serde_json::Value)> {
+        let id = self.uuid_literal(lead_uuid(lead_name));
+        let sql = format!(
+            "SELECT kind, policy_version, body FROM (
+                 SELECT inbox_id AS id, kind, policy_version, body FROM audit_log WHERE lead_id = {id}
+                 UNION ALL SELECT id, kind, policy_version, body FROM audit_inbox WHERE lead_id = {id}) AS e
+             ORDER BY id"
+        );
+        let rows: Vec<(String, String, String)> = if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap()
+        };
+        rows.into_iter()
+            .map(|(k, p, b)| (k, p, serde_json::from_str(&b).unwrap()))
+            .collect()
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A timestamp `minutes` from now (negative: in the past).
+pub fn minutes_from_now(minutes: i64) -> prost_types::Timestamp {
+    let t = chrono::Utc::now() + chrono::Duration::minutes(minutes);
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    }
+}
+
+/// A timestamp `days` from now.
+pub fn days_from_now(days: i64) -> prost_types::Timestamp {
+    minutes_from_now(days * 24 * 60)
+}
+
+pub fn engagement(
+    kind: pb::EngagementKind,
+    occur_time: Option<prost_types::Timestamp>,
+) -> pb::EngagementEvent {
+    pb::EngagementEvent {
+        kind: kind as i32,
+        occur_time,
+        subject: String::new(),
+    }
+}
+
+/// The default policy with some lines replaced.
+pub fn policy_with(replacements: &[(&str, &str)]) -> Policy {
+    let mut text = leadgate::domain::policy::DEFAULT_POLICY.to_owned();
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{from:?} is in the default policy");
+        text = text.replace(from, to);
+    }
+    Policy::parse(&text).expect("a valid policy")
+}
+
+/// A discovery call's findings, each criterion given as a status.
+pub fn findings(
+    need: pb::CriterionStatus,
+    budget: pb::CriterionStatus,
+    authority: pb::CriterionStatus,
+    timing: pb::CriterionStatus,
+) -> pb::DiscoveryCallFindings {
+    pb::DiscoveryCallFindings {
+        call_time: None,
+        need: Some(pb::NeedFinding {
+            status: need as i32,
+            evidence: "looking to automate invoicing".into(),
+        }),
+        budget: Some(pb::BudgetFinding {
+            status: budget as i32,
+            ..Default::default()
+        }),
+        authority: Some(pb::AuthorityFinding {
+            status: authority as i32,
+            decision_maker_involved: authority == pb::CriterionStatus::Met,
+            evidence: String::new(),
+        }),
+        timing: Some(pb::TimingFinding {
+            status: timing as i32,
+            ..Default::default()
+        }),
+        conducted_by: "rep-7".into(),
+    }
+}

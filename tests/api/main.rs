@@ -5,4 +5,8 @@ mod helpers;
 
 mod health;
 mod leads;
+mod lifecycle;
+mod policy;
 mod process;
+mod scenarios;
+mod sla;

@@ -878,27 +878,6 @@ fn merge_findings(lead: &mut Lead, call: DiscoveryCall) {
     lead.reached = true;
 }
 
-/// A lead's scores and recommended state, line by line, at `now`.
-#[derive(Clone, Debug)]
-pub struct Explanation {
-    pub scores: Scores,
-    pub fit_lines: Vec<ScoreLine>,
-    pub engagement_lines: Vec<ScoreLine>,
-    pub target: Target,
-}
-
-/// Explains how the engine sees a lead at `now`.
-pub fn explain(lead: &Lead, policy: &Policy, now: Timestamp) -> Explanation {
-    let rules = &policy.rules;
-    let scores = scoring::score(&lead.profile, &lead.events, rules, now);
-    Explanation {
-        fit_lines: scoring::explain_fit(&lead.profile, rules),
-        engagement_lines: scoring::explain_engagement(&lead.events, rules, now),
-        target: recommend(lead, &scores, rules, now),
-        scores,
-    }
-}
-
 /// The state and scores a lead would get if re-evaluated now under `policy`.
 pub fn simulate(lead: &Lead, policy: &Policy, now: Timestamp) -> (LeadState, Scores, Vec<Reason>) {
     let ctx = Context {
@@ -928,7 +907,9 @@ pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target
     (scores, target)
 }
 
+mod explain;
 mod replay;
+pub use explain::{Explanation, explain};
 pub use replay::{ReplayError, replay};
 
 #[cfg(test)]
