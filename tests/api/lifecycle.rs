@@ -211,6 +211,30 @@ contract! {
         }
     }
 
+    async fn a_nurtured_lead_returns_to_the_funnel_when_its_revisit_date_comes(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut request = cfo_demo_request("revisit@acme.fr");
+        request.events = vec![engagement(K::WebinarRegistered, None)];
+        let lead = app.leads.clone().submit_lead(request).await.unwrap().into_inner().lead.unwrap();
+        let mut nurture = override_request(&lead, pb::LeadState::Nurturing, "call back in a moment");
+        let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+        nurture.revisit_time = Some(prost_types::Timestamp { seconds: soon.timestamp(), nanos: soon.timestamp_subsec_nanos() as i32 });
+        let lead = app.leads.clone().override_lead_state(nurture).await.unwrap().into_inner().lead.unwrap();
+        assert_eq!(lead.state, pb::LeadState::Nurturing as i32);
+        let name = lead.name.clone();
+        let back = eventually(std::time::Duration::from_secs(10), || {
+            let mut client = app.leads.clone();
+            let name = name.clone();
+            async move { client.get_lead(pb::GetLeadRequest { name }).await.unwrap().into_inner().state == pb::LeadState::Lead as i32 }
+        })
+        .await;
+        assert!(back, "the sweeper brings the lead back");
+        let lead = get(&app, &lead.name).await;
+        assert!(lead.r#override.is_none(), "the person's decision lapsed at its date");
+        assert!(lead.revisit_time.is_none());
+        assert_eq!(app.db.entries_of_kind("NURTURE_REVISITED").await, 1);
+    }
+
     async fn explain_lead_gives_lines_that_add_up(backend: Backend) {
         let app = spawn_app(&backend).await;
         let mut request = cfo_demo_request("explain@acme.fr");
