@@ -28,6 +28,139 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Read leads from a running server.
+    Leads {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: LeadsCommand,
+    },
+    /// Query, export, verify and follow the audit trail of a running server.
+    Audit {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the funnel of a period: stages, conversion, speed to lead, SLA breaches.
+    Funnel(FunnelArgs),
+}
+
+/// How client commands reach the server.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The server's address.
+    #[arg(
+        long,
+        global = true,
+        env = "LEADGATE_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// A bearer token to authenticate with.
+    #[arg(long, global = true, env = "LEADGATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeadsCommand {
+    /// List leads, newest first unless told otherwise.
+    List {
+        /// A ListLeads filter, e.g. 'state = NURTURING AND source.channel = TRADE_SHOW'.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// create_time, create_time desc, update_time, update_time desc, scores.combined_points desc.
+        #[arg(long, default_value = "create_time desc")]
+        order_by: String,
+        /// At most this many leads (all pages are read up to it).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one lead.
+    Show {
+        /// leads/{id}, or just the id.
+        name: String,
+    },
+    /// Explain a lead's scores and state line by line.
+    Explain {
+        /// leads/{id}, or just the id.
+        name: String,
+    },
+}
+
+/// How audit entries are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// Aligned columns, for people.
+    Table,
+    /// Comma-separated values with a header, for spreadsheets.
+    Csv,
+    /// One JSON object per line, for programs.
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit entries, reading every page (with a progress indicator on a terminal).
+    List {
+        /// A ListAuditEvents filter, e.g. 'kind = STATE_OVERRIDDEN AND record_time >= "2026-01-01T00:00:00Z"'.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// position or position desc.
+        #[arg(long, default_value = "position")]
+        order_by: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: AuditFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Stop after this many entries.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Recompute the hash chain; exits 1 if it is broken.
+    Verify {
+        /// The first position to check.
+        #[arg(long, default_value_t = 0)]
+        from: i64,
+        /// The last position to check (default: the head).
+        #[arg(long, default_value_t = 0)]
+        to: i64,
+        /// A digest printed earlier by `leadgate audit digest` (POSITION:HASH).
+        #[arg(long)]
+        digest: Option<String>,
+    },
+    /// Print the trail's head as POSITION:HASH, to keep outside leadgate.
+    Digest,
+    /// Follow new entries as they are chained; reconnects by itself.
+    Watch {
+        /// Start after this position (0: from the first entry).
+        #[arg(long, default_value_t = 0, conflicts_with = "from_head")]
+        after: i64,
+        /// Skip history: only entries chained from now on.
+        #[arg(long)]
+        from_head: bool,
+        /// A filter (ListAuditEvents fields, without position).
+        #[arg(long, default_value = "")]
+        filter: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: AuditFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FunnelArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The start of the period (RFC 3339, or a date such as 2026-01-01).
+    #[arg(long)]
+    pub from: String,
+    /// The end of the period (default: now).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only these channels (WEBSITE, TRADE_SHOW, ...); repeat for several.
+    #[arg(long = "channel")]
+    pub channels: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use leadgate::cli::client;
 use leadgate::config::{Cli, Command, PolicyCommand};
 
 fn main() -> ExitCode {
@@ -24,5 +25,14 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         },
+        Command::Leads {
+            client: args,
+            command,
+        } => runtime.block_on(client::leads(args, command)),
+        Command::Audit {
+            client: args,
+            command,
+        } => runtime.block_on(client::audit(args, command)),
+        Command::Funnel(args) => runtime.block_on(client::funnel(args)),
     }
 }

@@ -122,7 +122,7 @@ impl Application {
         let app = App::new(store.clone(), config.policy.clone(), config.app.clone());
         // Ends open streams at shutdown, so they do not hold the drain.
         let streams_stop = CancellationToken::new();
-        let services = grpc::services(&app);
+        let services = grpc::services(&app, streams_stop.clone());
         let reflection = if config.reflection {
             let builder = || {
                 tonic_reflection::server::Builder::configure()

@@ -30,7 +30,11 @@ pub fn spawn_background(app: &App, stop: CancellationToken) -> Vec<JoinHandle<()
 
 async fn sequencer(app: App, stop: CancellationToken) {
     loop {
-        let pause = match app.store.sequence(SEQUENCE_BATCH).await {
+        let chained = app.store.sequence(SEQUENCE_BATCH).await;
+        if let Ok(n @ 1..) = chained {
+            app.chain_changes.send_modify(|count| *count += n as u64);
+        }
+        let pause = match chained {
             Ok(n) if n == SEQUENCE_BATCH => Duration::ZERO,
             Ok(_) => SEQUENCE_POLL,
             Err(error) => {

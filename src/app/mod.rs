@@ -2,10 +2,12 @@
 //! audit entries and idempotency record in one transaction. Also the background work every
 //! replica runs (sequencing the audit chain, sweeping what falls due).
 
+mod audit;
 mod background;
 mod error;
 mod leads;
 mod policy;
+mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +15,12 @@ use std::time::Duration;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Notify;
 
+pub use audit::{AUDIT_FILTER_FIELDS, AUDIT_ORDERS, AuditPage, Verification, watch_filter_fields};
 pub use background::spawn_background;
 pub use error::{AppError, AppResult};
 pub use leads::{LEAD_FILTER_FIELDS, LEAD_ORDERS, LeadChange, LeadPage, LeadView, Submission};
 pub use policy::{POLICY_ORDERS, PolicySelector, PolicyView, SimulatedLead, Simulation};
+pub use report::FunnelReport;
 
 use crate::domain::audit::{AuditBody, AuditEntry, AuditKind, ENGINE_ACTOR, encode_body};
 use crate::domain::policy::Policy;
@@ -66,6 +70,8 @@ pub struct App {
     settings: AppSettings,
     /// Wakes the sequencer after a write added audit entries.
     entries_written: Arc<Notify>,
+    /// Ticks each time this replica chains entries (wakes watchers).
+    chain_changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The current time at the precision leadgate stores.
@@ -83,6 +89,7 @@ impl App {
             policy,
             settings,
             entries_written: Arc::new(Notify::new()),
+            chain_changes: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 

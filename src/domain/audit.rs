@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::facts::{Reason, Scores, SlaClock};
 use super::lifecycle::LeadState;
 use super::names::named_enum;
-use super::values::{LeadId, SourceChannel, Timestamp};
+use super::values::{DisqualificationReason, LeadId, SourceChannel, Timestamp};
 
 /// The chaining algorithm's name; stored with every digest so it can evolve.
 pub const HASH_ALGORITHM: &str = "leadgate-audit-v1";
@@ -56,6 +56,9 @@ pub struct AuditBody {
     /// The speed-to-lead clock after the change (reports read clock starts and touches here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<SlaClock>,
+    /// Why the lead is disqualified, when it is after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disqualification: Option<DisqualificationReason>,
 }
 
 /// One change as recorded. `body` is canonical JSON text and is hashed as stored.
@@ -203,4 +206,208 @@ pub fn from_hex(text: &str) -> Result<[u8; 32], String> {
         *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
     }
     Ok(out)
+}
+
+named_enum! {
+    /// What can be wrong in the chain.
+    pub enum Problem {
+        HashMismatch => "HASH_MISMATCH",
+        BrokenLink => "BROKEN_LINK",
+        MissingEntry => "MISSING_ENTRY",
+        Truncated => "TRUNCATED",
+        DigestMismatch => "DIGEST_MISMATCH",
+    }
+}
+
+/// The first place where the chain does not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub position: i64,
+    pub problem: Problem,
+    pub message: String,
+}
+
+/// Checks chained entries one by one, in position order, from an anchor: the entry just before
+/// the first one checked (the empty head to start at position 1).
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    previous: ChainHead,
+    expected: Option<ChainHead>,
+    pub checked: i64,
+}
+
+impl Verifier {
+    pub fn new(anchor: ChainHead, expected: Option<ChainHead>) -> Self {
+        Self {
+            previous: anchor,
+            expected,
+            checked: 0,
+        }
+    }
+
+    /// The next position the verifier expects.
+    pub fn next_position(&self) -> i64 {
+        self.previous.position + 1
+    }
+
+    /// Checks the next entry.
+    pub fn check(&mut self, chained: &ChainedEntry) -> Result<(), Finding> {
+        let position = self.next_position();
+        if chained.position != position {
+            return Err(Finding {
+                position,
+                problem: Problem::MissingEntry,
+                message: format!(
+                    "entry {position} is missing (the next one is {})",
+                    chained.position
+                ),
+            });
+        }
+        if chained.previous_hash != self.previous.hash {
+            return Err(Finding {
+                position,
+                problem: Problem::BrokenLink,
+                message: format!(
+                    "entry {position} does not link to entry {}: an entry was inserted, removed or moved",
+                    self.previous.position
+                ),
+            });
+        }
+        if chain_hash(position, &self.previous.hash, &chained.entry) != chained.hash {
+            return Err(Finding {
+                position,
+                problem: Problem::HashMismatch,
+                message: format!("entry {position} does not match its hash: its content was changed"),
+            });
+        }
+        if let Some(expected) = self.expected.filter(|e| e.position == position) {
+            if expected.hash != chained.hash {
+                return Err(Finding {
+                    position,
+                    problem: Problem::DigestMismatch,
+                    message: format!(
+                        "entry {position} is not the one the digest recorded: history was rewritten"
+                    ),
+                });
+            }
+        }
+        self.previous = ChainHead {
+            position,
+            hash: chained.hash,
+        };
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// Checks that nothing is missing up to `end` once the entries ran out.
+    pub fn finish(&self, end: i64) -> Result<(), Finding> {
+        let position = self.next_position();
+        if let Some(expected) = self.expected.filter(|e| e.position >= position) {
+            return Err(Finding {
+                position,
+                problem: Problem::Truncated,
+                message: format!(
+                    "the trail ends at {} but the digest recorded entry {}: it was truncated",
+                    self.previous.position, expected.position
+                ),
+            });
+        }
+        if position <= end {
+            return Err(Finding {
+                position,
+                problem: Problem::MissingEntry,
+                message: format!("entries {position} to {end} are missing"),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: i64) -> AuditEntry {
+        AuditEntry {
+            lead: None,
+            kind: AuditKind::PolicyActivated,
+            recorded_at: chrono::DateTime::from_timestamp(1_700_000_000 + n, 0).unwrap(),
+            actor: "engine".into(),
+            request_id: None,
+            state_before: None,
+            state_after: None,
+            source_channel: None,
+            policy_version: "v".into(),
+            body: format!("{{\"n\":{n}}}"),
+        }
+    }
+
+    fn chain(n: i64) -> Vec<ChainedEntry> {
+        link(ChainHead::EMPTY, (1..=n).map(entry).collect())
+    }
+
+    fn verify(entries: &[ChainedEntry], expected: Option<ChainHead>, end: i64) -> Result<i64, Finding> {
+        let mut v = Verifier::new(ChainHead::EMPTY, expected);
+        for e in entries {
+            v.check(e)?;
+        }
+        v.finish(end)?;
+        Ok(v.checked)
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let c = chain(5);
+        assert_eq!(verify(&c, None, 5), Ok(5));
+        let head = ChainHead {
+            position: 3,
+            hash: c[2].hash,
+        };
+        assert_eq!(verify(&c, Some(head), 5), Ok(5));
+        assert_eq!(ChainHead::parse_token(&head.token()), Ok(head));
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_found_where_it_happened() {
+        let c = chain(6);
+        let mut changed = c.clone();
+        changed[2].entry.body.push(' ');
+        assert_eq!(
+            verify(&changed, None, 6).unwrap_err().problem,
+            Problem::HashMismatch
+        );
+        assert_eq!(verify(&changed, None, 6).unwrap_err().position, 3);
+
+        let mut deleted = c.clone();
+        deleted.remove(3);
+        let f = verify(&deleted, None, 6).unwrap_err();
+        assert_eq!((f.position, f.problem), (4, Problem::MissingEntry));
+
+        let mut swapped = c.clone();
+        let (a, b) = (swapped[1].clone(), swapped[2].clone());
+        swapped[1] = ChainedEntry { position: 2, ..b };
+        swapped[2] = ChainedEntry { position: 3, ..a };
+        let f = verify(&swapped, None, 6).unwrap_err();
+        assert_eq!((f.position, f.problem), (2, Problem::BrokenLink));
+
+        let truncated = &c[..4];
+        let digest = ChainHead {
+            position: 6,
+            hash: c[5].hash,
+        };
+        assert!(
+            verify(truncated, None, 4).is_ok(),
+            "alone, a shorter trail looks whole"
+        );
+        let f = verify(truncated, Some(digest), 6).unwrap_err();
+        assert_eq!((f.position, f.problem), (5, Problem::Truncated));
+
+        // A rewritten history that is internally consistent: only the digest tells.
+        let mut rewritten: Vec<AuditEntry> = (1..=6).map(entry).collect();
+        rewritten[4].actor = "mallory".into();
+        let rewritten = link(ChainHead::EMPTY, rewritten);
+        assert!(verify(&rewritten, None, 6).is_ok());
+        let f = verify(&rewritten, Some(digest), 6).unwrap_err();
+        assert_eq!((f.position, f.problem), (6, Problem::DigestMismatch));
+    }
 }

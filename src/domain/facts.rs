@@ -201,6 +201,9 @@ pub struct ContactAttempt {
 /// A speed-to-lead clock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaClock {
+    /// 1 for a lead's first clock, then 2, 3... (a tightened clock keeps its number).
+    #[serde(default)]
+    pub number: u32,
     pub trigger: SlaTrigger,
     pub started_at: Timestamp,
     pub due_at: Timestamp,

@@ -28,6 +28,9 @@ pub struct Lead {
     pub bant: Bant,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<SlaClock>,
+    /// How many speed-to-lead clocks this lead ever started (numbers them for reports).
+    #[serde(default)]
+    pub sla_clocks: u32,
     /// Whether any contact attempt ever reached the person.
     #[serde(default)]
     pub reached: bool,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod engine;
 pub mod facts;
+pub mod funnel;
 pub mod lead;
 pub mod lifecycle;
 mod names;

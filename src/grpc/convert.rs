@@ -697,3 +697,63 @@ mod tests {
         assert!(LeadState::from_proto(99).is_err());
     }
 }
+
+/// JSON as `google.protobuf.Value`.
+pub fn json_value(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_value).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(json_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn json_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map.iter().map(|(k, v)| (k.clone(), json_value(v))).collect(),
+    }
+}
+
+pub fn digest(head: &crate::domain::audit::ChainHead) -> pb::AuditDigest {
+    pb::AuditDigest {
+        position: head.position,
+        hash: crate::domain::audit::to_hex(&head.hash),
+        hash_algorithm: crate::domain::audit::HASH_ALGORITHM.into(),
+        token: head.token(),
+    }
+}
+
+pub fn audit_event(c: &crate::domain::audit::ChainedEntry) -> pb::AuditEvent {
+    let e = &c.entry;
+    let body = e.parsed_body();
+    pb::AuditEvent {
+        name: format!("auditEvents/{}", c.position),
+        position: c.position,
+        lead: e.lead.map(|l| l.name()).unwrap_or_default(),
+        kind: e.kind.to_proto(),
+        record_time: Some(time_to_proto(e.recorded_at)),
+        actor: e.actor.clone(),
+        request_id: e.request_id.clone().unwrap_or_default(),
+        inputs: match &body.inputs {
+            serde_json::Value::Object(map) => Some(json_struct(map)),
+            _ => None,
+        },
+        state_before: opt_enum(e.state_before),
+        state_after: opt_enum(e.state_after),
+        scores_before: body.scores_before.as_ref().map(scores),
+        scores_after: body.scores_after.as_ref().map(scores),
+        reasons: reasons(&body.reasons),
+        recommended_state: opt_enum(body.recommended_state),
+        policy_version: e.policy_version.clone(),
+        source_channel: opt_enum(e.source_channel),
+        hash: crate::domain::audit::to_hex(&c.hash),
+        previous_hash: crate::domain::audit::to_hex(&c.previous_hash),
+        hash_algorithm: crate::domain::audit::HASH_ALGORITHM.into(),
+    }
+}

@@ -1,13 +1,15 @@
 //! The gRPC surface: generated code, service implementations, proto ↔ domain conversion and
 //! error → status mapping. It translates; it never touches SQL.
 
+mod audit;
 pub mod convert;
 mod leads;
 pub mod observe;
 mod policy;
+mod reports;
 pub mod status;
-mod unimplemented;
 
+use tokio_util::sync::CancellationToken;
 use tonic::Request;
 
 use crate::app::{App, Caller};
@@ -46,17 +48,19 @@ pub const SERVICE_NAMES: &[&str] = &[
 /// The service servers, ready to add to a router.
 pub struct Services {
     pub leads: pb::lead_service_server::LeadServiceServer<leads::LeadService>,
-    pub audit: pb::audit_service_server::AuditServiceServer<unimplemented::AuditService>,
+    pub audit: pb::audit_service_server::AuditServiceServer<audit::AuditService>,
     pub policy: pb::policy_service_server::PolicyServiceServer<policy::PolicyService>,
-    pub reports: pb::report_service_server::ReportServiceServer<unimplemented::ReportService>,
+    pub reports: pb::report_service_server::ReportServiceServer<reports::ReportService>,
 }
 
-/// Builds every service over the use cases.
-pub fn services(app: &App) -> Services {
+/// Builds every service over the use cases; `stop` ends open streams at shutdown.
+pub fn services(app: &App, stop: CancellationToken) -> Services {
     Services {
         leads: pb::lead_service_server::LeadServiceServer::new(leads::LeadService::new(app.clone())),
-        audit: pb::audit_service_server::AuditServiceServer::new(unimplemented::AuditService),
+        audit: pb::audit_service_server::AuditServiceServer::new(audit::AuditService::new(app.clone(), stop)),
         policy: pb::policy_service_server::PolicyServiceServer::new(policy::PolicyService::new(app.clone())),
-        reports: pb::report_service_server::ReportServiceServer::new(unimplemented::ReportService),
+        reports: pb::report_service_server::ReportServiceServer::new(reports::ReportService::new(
+            app.clone(),
+        )),
     }
 }

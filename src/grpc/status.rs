@@ -62,13 +62,3 @@ impl From<AppError> for Status {
         }
     }
 }
-
-/// The answer of an RPC whose behaviour is not built yet.
-pub fn unimplemented(what: &str) -> Status {
-    status(
-        Code::Unimplemented,
-        "NOT_IMPLEMENTED",
-        format!("{what} is part of the v1 contract but not served by this version of leadgate yet"),
-        ErrorDetails::new(),
-    )
-}

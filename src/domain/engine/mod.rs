@@ -319,7 +319,9 @@ fn start_clock(lead: &mut Lead, trigger: SlaTrigger, started_at: Timestamp, rule
             }
         }
         _ => {
+            lead.sla_clocks += 1;
             lead.sla = Some(SlaClock {
+                number: lead.sla_clocks,
                 trigger,
                 started_at,
                 due_at,
@@ -475,6 +477,7 @@ impl Recorder<'_> {
             reasons,
             recommended_state: lead.recommendation.as_ref().map(|r| r.state),
             sla: lead.sla.clone(),
+            disqualification: lead.disqualification,
         };
         let own = actor != ENGINE_ACTOR;
         self.entries.push(AuditEntry {
@@ -601,6 +604,7 @@ pub fn create(
         events: events.clone(),
         bant: Default::default(),
         sla: None,
+        sla_clocks: 0,
         reached: false,
         human_override: None,
         recommendation: None,

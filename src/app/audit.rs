@@ -1,0 +1,289 @@
+//! Audit use cases: list, verify, digest, and the stream of decisions.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{App, AppError, AppResult};
+use crate::domain::audit::{ChainHead, ChainedEntry, Finding, Verifier};
+use crate::domain::query::{FieldKind, FieldSpec, Filter, ListQuery, OrderSpec, SqlValue};
+
+const STATES: &[&str] = &[
+    "LEAD",
+    "MARKETING_QUALIFIED",
+    "SALES_QUALIFIED",
+    "NURTURING",
+    "DISQUALIFIED",
+    "CONVERTED",
+];
+
+/// Fields of the audit filter (WatchDecisions accepts all but `position`).
+pub const AUDIT_FILTER_FIELDS: &[FieldSpec] = &[
+    FieldSpec {
+        name: "lead",
+        column: "lead_id",
+        kind: FieldKind::LeadName,
+    },
+    FieldSpec {
+        name: "actor",
+        column: "actor",
+        kind: FieldKind::Text,
+    },
+    FieldSpec {
+        name: "kind",
+        column: "kind",
+        kind: FieldKind::Enum {
+            names: &[
+                "LEAD_SUBMITTED",
+                "LEAD_RESUBMITTED",
+                "ENGAGEMENT_RECORDED",
+                "DISCOVERY_CALL_RECORDED",
+                "CONTACT_ATTEMPT_RECORDED",
+                "STATE_OVERRIDDEN",
+                "OVERRIDE_RELEASED",
+                "LEAD_CONVERTED",
+                "SLA_BREACHED",
+                "NURTURE_REVISITED",
+                "POLICY_ACTIVATED",
+            ],
+            prefix: "AUDIT_EVENT_KIND_",
+        },
+    },
+    FieldSpec {
+        name: "state_before",
+        column: "state_before",
+        kind: FieldKind::Enum {
+            names: STATES,
+            prefix: "LEAD_STATE_",
+        },
+    },
+    FieldSpec {
+        name: "state_after",
+        column: "state_after",
+        kind: FieldKind::Enum {
+            names: STATES,
+            prefix: "LEAD_STATE_",
+        },
+    },
+    FieldSpec {
+        name: "policy_version",
+        column: "policy_version",
+        kind: FieldKind::Text,
+    },
+    FieldSpec {
+        name: "source.channel",
+        column: "source_channel",
+        kind: FieldKind::Enum {
+            names: &[
+                "WEBSITE",
+                "CONTENT",
+                "WEBINAR",
+                "TRADE_SHOW",
+                "PAID_SOCIAL",
+                "PAID_SEARCH",
+                "EMAIL",
+                "REFERRAL",
+                "PARTNER",
+                "OUTBOUND",
+                "OTHER",
+            ],
+            prefix: "SOURCE_CHANNEL_",
+        },
+    },
+    FieldSpec {
+        name: "record_time",
+        column: "record_time",
+        kind: FieldKind::Time,
+    },
+    FieldSpec {
+        name: "position",
+        column: "position",
+        kind: FieldKind::Integer,
+    },
+];
+
+/// The filter fields of WatchDecisions: the cursor is the position.
+pub fn watch_filter_fields() -> &'static [FieldSpec] {
+    &AUDIT_FILTER_FIELDS[..AUDIT_FILTER_FIELDS.len() - 1]
+}
+
+/// The orders ListAuditEvents accepts.
+pub const AUDIT_ORDERS: &[OrderSpec] = &[
+    OrderSpec {
+        name: "position",
+        column: "position",
+        tie_break: None,
+        descending: false,
+    },
+    OrderSpec {
+        name: "position desc",
+        column: "position",
+        tie_break: None,
+        descending: true,
+    },
+];
+
+/// Entries read per query while verifying or streaming.
+const READ_BATCH: usize = 5000;
+const WATCH_BATCH: usize = 500;
+/// How often a watcher looks for entries chained by other replicas.
+const WATCH_POLL: Duration = Duration::from_millis(200);
+
+/// One page of entries.
+pub struct AuditPage {
+    pub entries: Vec<ChainedEntry>,
+    pub next_page_token: String,
+}
+
+/// The outcome of a verification.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub checked: i64,
+    pub finding: Option<Finding>,
+    pub head: ChainHead,
+}
+
+impl App {
+    pub async fn list_audit(&self, query: &ListQuery) -> AppResult<AuditPage> {
+        let mut entries = self.store.list_audit(query).await?;
+        let next_page_token = if entries.len() > query.limit {
+            entries.truncate(query.limit);
+            entries
+                .last()
+                .map(|e| query.token_after(vec![SqlValue::Int(e.position)]))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(AuditPage {
+            entries,
+            next_page_token,
+        })
+    }
+
+    pub async fn audit_digest(&self) -> AppResult<ChainHead> {
+        Ok(self.store.chain_head().await?)
+    }
+
+    /// Recomputes the chain over `[start, end]` (0 means the first / the head), also proving
+    /// that `expected` (an earlier digest) is still in it.
+    pub async fn verify_audit(
+        &self,
+        start: i64,
+        end: i64,
+        expected: Option<ChainHead>,
+    ) -> AppResult<Verification> {
+        let head = self.store.chain_head().await?;
+        let start = start.max(1);
+        let mut end = if end == 0 { head.position } else { end };
+        if let Some(digest) = expected {
+            end = end.max(digest.position);
+        }
+        if start > end {
+            return Err(AppError::invalid(
+                "start_position",
+                format!("must not be after the end of the range ({end})"),
+            ));
+        }
+        let anchor = if start == 1 {
+            ChainHead::EMPTY
+        } else {
+            match self.store.chain_range(start - 2, 1).await?.first() {
+                Some(e) if e.position == start - 1 => ChainHead {
+                    position: e.position,
+                    hash: e.hash,
+                },
+                _ => {
+                    return Ok(Verification {
+                        checked: 0,
+                        finding: Some(Finding {
+                            position: start - 1,
+                            problem: crate::domain::audit::Problem::MissingEntry,
+                            message: format!("entry {} is missing", start - 1),
+                        }),
+                        head,
+                    });
+                }
+            }
+        };
+        let mut verifier = Verifier::new(anchor, expected);
+        let mut after = start - 1;
+        let finding = 'read: loop {
+            let batch = self
+                .store
+                .chain_range(after, READ_BATCH.min((end - after) as usize))
+                .await?;
+            let full = batch.len() == READ_BATCH;
+            for entry in &batch {
+                if let Err(finding) = verifier.check(entry) {
+                    break 'read Some(finding);
+                }
+                after = entry.position;
+            }
+            if after >= end || !full || batch.is_empty() {
+                break verifier.finish(end).err();
+            }
+        };
+        Ok(Verification {
+            checked: verifier.checked,
+            finding,
+            head,
+        })
+    }
+
+    /// Streams entries after `after` that match `filter`, then follows new ones, until the
+    /// receiver is dropped or `stop` is cancelled (then a last `Unavailable` says to reconnect).
+    pub async fn watch(
+        &self,
+        after: i64,
+        from_head: bool,
+        filter: Filter,
+        stop: CancellationToken,
+    ) -> AppResult<mpsc::Receiver<AppResult<ChainedEntry>>> {
+        let cursor = if from_head {
+            self.store.chain_head().await?.position
+        } else {
+            after
+        };
+        let (tx, rx) = mpsc::channel(WATCH_BATCH);
+        let app = self.clone();
+        let mut changes = self.chain_changes.subscribe();
+        tokio::spawn(async move {
+            let mut query = ListQuery::new(filter, &AUDIT_ORDERS[0], WATCH_BATCH);
+            query.after = Some(vec![SqlValue::Int(cursor)]);
+            loop {
+                let full = match app.store.list_audit(&query).await {
+                    Ok(mut entries) => {
+                        let full = entries.len() > WATCH_BATCH;
+                        entries.truncate(WATCH_BATCH);
+                        for entry in entries {
+                            query.after = Some(vec![SqlValue::Int(entry.position)]);
+                            if tx.send(Ok(entry)).await.is_err() {
+                                return;
+                            }
+                        }
+                        full
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "watch: reading the trail failed; retrying");
+                        false
+                    }
+                };
+                if full {
+                    continue;
+                }
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = tx.closed() => return,
+                    _ = stop.cancelled() => {
+                        let _ = tx.send(Err(AppError::Unavailable("the server is shutting down: reconnect with your last position".into()))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}

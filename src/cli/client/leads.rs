@@ -1,0 +1,166 @@
+//! `leadgate leads list|show|explain`.
+
+use std::process::ExitCode;
+
+use super::format::{channel, grade, state, time};
+use super::{Connection, describe, fail, lead_name};
+use crate::config::{ClientArgs, LeadsCommand};
+use crate::grpc::pb;
+
+pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
+    let connection = match Connection::open(&args).await {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut client = connection.leads();
+    match command {
+        LeadsCommand::List {
+            filter,
+            order_by,
+            limit,
+        } => {
+            let mut token = String::new();
+            let mut printed = 0;
+            println!(
+                "{:<43} {:<20} {:<12} {:>5} {:>8}  CREATED",
+                "NAME", "STATE", "CHANNEL", "GRADE", "POINTS"
+            );
+            while printed < limit {
+                let request = pb::ListLeadsRequest {
+                    page_size: (limit - printed).min(1000) as i32,
+                    page_token: token,
+                    filter: filter.clone(),
+                    order_by: order_by.clone(),
+                };
+                let page = match client.list_leads(request).await {
+                    Ok(page) => page.into_inner(),
+                    Err(status) => return fail(describe(&status)),
+                };
+                for lead in &page.leads {
+                    let scores = lead.scores.unwrap_or_default();
+                    println!(
+                        "{:<43} {:<20} {:<12} {:>5} {:>8.2}  {}",
+                        lead.name,
+                        state(lead.state),
+                        channel(lead.source.as_ref().map_or(0, |s| s.channel)),
+                        grade(scores.fit_grade),
+                        scores.combined_points,
+                        time(&lead.create_time)
+                    );
+                }
+                printed += page.leads.len();
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            ExitCode::SUCCESS
+        }
+        LeadsCommand::Show { name } => match client
+            .get_lead(pb::GetLeadRequest {
+                name: lead_name(&name),
+            })
+            .await
+        {
+            Ok(lead) => {
+                print!("{}", show(&lead.into_inner()));
+                ExitCode::SUCCESS
+            }
+            Err(status) => fail(describe(&status)),
+        },
+        LeadsCommand::Explain { name } => match client
+            .explain_lead(pb::ExplainLeadRequest {
+                name: lead_name(&name),
+            })
+            .await
+        {
+            Ok(explanation) => {
+                print!("{}", explanation.into_inner().text);
+                ExitCode::SUCCESS
+            }
+            Err(status) => fail(describe(&status)),
+        },
+    }
+}
+
+fn show(lead: &pb::Lead) -> String {
+    let contact = lead.contact.clone().unwrap_or_default();
+    let company = lead.company.clone().unwrap_or_default();
+    let scores = lead.scores.unwrap_or_default();
+    let sla = lead.sla.unwrap_or_default();
+    let bant = lead.bant.clone().unwrap_or_default();
+    let criterion = |status: i32| {
+        pb::CriterionStatus::try_from(status).map_or_else(
+            |_| "?".into(),
+            |s| super::format::name(s.as_str_name(), "CRITERION_STATUS_"),
+        )
+    };
+    let mut out = String::new();
+    out.push_str(&format!("{}\n", lead.name));
+    out.push_str(&format!(
+        "  contact     {} {} <{}>\n",
+        contact.given_name, contact.family_name, contact.email
+    ));
+    out.push_str(&format!(
+        "  company     {} ({}, {} employees, {})\n",
+        company.name, company.industry, company.employee_count, company.country_code
+    ));
+    out.push_str(&format!(
+        "  source      {}\n",
+        channel(lead.source.as_ref().map_or(0, |s| s.channel))
+    ));
+    out.push_str(&format!(
+        "  state       {} since {}\n",
+        state(lead.state),
+        time(&lead.state_change_time)
+    ));
+    for reason in &lead.state_reasons {
+        out.push_str(&format!("              {}: {}\n", reason.rule_id, reason.message));
+    }
+    if lead.revisit_time.is_some() {
+        out.push_str(&format!("  revisit     {}\n", time(&lead.revisit_time)));
+    }
+    out.push_str(&format!(
+        "  scores      fit {:.2} ({}), engagement {:.2}, combined {:.2} / {:.2}\n",
+        scores.fit_points,
+        grade(scores.fit_grade),
+        scores.engagement_points,
+        scores.combined_points,
+        scores.marketing_qualified_threshold
+    ));
+    out.push_str(&format!(
+        "  bant        need {}, budget {}, authority {}, timing {} ({} of 4 met)\n",
+        criterion(bant.need.map_or(0, |c| c.status)),
+        criterion(bant.budget.as_ref().map_or(0, |c| c.status)),
+        criterion(bant.authority.as_ref().map_or(0, |c| c.status)),
+        criterion(bant.timing.as_ref().map_or(0, |c| c.status)),
+        bant.met_count
+    ));
+    let sla_state = pb::SlaState::try_from(sla.state).map_or_else(
+        |_| "?".into(),
+        |s| super::format::name(s.as_str_name(), "SLA_STATE_"),
+    );
+    out.push_str(&format!(
+        "  sla         {} (due {}, first touch {}, {} attempts)\n",
+        sla_state,
+        time(&sla.due_time),
+        time(&sla.first_touch_time),
+        sla.attempt_count
+    ));
+    if let Some(o) = &lead.r#override {
+        out.push_str(&format!(
+            "  override    {} by {}: {}\n",
+            state(o.state),
+            o.actor,
+            o.reason
+        ));
+    }
+    if let Some(r) = &lead.recommendation {
+        out.push_str(&format!("  recommends  {}\n", state(r.state)));
+    }
+    out.push_str(&format!(
+        "  policy      {}\n  etag        {}\n",
+        lead.policy_version, lead.etag
+    ));
+    out
+}

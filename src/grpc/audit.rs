@@ -1,0 +1,153 @@
+//! `leadgate.v1.AuditService`.
+
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::convert as c;
+use super::pb;
+use crate::app::{AUDIT_FILTER_FIELDS, AUDIT_ORDERS, App, AppError, watch_filter_fields};
+use crate::domain::audit::{ChainHead, from_hex};
+use crate::domain::query::{parse_filter, parse_list};
+
+pub struct AuditService {
+    app: App,
+    /// Ends open watch streams when the server shuts down.
+    stop: CancellationToken,
+}
+
+impl AuditService {
+    pub fn new(app: App, stop: CancellationToken) -> Self {
+        Self { app, stop }
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl pb::audit_service_server::AuditService for AuditService {
+    type WatchDecisionsStream =
+        std::pin::Pin<Box<dyn Stream<Item = Result<pb::WatchDecisionsResponse, Status>> + Send>>;
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Answer<pb::ListAuditEventsResponse> {
+        let pb::ListAuditEventsRequest {
+            page_size,
+            page_token,
+            filter,
+            order_by,
+        } = request.into_inner();
+        let query = parse_list(
+            &filter,
+            &order_by,
+            &page_token,
+            page_size,
+            AUDIT_FILTER_FIELDS,
+            AUDIT_ORDERS,
+        )
+        .map_err(|(field, e)| AppError::invalid(field, e.0))?;
+        let page = self.app.list_audit(&query).await?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            audit_events: page.entries.iter().map(c::audit_event).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn verify_audit_trail(
+        &self,
+        request: Request<pb::VerifyAuditTrailRequest>,
+    ) -> Answer<pb::VerifyAuditTrailResponse> {
+        let pb::VerifyAuditTrailRequest {
+            start_position,
+            end_position,
+            expected_digest,
+        } = request.into_inner();
+        let mut v = crate::domain::validation::Violations::default();
+        if start_position < 0 {
+            v.add("start_position", "must not be negative");
+        }
+        if end_position < 0 {
+            v.add("end_position", "must not be negative");
+        }
+        let expected = expected_digest.and_then(|d| {
+            let hash = v.check("expected_digest.hash", from_hex(&d.hash));
+            if d.position < 1 {
+                v.add("expected_digest.position", "must be a position (1 or more)");
+            }
+            hash.map(|hash| ChainHead {
+                position: d.position,
+                hash,
+            })
+        });
+        c::finish(v)?;
+        let verification = self
+            .app
+            .verify_audit(start_position, end_position, expected)
+            .await?;
+        let finding = verification.finding.as_ref();
+        Ok(Response::new(pb::VerifyAuditTrailResponse {
+            ok: finding.is_none(),
+            verified_count: verification.checked,
+            first_bad_position: finding.map_or(0, |f| f.position),
+            problem: finding.map_or(0, |f| problem(f.problem) as i32),
+            message: finding.map_or_else(
+                || format!("{} entries verified", verification.checked),
+                |f| f.message.clone(),
+            ),
+            head: Some(c::digest(&verification.head)),
+        }))
+    }
+
+    async fn get_audit_digest(&self, _: Request<pb::GetAuditDigestRequest>) -> Answer<pb::AuditDigest> {
+        Ok(Response::new(c::digest(&self.app.audit_digest().await?)))
+    }
+
+    async fn watch_decisions(
+        &self,
+        request: Request<pb::WatchDecisionsRequest>,
+    ) -> Answer<Self::WatchDecisionsStream> {
+        let pb::WatchDecisionsRequest {
+            after_position,
+            from_head,
+            filter,
+        } = request.into_inner();
+        let mut v = crate::domain::validation::Violations::default();
+        if after_position < 0 {
+            v.add("after_position", "must not be negative");
+        }
+        if from_head && after_position != 0 {
+            v.add("after_position", "must be 0 with from_head");
+        }
+        let filter = v.check(
+            "filter",
+            parse_filter(&filter, watch_filter_fields()).map_err(|e| e.0),
+        );
+        c::finish(v)?;
+        let filter = c::validated(filter)?;
+        let entries = self
+            .app
+            .watch(after_position, from_head, filter, self.stop.clone())
+            .await?;
+        let stream = ReceiverStream::new(entries).map(|item| match item {
+            Ok(entry) => Ok(pb::WatchDecisionsResponse {
+                event: Some(c::audit_event(&entry)),
+            }),
+            Err(error) => Err(Status::from(error)),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+fn problem(p: crate::domain::audit::Problem) -> pb::VerificationProblem {
+    use crate::domain::audit::Problem as P;
+    match p {
+        P::HashMismatch => pb::VerificationProblem::HashMismatch,
+        P::BrokenLink => pb::VerificationProblem::BrokenLink,
+        P::MissingEntry => pb::VerificationProblem::MissingEntry,
+        P::Truncated => pb::VerificationProblem::Truncated,
+        P::DigestMismatch => pb::VerificationProblem::DigestMismatch,
+    }
+}
