@@ -280,16 +280,16 @@ impl Verifier {
                 message: format!("entry {position} does not match its hash: its content was changed"),
             });
         }
-        if let Some(expected) = self.expected.filter(|e| e.position == position) {
-            if expected.hash != chained.hash {
-                return Err(Finding {
-                    position,
-                    problem: Problem::DigestMismatch,
-                    message: format!(
-                        "entry {position} is not the one the digest recorded: history was rewritten"
-                    ),
-                });
-            }
+        if let Some(expected) = self.expected.filter(|e| e.position == position)
+            && expected.hash != chained.hash
+        {
+            return Err(Finding {
+                position,
+                problem: Problem::DigestMismatch,
+                message: format!(
+                    "entry {position} is not the one the digest recorded: history was rewritten"
+                ),
+            });
         }
         self.previous = ChainHead {
             position,

@@ -641,63 +641,6 @@ pub fn change(c: &LeadChange) -> (Option<pb::Lead>, Option<pb::Decision>) {
     (Some(lead(&c.lead)), Some(decision(&c.decision)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trips<E: EnumMapping + PartialEq + std::fmt::Debug>(all: &[E]) {
-        for value in all {
-            let proto = value.to_proto();
-            assert_ne!(proto, 0, "{value:?} has no proto value");
-            assert_eq!(E::from_proto(proto).unwrap(), Some(*value));
-        }
-    }
-
-    fn covers<P: TryFrom<i32>, E: EnumMapping>(count: i32) {
-        for n in 1..count {
-            assert!(
-                E::from_proto(n).unwrap().is_some(),
-                "{}{n} has no domain value",
-                E::PREFIX
-            );
-        }
-        assert!(
-            P::try_from(count).is_err(),
-            "{} has values beyond {count}",
-            E::PREFIX
-        );
-        assert_eq!(E::from_proto(0).unwrap().map(E::to_proto), None);
-    }
-
-    #[test]
-    fn every_enum_maps_both_ways() {
-        round_trips(LeadState::ALL);
-        round_trips(Seniority::ALL);
-        round_trips(SourceChannel::ALL);
-        round_trips(DisqualificationReason::ALL);
-        round_trips(FitGrade::ALL);
-        round_trips(CriterionStatus::ALL);
-        round_trips(BudgetStatus::ALL);
-        round_trips(EngagementKind::ALL);
-        round_trips(ContactChannel::ALL);
-        round_trips(ContactOutcome::ALL);
-        round_trips(SlaTrigger::ALL);
-        round_trips(sla::SlaState::ALL);
-        round_trips(crate::domain::audit::AuditKind::ALL);
-        covers::<pb::LeadState, LeadState>(LeadState::ALL.len() as i32 + 1);
-        covers::<pb::EngagementKind, EngagementKind>(EngagementKind::ALL.len() as i32 + 1);
-        covers::<pb::SourceChannel, SourceChannel>(SourceChannel::ALL.len() as i32 + 1);
-        covers::<pb::AuditEventKind, crate::domain::audit::AuditKind>(
-            crate::domain::audit::AuditKind::ALL.len() as i32 + 1,
-        );
-    }
-
-    #[test]
-    fn unknown_enum_numbers_are_rejected() {
-        assert!(LeadState::from_proto(99).is_err());
-    }
-}
-
 /// JSON as `google.protobuf.Value`.
 pub fn json_value(value: &serde_json::Value) -> prost_types::Value {
     use prost_types::value::Kind;
@@ -755,5 +698,62 @@ pub fn audit_event(c: &crate::domain::audit::ChainedEntry) -> pb::AuditEvent {
         hash: crate::domain::audit::to_hex(&c.hash),
         previous_hash: crate::domain::audit::to_hex(&c.previous_hash),
         hash_algorithm: crate::domain::audit::HASH_ALGORITHM.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trips<E: EnumMapping + PartialEq + std::fmt::Debug>(all: &[E]) {
+        for value in all {
+            let proto = value.to_proto();
+            assert_ne!(proto, 0, "{value:?} has no proto value");
+            assert_eq!(E::from_proto(proto).unwrap(), Some(*value));
+        }
+    }
+
+    fn covers<P: TryFrom<i32>, E: EnumMapping>(count: i32) {
+        for n in 1..count {
+            assert!(
+                E::from_proto(n).unwrap().is_some(),
+                "{}{n} has no domain value",
+                E::PREFIX
+            );
+        }
+        assert!(
+            P::try_from(count).is_err(),
+            "{} has values beyond {count}",
+            E::PREFIX
+        );
+        assert_eq!(E::from_proto(0).unwrap().map(E::to_proto), None);
+    }
+
+    #[test]
+    fn every_enum_maps_both_ways() {
+        round_trips(LeadState::ALL);
+        round_trips(Seniority::ALL);
+        round_trips(SourceChannel::ALL);
+        round_trips(DisqualificationReason::ALL);
+        round_trips(FitGrade::ALL);
+        round_trips(CriterionStatus::ALL);
+        round_trips(BudgetStatus::ALL);
+        round_trips(EngagementKind::ALL);
+        round_trips(ContactChannel::ALL);
+        round_trips(ContactOutcome::ALL);
+        round_trips(SlaTrigger::ALL);
+        round_trips(sla::SlaState::ALL);
+        round_trips(crate::domain::audit::AuditKind::ALL);
+        covers::<pb::LeadState, LeadState>(LeadState::ALL.len() as i32 + 1);
+        covers::<pb::EngagementKind, EngagementKind>(EngagementKind::ALL.len() as i32 + 1);
+        covers::<pb::SourceChannel, SourceChannel>(SourceChannel::ALL.len() as i32 + 1);
+        covers::<pb::AuditEventKind, crate::domain::audit::AuditKind>(
+            crate::domain::audit::AuditKind::ALL.len() as i32 + 1,
+        );
+    }
+
+    #[test]
+    fn unknown_enum_numbers_are_rejected() {
+        assert!(LeadState::from_proto(99).is_err());
     }
 }

@@ -87,10 +87,10 @@ impl pb::report_service_server::ReportService for ReportService {
             .enumerate()
             .filter_map(|(i, ch)| c::required_enum(&mut v, &format!("source_channels[{i}]"), *ch))
             .collect();
-        if let (Some(s), Some(e)) = (start, end) {
-            if e <= s {
-                v.add("end_time", "must be after start_time");
-            }
+        if let (Some(s), Some(e)) = (start, end)
+            && e <= s
+        {
+            v.add("end_time", "must be after start_time");
         }
         c::finish(v)?;
         let report = self
