@@ -163,6 +163,7 @@ impl Drop for TestDatabase {
 
 /// A running server and clients connected to it.
 pub struct TestApp {
+    pub addr: std::net::SocketAddr,
     pub channel: Channel,
     pub leads: LeadServiceClient<Channel>,
     pub health: HealthClient<Channel>,
@@ -219,6 +220,7 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
         .await
         .expect("the server accepts connections");
     TestApp {
+        addr,
         leads: LeadServiceClient::new(channel.clone()),
         health: HealthClient::new(channel.clone()),
         channel,
@@ -488,5 +490,103 @@ pub fn findings(
             ..Default::default()
         }),
         conducted_by: "rep-7".into(),
+    }
+}
+
+impl TestDatabase {
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// Runs one statement as any database user could; the database's refusal is returned.
+    pub async fn try_execute(&self, sql: &str) -> Result<u64, String> {
+        let result = if self.is_sqlite() {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            conn.execute(sql).await.map(|r| r.rows_affected())
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            conn.execute(sql).await.map(|r| r.rows_affected())
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Runs statements in one transaction that is then rolled back; returns the first refusal.
+    pub async fn try_in_transaction(&self, statements: &[&str]) -> Result<(), String> {
+        async fn run<'c, DB: sqlx::Database>(
+            mut tx: sqlx::Transaction<'c, DB>,
+            statements: &[&str],
+        ) -> Result<(), String>
+        where
+            for<'e> &'e mut <DB as sqlx::Database>::Connection: Executor<'e, Database = DB>,
+        {
+            for sql in statements {
+                tx.execute(*sql).await.map_err(|e| e.to_string())?;
+            }
+            tx.rollback().await.map_err(|e| e.to_string())
+        }
+        if self.is_sqlite() {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            run(conn.begin().await.unwrap(), statements).await
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            run(conn.begin().await.unwrap(), statements).await
+        }
+    }
+
+    /// Runs statements against the audit log the way an attacker with full database access
+    /// would: with the append-only triggers out of the way.
+    pub async fn tamper(&self, statements: &[String]) {
+        if self.is_sqlite() {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            conn.execute(
+                "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete",
+            )
+            .await
+            .unwrap();
+            for sql in statements {
+                conn.execute(sql.as_str()).await.unwrap();
+            }
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+                .await
+                .unwrap();
+            for sql in statements {
+                conn.execute(sql.as_str()).await.unwrap();
+            }
+            conn.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A byte string as an SQL literal.
+    pub fn bytes_literal(&self, bytes: &[u8]) -> String {
+        let hex = leadgate::domain::audit::to_hex(bytes);
+        if self.is_sqlite() {
+            format!("X'{hex}'")
+        } else {
+            format!("'\\x{hex}'::bytea")
+        }
+    }
+
+    /// The store, as the server sees it.
+    pub async fn store(&self) -> std::sync::Arc<dyn leadgate::store::Store> {
+        leadgate::store::connect(&ConnectOptions {
+            url: self.url.clone(),
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Waits until every committed entry is chained.
+    pub async fn wait_until_chained(&self) {
+        let chained = eventually(Duration::from_secs(10), || async {
+            self.count("SELECT COUNT(*) FROM audit_inbox").await == 0
+        })
+        .await;
+        assert!(chained, "the sequencer chains every entry");
     }
 }

@@ -3,6 +3,10 @@
 
 mod helpers;
 
+mod audit;
+mod cli;
+
+mod funnel;
 mod health;
 mod leads;
 mod lifecycle;

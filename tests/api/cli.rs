@@ -1,0 +1,217 @@
+//! The analyst CLI, run as a person would, against a running server.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use leadgate::grpc::pb;
+
+use crate::helpers::*;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_leadgate");
+
+async fn run(app: &TestApp, args: &[&str]) -> Output {
+    let server = format!("http://{}", app.addr);
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .args(&args)
+            .env("LEADGATE_SERVER", server)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+async fn app_with_history() -> (TestApp, String) {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let lead = app
+        .leads
+        .clone()
+        .submit_lead(cfo_demo_request("cli@acme.fr"))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let mut other = cfo_demo_request("other@acme.fr");
+    other.events.clear();
+    other.source.as_mut().unwrap().channel = pb::SourceChannel::TradeShow as i32;
+    app.leads.clone().submit_lead(other).await.unwrap();
+    app.db.wait_until_chained().await;
+    (app, lead.name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_are_listed_shown_and_explained() {
+    let (app, name) = app_with_history().await;
+    let list = stdout(&run(&app, &["leads", "list"]).await);
+    assert!(list.lines().next().unwrap().starts_with("NAME"));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(list.contains(&name) && list.contains("MARKETING_QUALIFIED"));
+    let filtered = stdout(
+        &run(
+            &app,
+            &["leads", "list", "--filter", "source.channel = TRADE_SHOW"],
+        )
+        .await,
+    );
+    assert_eq!(filtered.lines().count(), 2);
+    let show = stdout(&run(&app, &["leads", "show", name.strip_prefix("leads/").unwrap()]).await);
+    assert!(
+        show.contains("cli@acme.fr") && show.contains("fit 40.00 (A)"),
+        "{show}"
+    );
+    let explain = stdout(&run(&app, &["leads", "explain", &name]).await);
+    assert!(
+        explain.contains("fit.seniority.executive") && explain.contains("The engine decides"),
+        "{explain}"
+    );
+    let missing = run(
+        &app,
+        &["leads", "show", "leads/0193f7a4-0000-7000-8000-000000000000"],
+    )
+    .await;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_is_exported_as_a_table_csv_and_json_lines() {
+    let (app, name) = app_with_history().await;
+    let table = stdout(&run(&app, &["audit", "list"]).await);
+    assert_eq!(table.lines().count(), 4, "a header and three entries: {table}");
+
+    let csv = stdout(&run(&app, &["audit", "list", "--format", "csv"]).await);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[0], "position");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(&rows[1][2], name.as_str());
+    let inputs: serde_json::Value = serde_json::from_str(&rows[1][14]).unwrap();
+    assert_eq!(inputs["company"]["employee_count"], 300, "inputs survive as JSON");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("trail.jsonl");
+    let out = run(
+        &app,
+        &[
+            "audit",
+            "list",
+            "--format",
+            "jsonl",
+            "--filter",
+            "kind = LEAD_SUBMITTED",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 entries written"));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["kind"], "LEAD_SUBMITTED");
+    assert!(lines.iter().all(|l| l["hash"].as_str().unwrap().len() == 64));
+
+    let bad = run(&app, &["audit", "list", "--filter", "kind = NOPE"]).await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("filter"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_kept_by_an_analyst_proves_the_trail_later() {
+    let (app, _) = app_with_history().await;
+    let digest = stdout(&run(&app, &["audit", "digest"]).await).trim().to_owned();
+    assert!(digest.starts_with("3:"), "{digest}");
+    let ok = stdout(&run(&app, &["audit", "verify", "--digest", &digest]).await);
+    assert!(ok.starts_with("ok: 3 entries verified"), "{ok}");
+    app.db
+        .tamper(&["DELETE FROM audit_log WHERE position = 3".into()])
+        .await;
+    let broken = run(&app, &["audit", "verify", "--digest", &digest]).await;
+    assert_eq!(broken.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&broken.stdout);
+    assert!(
+        text.contains("BROKEN at position 3") && text.contains("TRUNCATED"),
+        "{text}"
+    );
+    let garbage = run(&app, &["audit", "verify", "--digest", "nonsense"]).await;
+    assert!(!garbage.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_entries_as_they_are_chained() {
+    let (app, _) = app_with_history().await;
+    let mut child = Command::new(BINARY)
+        .args(["audit", "watch", "--after", "1", "--format", "jsonl"])
+        .env("LEADGATE_SERVER", format!("http://{}", app.addr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .take(3)
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()["position"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    });
+    app.leads
+        .clone()
+        .submit_lead(minimal_submission("new@example.com"))
+        .await
+        .unwrap();
+    let positions = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(positions, [2, 3, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_funnel_prints_stages_and_bars() {
+    let (app, _) = app_with_history().await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let funnel = stdout(&run(&app, &["funnel", "--from", &today]).await);
+    assert!(funnel.contains("ALL CHANNELS: 2 leads created"), "{funnel}");
+    assert!(funnel.contains("TRADE_SHOW: 1 leads created"), "{funnel}");
+    assert!(
+        funnel.contains("LEAD -> MARKETING_QUALIFIED") && funnel.contains('█'),
+        "{funnel}"
+    );
+    let one = stdout(&run(&app, &["funnel", "--from", &today, "--channel", "trade_show"]).await);
+    assert!(one.contains("ALL CHANNELS: 1 leads created"), "{one}");
+    let bad = run(&app, &["funnel", "--from", "last tuesday"]).await;
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn an_unreachable_server_is_reported() {
+    let output = Command::new(BINARY)
+        .args(["audit", "digest", "--server", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach leadgate"));
+}
