@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, AppResult};
-use crate::domain::audit::{ChainHead, ChainedEntry, Finding, Verifier};
+use crate::domain::audit::{ChainHead, ChainTip, ChainedEntry, Finding, Verifier};
 use crate::domain::query::{FieldKind, FieldSpec, Filter, ListQuery, OrderSpec, SqlValue};
 
 const STATES: &[&str] = &[
@@ -187,13 +187,10 @@ impl App {
             ));
         }
         let anchor = if start == 1 {
-            ChainHead::EMPTY
+            ChainTip::GENESIS
         } else {
             match self.store.chain_range(start - 2, 1).await?.first() {
-                Some(e) if e.position == start - 1 => ChainHead {
-                    position: e.position,
-                    hash: e.hash,
-                },
+                Some(e) if e.position == start - 1 => ChainTip::of(e),
                 _ => {
                     return Ok(Verification {
                         checked: 0,

@@ -98,6 +98,41 @@ pub struct ChainedEntry {
     pub entry: AuditEntry,
     pub previous_hash: [u8; 32],
     pub hash: [u8; 32],
+    /// The latest `recorded_at` of this entry and every one before it. It never decreases along
+    /// the chain, so "recorded at or after T" starts at the first position where it reaches T:
+    /// time filters become position ranges. Derived from hashed fields, and checked.
+    pub time_max: Timestamp,
+}
+
+/// Where the chain ends: what the next entry links to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainTip {
+    pub head: ChainHead,
+    /// The last entry's `time_max`; `None` before the first entry.
+    pub time_max: Option<Timestamp>,
+}
+
+impl ChainTip {
+    pub const GENESIS: ChainTip = ChainTip {
+        head: ChainHead::EMPTY,
+        time_max: None,
+    };
+
+    /// The tip after `entry`.
+    pub fn of(entry: &ChainedEntry) -> Self {
+        ChainTip {
+            head: ChainHead {
+                position: entry.position,
+                hash: entry.hash,
+            },
+            time_max: Some(entry.time_max),
+        }
+    }
+
+    fn time_max_after(&self, entry: &AuditEntry) -> Timestamp {
+        self.time_max
+            .map_or(entry.recorded_at, |t| t.max(entry.recorded_at))
+    }
 }
 
 /// The head of the chain: the last position and its hash.
@@ -164,21 +199,22 @@ pub fn chain_hash(position: i64, previous: &[u8; 32], entry: &AuditEntry) -> [u8
     h.finalize().into()
 }
 
-/// Links entries after `head`, in the order given.
-pub fn link(head: ChainHead, entries: Vec<AuditEntry>) -> Vec<ChainedEntry> {
-    let mut previous = head;
+/// Links entries after `tip`, in the order given.
+pub fn link(tip: ChainTip, entries: Vec<AuditEntry>) -> Vec<ChainedEntry> {
+    let mut previous = tip;
     entries
         .into_iter()
         .map(|entry| {
-            let position = previous.position + 1;
-            let hash = chain_hash(position, &previous.hash, &entry);
+            let position = previous.head.position + 1;
+            let hash = chain_hash(position, &previous.head.hash, &entry);
             let chained = ChainedEntry {
                 position,
+                time_max: previous.time_max_after(&entry),
                 entry,
-                previous_hash: previous.hash,
+                previous_hash: previous.head.hash,
                 hash,
             };
-            previous = ChainHead { position, hash };
+            previous = ChainTip::of(&chained);
             chained
         })
         .collect()
@@ -228,16 +264,16 @@ pub struct Finding {
 }
 
 /// Checks chained entries one by one, in position order, from an anchor: the entry just before
-/// the first one checked (the empty head to start at position 1).
+/// the first one checked (the genesis tip to start at position 1).
 #[derive(Clone, Debug)]
 pub struct Verifier {
-    previous: ChainHead,
+    previous: ChainTip,
     expected: Option<ChainHead>,
     pub checked: i64,
 }
 
 impl Verifier {
-    pub fn new(anchor: ChainHead, expected: Option<ChainHead>) -> Self {
+    pub fn new(anchor: ChainTip, expected: Option<ChainHead>) -> Self {
         Self {
             previous: anchor,
             expected,
@@ -247,7 +283,7 @@ impl Verifier {
 
     /// The next position the verifier expects.
     pub fn next_position(&self) -> i64 {
-        self.previous.position + 1
+        self.previous.head.position + 1
     }
 
     /// Checks the next entry.
@@ -263,21 +299,30 @@ impl Verifier {
                 ),
             });
         }
-        if chained.previous_hash != self.previous.hash {
+        if chained.previous_hash != self.previous.head.hash {
             return Err(Finding {
                 position,
                 problem: Problem::BrokenLink,
                 message: format!(
                     "entry {position} does not link to entry {}: an entry was inserted, removed or moved",
-                    self.previous.position
+                    self.previous.head.position
                 ),
             });
         }
-        if chain_hash(position, &self.previous.hash, &chained.entry) != chained.hash {
+        if chain_hash(position, &self.previous.head.hash, &chained.entry) != chained.hash {
             return Err(Finding {
                 position,
                 problem: Problem::HashMismatch,
                 message: format!("entry {position} does not match its hash: its content was changed"),
+            });
+        }
+        if chained.time_max != self.previous.time_max_after(&chained.entry) {
+            return Err(Finding {
+                position,
+                problem: Problem::HashMismatch,
+                message: format!(
+                    "entry {position}'s time index does not follow from the entries up to it: it was changed"
+                ),
             });
         }
         if let Some(expected) = self.expected.filter(|e| e.position == position)
@@ -291,10 +336,7 @@ impl Verifier {
                 ),
             });
         }
-        self.previous = ChainHead {
-            position,
-            hash: chained.hash,
-        };
+        self.previous = ChainTip::of(chained);
         self.checked += 1;
         Ok(())
     }
@@ -308,7 +350,7 @@ impl Verifier {
                 problem: Problem::Truncated,
                 message: format!(
                     "the trail ends at {} but the digest recorded entry {}: it was truncated",
-                    self.previous.position, expected.position
+                    self.previous.head.position, expected.position
                 ),
             });
         }
@@ -343,16 +385,31 @@ mod tests {
     }
 
     fn chain(n: i64) -> Vec<ChainedEntry> {
-        link(ChainHead::EMPTY, (1..=n).map(entry).collect())
+        link(ChainTip::GENESIS, (1..=n).map(entry).collect())
     }
 
     fn verify(entries: &[ChainedEntry], expected: Option<ChainHead>, end: i64) -> Result<i64, Finding> {
-        let mut v = Verifier::new(ChainHead::EMPTY, expected);
+        let mut v = Verifier::new(ChainTip::GENESIS, expected);
         for e in entries {
             v.check(e)?;
         }
         v.finish(end)?;
         Ok(v.checked)
+    }
+
+    #[test]
+    fn the_time_index_never_decreases_and_is_checked() {
+        let mut entries: Vec<AuditEntry> = (1..=4).map(entry).collect();
+        entries[2].recorded_at = entries[0].recorded_at; // committed late, recorded early
+        let c = link(ChainTip::GENESIS, entries);
+        let maxima: Vec<_> = c.iter().map(|e| e.time_max).collect();
+        assert!(maxima.windows(2).all(|w| w[0] <= w[1]));
+        assert!(c.iter().all(|e| e.entry.recorded_at <= e.time_max));
+        assert_eq!(c[2].time_max, c[1].time_max);
+        let mut lowered = c.clone();
+        lowered[3].time_max = lowered[0].time_max;
+        let f = verify(&lowered, None, 4).unwrap_err();
+        assert_eq!((f.position, f.problem), (4, Problem::HashMismatch));
     }
 
     #[test]
@@ -405,7 +462,7 @@ mod tests {
         // A rewritten history that is internally consistent: only the digest tells.
         let mut rewritten: Vec<AuditEntry> = (1..=6).map(entry).collect();
         rewritten[4].actor = "mallory".into();
-        let rewritten = link(ChainHead::EMPTY, rewritten);
+        let rewritten = link(ChainTip::GENESIS, rewritten);
         assert!(verify(&rewritten, None, 6).is_ok());
         let f = verify(&rewritten, Some(digest), 6).unwrap_err();
         assert_eq!((f.position, f.problem), (6, Problem::DigestMismatch));

@@ -6,10 +6,10 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
 use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult};
-use crate::domain::audit::{AuditEntry, AuditKind, ChainHead, ChainedEntry};
+use crate::domain::audit::{AuditEntry, AuditKind, ChainHead, ChainTip, ChainedEntry};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
-use crate::domain::query::{ListQuery, SqlValue};
+use crate::domain::query::{ListQuery, Op, SqlValue};
 use crate::domain::values::{LeadId, SourceChannel, Timestamp};
 
 pub const INSERT_LEAD: &str = "INSERT INTO leads (id, email, state, source_channel, fit_grade, \
@@ -42,9 +42,10 @@ pub const SELECT_INBOX: &str = "SELECT id, lead_id, kind, record_time, actor, re
      ORDER BY id LIMIT $1";
 
 pub const LOG_COLUMNS: &str = "position, lead_id, kind, record_time, actor, request_id, \
-     state_before, state_after, source_channel, policy_version, body, previous_hash, hash";
+     state_before, state_after, source_channel, policy_version, body, previous_hash, hash, record_time_max";
 
-pub const SELECT_HEAD: &str = "SELECT position, hash FROM audit_log ORDER BY position DESC LIMIT 1";
+pub const SELECT_TIP: &str =
+    "SELECT position, hash, record_time_max FROM audit_log ORDER BY position DESC LIMIT 1";
 
 pub const SELECT_ACTIVE_POLICY: &str = "SELECT version FROM policy_activations ORDER BY id DESC LIMIT 1";
 pub const INSERT_POLICY: &str = "INSERT INTO policies (version, name, content, activate_time) \
@@ -182,6 +183,33 @@ where
 
 /// `SELECT {columns} FROM {table} WHERE <filter and page> ORDER BY <order> LIMIT <limit + 1>`.
 pub fn list_sql(columns: &str, table: &str, query: &ListQuery) -> (String, Vec<SqlValue>) {
+    list_sql_with(columns, table, query, |_, _, _| {})
+}
+
+/// The audit log's list: like [`list_sql`], and every "recorded at or after T" condition also
+/// starts the scan at the first position whose running maximum time reaches T. Exact: an entry
+/// recorded at or after T has a running maximum at or after T.
+pub fn audit_list_sql(query: &ListQuery) -> (String, Vec<SqlValue>) {
+    list_sql_with(LOG_COLUMNS, "audit_log", query, |group, binds, clauses| {
+        if let [c] = group {
+            if c.column == "record_time" && matches!(c.op, Op::Ge | Op::Gt | Op::Eq) {
+                binds.push(c.value.clone());
+                clauses.push(format!(
+                    "position >= (SELECT position FROM audit_log WHERE record_time_max >= ${} \
+                     ORDER BY record_time_max, position LIMIT 1)",
+                    binds.len()
+                ));
+            }
+        }
+    })
+}
+
+fn list_sql_with(
+    columns: &str,
+    table: &str,
+    query: &ListQuery,
+    extra: impl Fn(&[crate::domain::query::Condition], &mut Vec<SqlValue>, &mut Vec<String>),
+) -> (String, Vec<SqlValue>) {
     let mut binds = Vec::new();
     let mut clauses = Vec::new();
     for group in &query.filter.groups {
@@ -193,6 +221,7 @@ pub fn list_sql(columns: &str, table: &str, query: &ListQuery) -> (String, Vec<S
             })
             .collect();
         clauses.push(format!("({})", alternatives.join(" OR ")));
+        extra(group, &mut binds, &mut clauses);
     }
     let order = query.order;
     let (cmp, dir) = if order.descending {
@@ -294,6 +323,7 @@ pub struct LogRow {
     pub body: String,
     pub previous_hash: Vec<u8>,
     pub hash: Vec<u8>,
+    pub record_time_max: i64,
 }
 
 fn hash32(bytes: Vec<u8>, what: &str) -> StoreResult<[u8; 32]> {
@@ -322,6 +352,7 @@ impl LogRow {
             entry: inbox.into_entry()?.1,
             previous_hash: hash32(self.previous_hash, "previous_hash")?,
             hash: hash32(self.hash, "hash")?,
+            time_max: micros(self.record_time_max)?,
         })
     }
 }
@@ -352,7 +383,8 @@ where
             .push_bind(e.policy_version.as_str())
             .push_bind(e.body.as_str())
             .push_bind(c.previous_hash.as_slice())
-            .push_bind(c.hash.as_slice());
+            .push_bind(c.hash.as_slice())
+            .push_bind(c.time_max.timestamp_micros());
     });
     builder
 }
@@ -421,15 +453,16 @@ impl PolicyRow {
 
 pub const POLICY_COLUMNS: &str = "version, name, content, activate_time";
 
-/// The chain head from its row, or the empty head.
-pub fn head_from(row: Option<(i64, Vec<u8>)>) -> StoreResult<ChainHead> {
+/// The chain's tip from its row, or the genesis tip.
+pub fn tip_from(row: Option<(i64, Vec<u8>, i64)>) -> StoreResult<ChainTip> {
     match row {
-        None => Ok(ChainHead::EMPTY),
-        Some((position, hash)) => Ok(ChainHead {
-            position,
-            hash: hash
-                .try_into()
-                .map_err(|_| StoreError::Corrupt(format!("hash at position {position}")))?,
+        None => Ok(ChainTip::GENESIS),
+        Some((position, hash, time_max)) => Ok(ChainTip {
+            head: ChainHead {
+                position,
+                hash: hash32(hash, "hash")?,
+            },
+            time_max: Some(micros(time_max)?),
         }),
     }
 }

@@ -14,7 +14,7 @@ use super::{
     Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, LeadWrite, PolicyRecord, Store, StoreError,
     StoreResult, WriteOutcome,
 };
-use crate::domain::audit::{self, AuditEntry, ChainHead, ChainedEntry};
+use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
 use crate::domain::lead::Lead;
 use crate::domain::query::ListQuery;
 use crate::domain::values::{Email, LeadId, Timestamp};
@@ -123,12 +123,12 @@ impl SqliteStore {
         Ok(WriteOutcome::Written)
     }
 
-    async fn head_in(conn: &mut sqlx::SqliteConnection) -> StoreResult<ChainHead> {
-        let row: Option<(i64, Vec<u8>)> = sqlx::query_as(sql::SELECT_HEAD)
+    async fn tip_in(conn: &mut sqlx::SqliteConnection) -> StoreResult<ChainTip> {
+        let row: Option<(i64, Vec<u8>, i64)> = sqlx::query_as(sql::SELECT_TIP)
             .fetch_optional(conn)
             .await
             .map_err(classify)?;
-        sql::head_from(row)
+        sql::tip_from(row)
     }
 }
 
@@ -232,14 +232,14 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let head = Self::head_in(&mut tx).await?;
+        let tip = Self::tip_in(&mut tx).await?;
         let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = rows
             .into_iter()
             .map(InboxRow::into_entry)
             .collect::<StoreResult<Vec<_>>>()?
             .into_iter()
             .unzip();
-        let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(head, entries)).collect();
+        let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(tip, entries)).collect();
         for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
             sql::insert_log::<Sqlite>(chunk)
                 .build()
@@ -258,7 +258,7 @@ impl Store for SqliteStore {
 
     async fn chain_head(&self) -> StoreResult<ChainHead> {
         let mut conn = self.reader.acquire().await.map_err(classify)?;
-        Self::head_in(&mut conn).await
+        Ok(Self::tip_in(&mut conn).await?.head)
     }
 
     async fn chain_range(&self, after: i64, limit: usize) -> StoreResult<Vec<ChainedEntry>> {
@@ -275,7 +275,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_audit(&self, query: &ListQuery) -> StoreResult<Vec<ChainedEntry>> {
-        let (text, binds) = sql::list_sql(sql::LOG_COLUMNS, "audit_log", query);
+        let (text, binds) = sql::audit_list_sql(query);
         let rows: Vec<LogRow> = sql::bind_values::<Sqlite>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.reader)

@@ -179,6 +179,31 @@ contract! {
         }
     }
 
+    async fn time_filters_are_exact_when_entries_are_chained_out_of_time_order(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        app.db.wait_until_chained().await;
+        // Recorded at 10, 30, 20, 40 (seconds after the epoch), chained in that order.
+        let rows: Vec<String> = [10, 30, 20, 40]
+            .iter()
+            .map(|s| format!("('POLICY_ACTIVATED', {}, 'engine', 'v', '{{\"t\":{s}}}')", s * 1_000_000))
+            .collect();
+        let insert = format!("INSERT INTO audit_inbox (kind, record_time, actor, policy_version, body) VALUES {}", rows.join(", "));
+        app.db.try_execute(&insert).await.unwrap();
+        app.db.wait_until_chained().await;
+        let times = |filter: &str| {
+            let app = &app;
+            let filter = filter.to_owned();
+            async move {
+                list(app, &filter).await.into_iter().filter(|e| e.position > 1).map(|e| e.record_time.unwrap().seconds).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(times("record_time >= \"1970-01-01T00:00:20Z\"").await, [30, 20, 40]);
+        assert_eq!(times("record_time > \"1970-01-01T00:00:20Z\"").await, [30, 40]);
+        assert_eq!(times("record_time = \"1970-01-01T00:00:20Z\"").await, [20]);
+        assert_eq!(times("record_time >= \"1970-01-01T00:00:25Z\" AND record_time < \"1970-01-01T00:00:35Z\"").await, [30]);
+        assert!(verify(&app, None).await.ok);
+    }
+
     async fn the_database_refuses_to_change_or_remove_entries(backend: Backend) {
         let app = spawn_app(&backend).await;
         some_history(&app).await;
@@ -237,8 +262,8 @@ contract! {
         let head = digest(&app).await;
         // Appended without the means to compute its hash: found at its own position.
         let forged = format!(
-            "INSERT INTO audit_log (position, inbox_id, lead_id, kind, record_time, actor, state_after, policy_version, body, previous_hash, hash)
-             SELECT 7, -7, lead_id, 'LEAD_CONVERTED', record_time, 'mallory', 'CONVERTED', policy_version, '{{}}', {}, {} FROM audit_log WHERE position = 6",
+            "INSERT INTO audit_log (position, inbox_id, lead_id, kind, record_time, actor, state_after, policy_version, body, previous_hash, hash, record_time_max)
+             SELECT 7, -7, lead_id, 'LEAD_CONVERTED', record_time, 'mallory', 'CONVERTED', policy_version, '{{}}', {}, {}, record_time_max FROM audit_log WHERE position = 6",
             app.db.bytes_literal(&head.hash),
             app.db.bytes_literal(&[7u8; 32]),
         );
@@ -260,8 +285,8 @@ contract! {
                 "UPDATE audit_log SET position = position + 1000 WHERE position >= 3".into(),
                 "UPDATE audit_log SET position = position - 999 WHERE position >= 1000".into(),
                 format!(
-                    "INSERT INTO audit_log (position, inbox_id, lead_id, kind, record_time, actor, request_id, state_before, state_after, source_channel, policy_version, body, previous_hash, hash)
-                     SELECT 3, -3, lead_id, kind, record_time, 'mallory', request_id, state_before, state_after, source_channel, policy_version, body, {}, {} FROM audit_log WHERE position = 4",
+                    "INSERT INTO audit_log (position, inbox_id, lead_id, kind, record_time, actor, request_id, state_before, state_after, source_channel, policy_version, body, previous_hash, hash, record_time_max)
+                     SELECT 3, -3, lead_id, kind, record_time, 'mallory', request_id, state_before, state_after, source_channel, policy_version, body, {}, {}, record_time_max FROM audit_log WHERE position = 4",
                     app.db.bytes_literal(&entries[1].hash),
                     app.db.bytes_literal(&hash),
                 ),
@@ -304,6 +329,13 @@ contract! {
         app.db.tamper(&statements).await;
         assert!(verify(&app, None).await.ok, "a consistent rewrite verifies alone");
         assert_eq!(broken(&verify(&app, Some(kept)).await), (6, pb::VerificationProblem::DigestMismatch));
+    }
+
+    async fn a_changed_time_index_is_found(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        some_history(&app).await;
+        app.db.tamper(&["UPDATE audit_log SET record_time_max = record_time_max - 1000000 WHERE position = 5".into()]).await;
+        assert_eq!(broken(&verify(&app, None).await), (5, pb::VerificationProblem::HashMismatch));
     }
 
     async fn verification_takes_ranges_and_refuses_bad_arguments(backend: Backend) {
