@@ -32,7 +32,7 @@ fn entry(i: usize) -> AuditEntry {
         0 => AuditKind::LeadSubmitted,
         1..=5 => AuditKind::EngagementRecorded,
         6 => AuditKind::ContactAttemptRecorded,
-        7 if lead % 50 == 0 => AuditKind::SlaBreached,
+        7 if lead.is_multiple_of(50) => AuditKind::SlaBreached,
         7 => AuditKind::ContactAttemptRecorded,
         8 => AuditKind::DiscoveryCallRecorded,
         _ => AuditKind::EngagementRecorded,

@@ -191,15 +191,16 @@ pub fn list_sql(columns: &str, table: &str, query: &ListQuery) -> (String, Vec<S
 /// recorded at or after T has a running maximum at or after T.
 pub fn audit_list_sql(query: &ListQuery) -> (String, Vec<SqlValue>) {
     list_sql_with(LOG_COLUMNS, "audit_log", query, |group, binds, clauses| {
-        if let [c] = group {
-            if c.column == "record_time" && matches!(c.op, Op::Ge | Op::Gt | Op::Eq) {
-                binds.push(c.value.clone());
-                clauses.push(format!(
-                    "position >= (SELECT position FROM audit_log WHERE record_time_max >= ${} \
+        if let [c] = group
+            && c.column == "record_time"
+            && matches!(c.op, Op::Ge | Op::Gt | Op::Eq)
+        {
+            binds.push(c.value.clone());
+            clauses.push(format!(
+                "position >= (SELECT position FROM audit_log WHERE record_time_max >= ${} \
                      ORDER BY record_time_max, position LIMIT 1)",
-                    binds.len()
-                ));
-            }
+                binds.len()
+            ));
         }
     })
 }
