@@ -44,6 +44,26 @@ pub enum Command {
     },
     /// Print the funnel of a period: stages, conversion, speed to lead, SLA breaches.
     Funnel(FunnelArgs),
+    /// Make bearer tokens for the server's configuration.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Print a new random token, and the hash to configure for it.
+    NewToken {
+        /// The principal the token will stand for.
+        #[arg(long, default_value = "PRINCIPAL")]
+        principal: String,
+        /// Its roles, joined with + (submitter, sales, manager, analyst, admin).
+        #[arg(long, default_value = "ROLE")]
+        roles: String,
+    },
+    /// Read a token on standard input and print its hash.
+    HashToken,
 }
 
 /// How client commands reach the server.
@@ -225,6 +245,42 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "LEADGATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Credentials (TOML): bearer token hashes, JWT issuer and keys, client certificate subjects.
+    #[arg(long, env = "LEADGATE_AUTH_CONFIG")]
+    pub auth_config: Option<PathBuf>,
+    /// Bearer tokens as `principal:role+role:sha256;...` (hashes, never the tokens themselves).
+    #[arg(long, env = "LEADGATE_AUTH_TOKENS", hide_env_values = true)]
+    pub auth_tokens: Option<String>,
+    /// Serve a non-loopback address without authentication (only on a network you trust).
+    #[arg(long, env = "LEADGATE_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    /// The server's certificate chain (PEM): serve TLS.
+    #[arg(long, env = "LEADGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, env = "LEADGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The largest request message accepted, in bytes.
+    #[arg(long, env = "LEADGATE_MAX_REQUEST_BYTES", default_value_t = 1024 * 1024)]
+    pub max_request_bytes: usize,
+    /// The largest response message sent, in bytes.
+    #[arg(long, env = "LEADGATE_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Calls served at once; more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "LEADGATE_MAX_CONCURRENT_CALLS", default_value_t = 512)]
+    pub max_concurrent_calls: usize,
+    /// The longest a call may take, whatever deadline the client sets (DEADLINE_EXCEEDED past it).
+    #[arg(long, env = "LEADGATE_MAX_CALL_DURATION", default_value = "30s", value_parser = duration)]
+    pub max_call_duration: Duration,
+    /// HTTP/2 keep-alive ping interval on idle connections.
+    #[arg(long, env = "LEADGATE_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = duration)]
+    pub keepalive_interval: Duration,
+    /// How long a keep-alive ping may stay unanswered before the connection is closed.
+    #[arg(long, env = "LEADGATE_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub keepalive_timeout: Duration,
+    /// Connections are closed gracefully after this long, so Kubernetes rebalances them.
+    #[arg(long, env = "LEADGATE_MAX_CONNECTION_AGE", default_value = "5m", value_parser = duration)]
+    pub max_connection_age: Duration,
 }
 
 impl ServeArgs {
@@ -239,6 +295,24 @@ impl ServeArgs {
         }
         if self.idempotency_retention < Duration::from_secs(24 * 3600) {
             return Err("--idempotency-retention must be at least 24h".into());
+        }
+        if self.max_request_bytes < 1024 || self.max_response_bytes < 1024 * 1024 {
+            return Err(
+                "--max-request-bytes must be at least 1024 and --max-response-bytes at least 1048576".into(),
+            );
+        }
+        if self.max_concurrent_calls == 0 {
+            return Err("--max-concurrent-calls must be at least 1".into());
+        }
+        for (flag, value) in [
+            ("--max-call-duration", self.max_call_duration),
+            ("--keepalive-interval", self.keepalive_interval),
+            ("--keepalive-timeout", self.keepalive_timeout),
+            ("--max-connection-age", self.max_connection_age),
+        ] {
+            if value < Duration::from_millis(100) {
+                return Err(format!("{flag} must be at least 100ms"));
+            }
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 //!   and logs; [`cli`]: what the binary's commands do.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

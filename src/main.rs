@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use leadgate::cli::client;
-use leadgate::config::{Cli, Command, PolicyCommand};
+use leadgate::config::{AuthCommand, Cli, Command, PolicyCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,5 +34,9 @@ fn main() -> ExitCode {
             command,
         } => runtime.block_on(client::audit(args, command)),
         Command::Funnel(args) => runtime.block_on(client::funnel(args)),
+        Command::Auth { command } => match command {
+            AuthCommand::NewToken { principal, roles } => leadgate::cli::new_token(&principal, &roles),
+            AuthCommand::HashToken => leadgate::cli::hash_token(),
+        },
     }
 }

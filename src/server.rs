@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::app::{App, AppSettings, spawn_background};
+use crate::auth::Authenticator;
 use crate::domain::policy::Policy;
+use crate::grpc::guard::{GuardLayer, GuardSettings};
 use crate::grpc::{self, observe::ObserveLayer};
 use crate::store::{self, ConnectOptions, Store, StoreError};
 
@@ -30,6 +33,8 @@ const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 /// How long background tasks get to finish after the drain.
 const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long calls on a connection past its maximum age may still finish.
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
 
 /// Everything the server needs, validated.
 #[derive(Clone, Debug)]
@@ -40,6 +45,65 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     pub app: AppSettings,
     pub reflection: bool,
+    /// Who may call; with nothing configured, everyone (and only loopback may be bound).
+    pub auth: Arc<Authenticator>,
+    /// PEM certificate chain and key: serve TLS (required for client certificates).
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+}
+
+/// The server's certificate and key, PEM.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub certificate: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+/// What one caller can make the server do.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request message, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest response message, in bytes.
+    pub max_response_bytes: usize,
+    pub max_concurrent_calls: usize,
+    pub max_call_duration: Duration,
+    /// HTTP/2 pings on idle connections, and how long to wait for the answer.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    /// Connections are closed (gracefully) after this long, so load balancers rebalance them.
+    pub max_connection_age: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            max_concurrent_calls: 512,
+            max_call_duration: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The safe default: without authentication, only loopback, unless explicitly allowed.
+    pub fn check_exposure(&self, allow_unauthenticated: bool) -> Result<(), String> {
+        if self.auth.client_ca_pem.is_some() && self.tls.is_none() {
+            return Err("client certificates (mtls) need TLS: give --tls-cert and --tls-key".into());
+        }
+        if !self.auth.enabled() && !self.listen.ip().is_loopback() && !allow_unauthenticated {
+            return Err(format!(
+                "refusing to listen on {} without authentication: configure --auth-config or --auth-tokens, \
+                 listen on loopback, or pass --allow-unauthenticated",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Why the server could not start or stopped with an error.
@@ -122,7 +186,16 @@ impl Application {
         let app = App::new(store.clone(), config.policy.clone(), config.app.clone());
         // Ends open streams at shutdown, so they do not hold the drain.
         let streams_stop = CancellationToken::new();
-        let services = grpc::services(&app, streams_stop.clone());
+        let limits = &config.limits;
+        let services = grpc::services(
+            &app,
+            streams_stop.clone(),
+            limits.max_request_bytes,
+            limits.max_response_bytes,
+        );
+        if !config.auth.enabled() {
+            tracing::warn!("authentication is off: every caller is `anonymous` with every role");
+        }
         let reflection = if config.reflection {
             let builder = || {
                 tonic_reflection::server::Builder::configure()
@@ -134,8 +207,34 @@ impl Application {
             None
         };
         let (reflection_v1, reflection_v1alpha) = reflection.unzip();
-        let router = tonic::transport::Server::builder()
-            .layer(ObserveLayer)
+        let guard = GuardLayer::new(GuardSettings {
+            auth: config.auth.clone(),
+            max_concurrent_calls: limits.max_concurrent_calls,
+            max_call_duration: limits.max_call_duration,
+        });
+        let mut builder = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+            .max_connection_age(limits.max_connection_age)
+            .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE);
+        if let Some(tls) = &config.tls {
+            let mut tls_config = ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(&tls.certificate, &tls.key));
+            if let Some(ca) = &config.auth.client_ca_pem {
+                // Optional, so health probes need no certificate; the guard asks for credentials.
+                tls_config = tls_config
+                    .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                    .client_auth_optional(true);
+            }
+            builder = builder.tls_config(tls_config)?;
+        }
+        let router = builder
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(ObserveLayer)
+                    .layer(guard)
+                    .into_inner(),
+            )
             .add_service(health)
             .add_optional_service(reflection_v1)
             .add_optional_service(reflection_v1alpha)

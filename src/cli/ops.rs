@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::app::AppSettings;
+use crate::auth::Authenticator;
 use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
 use crate::domain::policy::Policy;
-use crate::server::{Application, ServerConfig};
+use crate::server::{Application, Limits, ServerConfig, TlsFiles};
 use crate::store::{self, ConnectOptions};
 use crate::telemetry;
 
@@ -63,6 +64,23 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         },
         None => Policy::default_policy(),
     };
+    let auth = match Authenticator::load(args.auth_config.as_deref(), args.auth_tokens.as_deref()) {
+        Ok(auth) => auth,
+        Err(message) => {
+            eprintln!("error: authentication settings: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match (std::fs::read(cert), std::fs::read(key)) {
+            (Ok(certificate), Ok(key)) => Some(TlsFiles { certificate, key }),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: --tls-cert / --tls-key: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let config = ServerConfig {
         listen: args.listen,
         database: connect_options(&args.database),
@@ -73,7 +91,22 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             sweep_interval: args.sweep_interval,
         },
         reflection: args.reflection,
+        auth: Arc::new(auth),
+        tls,
+        limits: Limits {
+            max_request_bytes: args.max_request_bytes,
+            max_response_bytes: args.max_response_bytes,
+            max_concurrent_calls: args.max_concurrent_calls,
+            max_call_duration: args.max_call_duration,
+            keepalive_interval: args.keepalive_interval,
+            keepalive_timeout: args.keepalive_timeout,
+            max_connection_age: args.max_connection_age,
+        },
     };
+    if let Err(message) = config.check_exposure(args.allow_unauthenticated) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(error) => {
@@ -132,4 +165,29 @@ async fn shutdown_signal() {
         _ = ctrl_c => tracing::info!("Ctrl-C received"),
         _ = terminate => tracing::info!("SIGTERM received"),
     }
+}
+
+/// `leadgate auth new-token`.
+pub fn new_token(principal: &str, roles: &str) -> ExitCode {
+    let token = crate::auth::new_token();
+    let hash = crate::auth::hash_token(&token);
+    println!("token (give it to {principal}, keep it secret): {token}");
+    println!("sha256 (configure this):                       {hash}");
+    println!("\nLEADGATE_AUTH_TOKENS entry: {principal}:{roles}:{hash}");
+    println!(
+        "or in the --auth-config file:\n[[tokens]]\nprincipal = \"{principal}\"\nroles = [\"{}\"]\nsha256 = \"{hash}\"",
+        roles.replace('+', "\", \"")
+    );
+    ExitCode::SUCCESS
+}
+
+/// `leadgate auth hash-token`.
+pub fn hash_token() -> ExitCode {
+    let mut token = String::new();
+    if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {
+        eprintln!("error: give the token on standard input");
+        return ExitCode::from(2);
+    }
+    println!("{}", crate::auth::hash_token(token.trim()));
+    ExitCode::SUCCESS
 }

@@ -7,7 +7,7 @@ pub mod facts;
 pub mod funnel;
 pub mod lead;
 pub mod lifecycle;
-mod names;
+pub(crate) mod names;
 pub mod policy;
 pub mod query;
 pub mod scoring;

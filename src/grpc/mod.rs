@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod convert;
+pub mod guard;
 mod leads;
 pub mod observe;
 mod policy;
@@ -53,14 +54,25 @@ pub struct Services {
     pub reports: pb::report_service_server::ReportServiceServer<reports::ReportService>,
 }
 
-/// Builds every service over the use cases; `stop` ends open streams at shutdown.
-pub fn services(app: &App, stop: CancellationToken) -> Services {
+/// Builds every service over the use cases; `stop` ends open streams at shutdown. Messages are
+/// limited to `max_in` bytes in and `max_out` bytes out.
+pub fn services(app: &App, stop: CancellationToken, max_in: usize, max_out: usize) -> Services {
+    use pb::{
+        audit_service_server as a, lead_service_server as l, policy_service_server as p,
+        report_service_server as r,
+    };
     Services {
-        leads: pb::lead_service_server::LeadServiceServer::new(leads::LeadService::new(app.clone())),
-        audit: pb::audit_service_server::AuditServiceServer::new(audit::AuditService::new(app.clone(), stop)),
-        policy: pb::policy_service_server::PolicyServiceServer::new(policy::PolicyService::new(app.clone())),
-        reports: pb::report_service_server::ReportServiceServer::new(reports::ReportService::new(
-            app.clone(),
-        )),
+        leads: l::LeadServiceServer::new(leads::LeadService::new(app.clone()))
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        audit: a::AuditServiceServer::new(audit::AuditService::new(app.clone(), stop))
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        policy: p::PolicyServiceServer::new(policy::PolicyService::new(app.clone()))
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        reports: r::ReportServiceServer::new(reports::ReportService::new(app.clone()))
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
     }
 }

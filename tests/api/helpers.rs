@@ -63,11 +63,13 @@ impl Backend {
 }
 
 /// Server settings a test may change.
-#[derive(Clone)]
 pub struct Options {
     pub policy: Policy,
     pub sweep_interval: Duration,
     pub drain_timeout: Duration,
+    pub auth: leadgate::auth::Authenticator,
+    pub tls: Option<leadgate::server::TlsFiles>,
+    pub limits: leadgate::server::Limits,
 }
 
 impl Default for Options {
@@ -76,6 +78,9 @@ impl Default for Options {
             policy: Policy::default_policy(),
             sweep_interval: Duration::from_millis(100),
             drain_timeout: Duration::from_secs(5),
+            auth: leadgate::auth::Authenticator::default(),
+            tls: None,
+            limits: leadgate::server::Limits::default(),
         }
     }
 }
@@ -207,6 +212,9 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
             sweep_interval: options.sweep_interval,
         },
         reflection: true,
+        auth: Arc::new(options.auth),
+        tls: options.tls,
+        limits: options.limits,
     };
     let application = Application::build(config).await.expect("the server starts");
     let addr = application.local_addr();

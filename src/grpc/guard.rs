@@ -1,0 +1,182 @@
+//! What every call goes through before reaching a service: authentication, the role check (deny by
+//! default), load shedding and the deadline cap — in that order, so a refused caller never reaches
+//! storage and never learns whether a lead exists. Health checks skip all of it. Every error
+//! response leaving the server carries `google.rpc.ErrorInfo`, including tonic's own (an oversized
+//! message, an unknown method).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tower::{Layer, Service};
+
+use super::status::ERROR_DOMAIN;
+use crate::app::Caller;
+use crate::auth::{Access, Authenticator, access};
+
+/// The limits and credentials every call is checked against.
+#[derive(Clone, Debug)]
+pub struct GuardSettings {
+    pub auth: Arc<Authenticator>,
+    /// Calls served at once; more are refused with RESOURCE_EXHAUSTED rather than queued.
+    pub max_concurrent_calls: usize,
+    /// The longest a call may take to answer, whatever deadline the client sets.
+    pub max_call_duration: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct GuardLayer {
+    settings: Arc<GuardSettings>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl GuardLayer {
+    pub fn new(settings: GuardSettings) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(settings.max_concurrent_calls)),
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Guard<S> {
+    inner: S,
+    layer: GuardLayer,
+}
+
+/// A trailers-only error response with ErrorInfo.
+fn reject<B: Default>(code: Code, reason: &str, message: impl Into<String>) -> http::Response<B> {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(code, message, details).into_http()
+}
+
+/// Adds ErrorInfo to an error answered without details (by tonic itself).
+fn with_error_info<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    if headers.contains_key("grpc-status-details-bin") {
+        return response;
+    }
+    let Some(status) = Status::from_header_map(headers).filter(|s| s.code() != Code::Ok) else {
+        return response;
+    };
+    let reason = format!("{:?}", status.code());
+    let reason: String = reason
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+            sep.into_iter().chain(std::iter::once(c.to_ascii_uppercase()))
+        })
+        .collect();
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    let _ = Status::with_error_details(status.code(), status.message(), details).add_header(headers);
+    response
+}
+
+impl<S, B, ResBody> Service<http::Request<B>> for Guard<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The service polled ready is the one that must serve this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let path = request.uri().path().to_owned();
+            let needs = access(&path);
+            if needs == Access::Open {
+                return inner.call(request).await.map(with_error_info);
+            }
+            let authorization = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            let certificate = request
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.peer_certs())
+                .and_then(|certs| certs.first().map(|c| c.to_vec()));
+            let identity = match layer
+                .settings
+                .auth
+                .authenticate(authorization, certificate.as_deref())
+            {
+                Ok(identity) => identity,
+                Err(refusal) => return Ok(reject(Code::Unauthenticated, refusal.reason, refusal.message)),
+            };
+            let allowed = match needs {
+                Access::Open | Access::Authenticated => true,
+                Access::Roles(roles) => roles.iter().any(|r| identity.roles.has(*r)),
+                Access::Denied => false,
+            };
+            if !allowed {
+                let wanted = match needs {
+                    Access::Roles(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+                    _ => "none".into(),
+                };
+                return Ok(reject(
+                    Code::PermissionDenied,
+                    "PERMISSION_DENIED",
+                    format!(
+                        "{} may not call {path} (roles allowed: {wanted})",
+                        identity.principal
+                    ),
+                ));
+            }
+            request.extensions_mut().insert(Caller {
+                principal: identity.principal,
+            });
+            let Ok(_permit) = layer.in_flight.clone().try_acquire_owned() else {
+                return Ok(reject(
+                    Code::ResourceExhausted,
+                    "OVERLOADED",
+                    "too many calls in progress: retry with backoff",
+                ));
+            };
+            let cap = layer.settings.max_call_duration;
+            match tokio::time::timeout(cap, inner.call(request)).await {
+                Ok(answer) => answer.map(with_error_info),
+                Err(_) => Ok(reject(
+                    Code::DeadlineExceeded,
+                    "DEADLINE_EXCEEDED",
+                    format!(
+                        "the call took longer than the server allows ({} ms)",
+                        cap.as_millis()
+                    ),
+                )),
+            }
+        })
+    }
+}
