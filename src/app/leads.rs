@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{App, AppError, AppResult, Caller, MAX_ATTEMPTS, RequestKey, idempotency_record, now};
+use super::{App, AppError, AppResult, Caller, MAX_ATTEMPTS, RequestKey, backoff, idempotency_record, now};
 use crate::domain::audit::ENGINE_ACTOR;
 use crate::domain::engine::{self, Command, Context, Decision, EventInput};
 use crate::domain::lead::Lead;
@@ -183,7 +183,8 @@ impl App {
             return Ok(replayed);
         }
         let email = submission.profile.contact.email.clone();
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
             let now = now();
             let ctx = self.context(caller, key.as_ref(), now);
             let existing = self.store.find_lead_by_email(&email).await?;
@@ -248,7 +249,8 @@ impl App {
         {
             return Ok(replayed);
         }
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
             let lead = self.load(id).await?;
             if let Some(etag) = &etag
                 && *etag != lead.etag()

@@ -80,7 +80,23 @@ pub fn now() -> Timestamp {
 }
 
 /// How often a change is retried after losing a race with another writer of the same lead.
-const MAX_ATTEMPTS: usize = 8;
+const MAX_ATTEMPTS: usize = 40;
+
+/// The pause before retry `attempt` (from 1): jittered exponential backoff from 1 ms to 50 ms, so
+/// writers racing on one lead spread out instead of colliding again (at most about 1.5 s in all).
+async fn backoff(attempt: usize) {
+    if attempt == 0 {
+        return;
+    }
+    let ceiling = (1u64 << attempt.min(6)).min(50);
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos(),
+    );
+    tokio::time::sleep(Duration::from_micros(500 + jitter % (ceiling * 1000))).await;
+}
 
 impl App {
     pub fn new(store: Arc<dyn Store>, policy: Arc<Policy>, settings: AppSettings) -> Self {

@@ -428,6 +428,39 @@ pub fn contact_attempt(v: &mut Violations, a: Option<pb::ContactAttempt>) -> Opt
     })
 }
 
+/// A SubmitLead request, validated: every bad field is reported at once.
+pub fn submission(
+    mut request: pb::SubmitLeadRequest,
+) -> Result<(crate::app::Submission, Option<RequestKey>), AppError> {
+    let mut v = Violations::default();
+    let request_id = std::mem::take(&mut request.request_id);
+    let key = request_key(&mut v, "SubmitLead", &request_id, &request);
+    let pb::SubmitLeadRequest {
+        contact: contact_in,
+        company: company_in,
+        source: source_in,
+        external_reference,
+        events: events_in,
+        request_id: _,
+    } = request;
+    let contact = contact(&mut v, contact_in);
+    let company = company(&mut v, company_in);
+    let source = source(&mut v, source_in);
+    let external_reference = v.max_chars("external_reference", external_reference.trim(), 128);
+    let events = events(&mut v, "events", events_in);
+    finish(v)?;
+    let submission = crate::app::Submission {
+        profile: values::Profile {
+            contact: validated(contact)?,
+            company,
+            source: validated(source)?,
+            external_reference,
+        },
+        events,
+    };
+    Ok((submission, key))
+}
+
 /// Reports the collected violations, or goes on.
 pub fn finish(v: Violations) -> Result<(), AppError> {
     v.into_result().map_err(AppError::InvalidArgument)

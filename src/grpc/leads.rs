@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as c, finish, validated};
 use super::{caller, pb};
-use crate::app::{App, LeadChange, Submission};
+use crate::app::{App, LeadChange};
 use crate::domain::engine::{Command, OverrideRequest};
 use crate::domain::lifecycle::LeadState;
 use crate::domain::query::parse_list;
@@ -27,33 +27,7 @@ type Answer<T> = Result<Response<T>, Status>;
 impl pb::lead_service_server::LeadService for LeadService {
     async fn submit_lead(&self, request: Request<pb::SubmitLeadRequest>) -> Answer<pb::SubmitLeadResponse> {
         let caller = caller(&request);
-        let mut req = request.into_inner();
-        let mut v = Violations::default();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = c::request_key(&mut v, "SubmitLead", &request_id, &req);
-        let pb::SubmitLeadRequest {
-            contact,
-            company,
-            source,
-            external_reference,
-            events,
-            request_id: _,
-        } = req;
-        let contact = c::contact(&mut v, contact);
-        let company = c::company(&mut v, company);
-        let source = c::source(&mut v, source);
-        let external_reference = v.max_chars("external_reference", external_reference.trim(), 128);
-        let events = c::events(&mut v, "events", events);
-        finish(v)?;
-        let submission = Submission {
-            profile: crate::domain::values::Profile {
-                contact: validated(contact)?,
-                company,
-                source: validated(source)?,
-                external_reference,
-            },
-            events,
-        };
+        let (submission, key) = c::submission(request.into_inner())?;
         let change: LeadChange = self.app.submit_lead(&caller, submission, key).await?;
         let (lead, decision) = c::change(&change);
         Ok(Response::new(pb::SubmitLeadResponse {

@@ -70,6 +70,8 @@ pub struct Options {
     pub auth: leadgate::auth::Authenticator,
     pub tls: Option<leadgate::server::TlsFiles>,
     pub limits: leadgate::server::Limits,
+    /// How the test's own clients connect when the server serves TLS.
+    pub client_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for Options {
@@ -81,6 +83,7 @@ impl Default for Options {
             auth: leadgate::auth::Authenticator::default(),
             tls: None,
             limits: leadgate::server::Limits::default(),
+            client_tls: None,
         }
     }
 }
@@ -198,6 +201,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
 /// Starts a server on an existing database (another replica, or a database that is down).
 pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
     init_logs();
+    let client_tls = options.client_tls.clone();
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: ConnectOptions {
@@ -222,11 +226,14 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = rx.await;
     }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("the server accepts connections");
+    let endpoint = match client_tls {
+        None => Channel::from_shared(format!("http://{addr}")).unwrap(),
+        Some(tls) => Channel::from_shared(format!("https://{addr}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap(),
+    };
+    let channel = endpoint.connect().await.expect("the server accepts connections");
     TestApp {
         addr,
         leads: LeadServiceClient::new(channel.clone()),
