@@ -163,3 +163,18 @@ async fn migrate_applies_the_postgres_migrations_and_exits() {
         .count() as i64;
     assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, files);
 }
+
+#[test]
+fn serve_refuses_a_public_address_without_authentication() {
+    let output = Command::new(BINARY)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("LEADGATE_AUTH_TOKENS")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
+}
