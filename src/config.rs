@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server (SQLite file in the working directory unless told otherwise).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit (for a Kubernetes Job).
     Migrate(DatabaseArgs),
     /// Check or print qualification policies.
@@ -44,6 +44,14 @@ pub enum Command {
     },
     /// Print the funnel of a period: stages, conversion, speed to lead, SLA breaches.
     Funnel(FunnelArgs),
+    /// Ask a server's health service; exits 0 when SERVING (a Docker HEALTHCHECK).
+    Health {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The service to ask about: "" (ready: the database answers) or "liveness".
+        #[arg(long, default_value = "")]
+        service: String,
+    },
     /// Make bearer tokens for the server's configuration.
     Auth {
         #[command(subcommand)]
@@ -281,6 +289,9 @@ pub struct ServeArgs {
     /// Connections are closed gracefully after this long, so Kubernetes rebalances them.
     #[arg(long, env = "LEADGATE_MAX_CONNECTION_AGE", default_value = "5m", value_parser = duration)]
     pub max_connection_age: Duration,
+    /// Serve Prometheus metrics over HTTP on this address (`/metrics`); off when not given.
+    #[arg(long, env = "LEADGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod telemetry;

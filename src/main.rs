@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(args) => runtime.block_on(leadgate::cli::serve(args)),
+        Command::Serve(args) => runtime.block_on(leadgate::cli::serve(*args)),
         Command::Migrate(args) => runtime.block_on(leadgate::cli::migrate(args)),
         Command::Policy { command } => match command {
             PolicyCommand::Check { file } => leadgate::cli::policy_check(&file),
@@ -34,6 +34,10 @@ fn main() -> ExitCode {
             command,
         } => runtime.block_on(client::audit(args, command)),
         Command::Funnel(args) => runtime.block_on(client::funnel(args)),
+        Command::Health {
+            client: args,
+            service,
+        } => runtime.block_on(client::health(args, service)),
         Command::Auth { command } => match command {
             AuthCommand::NewToken { principal, roles } => leadgate::cli::new_token(&principal, &roles),
             AuthCommand::HashToken => leadgate::cli::hash_token(),

@@ -137,6 +137,7 @@ fn readiness_services() -> impl Iterator<Item = &'static str> {
 }
 
 async fn set_readiness(reporter: &HealthReporter, status: ServingStatus) {
+    crate::metrics::ready(status == ServingStatus::Serving);
     for name in readiness_services() {
         reporter.set_service_status(name, status).await;
     }

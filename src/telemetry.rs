@@ -1,26 +1,86 @@
-//! Logging: human-readable on a terminal, JSON lines for machines. The level comes from
-//! `LEADGATE_LOG` (an `EnvFilter` directive such as `info` or `leadgate=debug`).
+//! Logs and traces. Logs: human-readable on a terminal, JSON lines for machines; the level comes
+//! from `LEADGATE_LOG` (an `EnvFilter` directive such as `info` or `leadgate=debug`). Traces: when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, every span (one per RPC) is exported over OTLP/gRPC too
+//! (the standard `OTEL_*` variables apply).
 
 use std::io::IsTerminal;
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. Call once, at start.
-pub fn init(format: LogFormat) {
+/// Flushes exported traces when dropped (at the end of `main`).
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(tracer) = self.tracer.take() {
+            let _ = tracer.shutdown();
+        }
+    }
+}
+
+fn otlp() -> Option<SdkTracerProvider> {
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())?;
+    match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        Ok(exporter) => Some(
+            SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name("leadgate")
+                        .build(),
+                )
+                .build(),
+        ),
+        Err(error) => {
+            eprintln!("warning: OTEL_EXPORTER_OTLP_ENDPOINT is set but traces cannot be exported: {error}");
+            None
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, at start; keep the guard until the end.
+pub fn init(format: LogFormat) -> Telemetry {
     let filter = EnvFilter::try_from_env("LEADGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    let tracer = otlp();
+    let otel = tracer
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("leadgate")));
+    let (json, text) = match format {
+        LogFormat::Json => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        ),
+        LogFormat::Text => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            ),
+        ),
     };
     // Already installed (tests start several servers in one process): keep the first.
-    let _ = result;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(text)
+        .with(otel)
+        .try_init();
+    Telemetry { tracer }
 }

@@ -24,8 +24,35 @@ pub fn spawn_background(app: &App, stop: CancellationToken) -> Vec<JoinHandle<()
     vec![
         tokio::spawn(sequencer(app.clone(), stop.clone())),
         tokio::spawn(sweeper(app.clone(), stop.clone())),
-        tokio::spawn(purger(app.clone(), stop)),
+        tokio::spawn(purger(app.clone(), stop.clone())),
+        tokio::spawn(gauges(app.clone(), stop)),
     ]
+}
+
+/// How often gauges read from the database are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+
+async fn gauges(app: App, stop: CancellationToken) {
+    loop {
+        let pool = app.store.pool_stats();
+        crate::metrics::pool(pool.in_use, pool.idle, pool.max);
+        if let Ok(inbox) = app.store.inbox_stats().await {
+            let age = inbox
+                .oldest
+                .map_or(0.0, |t| (now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+            crate::metrics::sequencer_lag(inbox.entries, age);
+        }
+        if let Ok(counts) = app.store.leads_by_state().await {
+            for state in crate::domain::lifecycle::LeadState::ALL {
+                let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+                crate::metrics::leads(state.as_str(), n);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
 }
 
 async fn sequencer(app: App, stop: CancellationToken) {
@@ -33,6 +60,7 @@ async fn sequencer(app: App, stop: CancellationToken) {
         let chained = app.store.sequence(SEQUENCE_BATCH).await;
         if let Ok(n @ 1..) = chained {
             app.chain_changes.send_modify(|count| *count += n as u64);
+            crate::metrics::entries_chained(n);
         }
         let pause = match chained {
             Ok(n) if n == SEQUENCE_BATCH => Duration::ZERO,

@@ -221,7 +221,7 @@ impl App {
             };
             match outcome {
                 WriteOutcome::Written => {
-                    self.entries_written.notify_one();
+                    self.written(&applied.entries);
                     return Ok(change);
                 }
                 // A concurrent submission of the same email, or a change to the lead: start over.
@@ -272,7 +272,7 @@ impl App {
             };
             match self.store.update_lead(write, lead.revision).await? {
                 WriteOutcome::Written => {
-                    self.entries_written.notify_one();
+                    self.written(&applied.entries);
                     return Ok(change);
                 }
                 WriteOutcome::RevisionConflict if etag.is_some() => return Err(etag_mismatch()),
@@ -306,7 +306,7 @@ impl App {
         };
         let written = self.store.update_lead(write, lead.revision).await? == WriteOutcome::Written;
         if written {
-            self.entries_written.notify_one();
+            self.written(&applied.entries);
         }
         Ok(written)
     }

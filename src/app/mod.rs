@@ -109,6 +109,12 @@ impl App {
         }
     }
 
+    /// After a write committed entries: wake the sequencer, count them.
+    fn written(&self, entries: &[AuditEntry]) {
+        self.entries_written.notify_one();
+        crate::metrics::entries_written(entries.iter().map(|e| e.kind.as_str()));
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -144,7 +150,7 @@ impl App {
         };
         let activated = self.store.activate_policy(&record, &entry).await?;
         if activated {
-            self.entries_written.notify_one();
+            self.written(std::slice::from_ref(&entry));
         }
         Ok(activated)
     }

@@ -52,9 +52,15 @@ pub fn policy_check(path: &Path) -> ExitCode {
 
 /// `leadgate serve`.
 pub async fn serve(args: ServeArgs) -> ExitCode {
-    telemetry::init(args.log_format);
+    let _telemetry = telemetry::init(args.log_format);
     if let Err(message) = args.validate() {
         eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    if let Some(addr) = args.metrics_listen
+        && let Err(message) = crate::metrics::install(addr)
+    {
+        eprintln!("error: --metrics-listen: {message}");
         return ExitCode::from(2);
     }
     let policy = match &args.policy {
@@ -125,7 +131,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
 
 /// `leadgate migrate`.
 pub async fn migrate(args: DatabaseArgs) -> ExitCode {
-    telemetry::init(LogFormat::Text);
+    let _telemetry = telemetry::init(LogFormat::Text);
     let result = async {
         let store = store::connect(&connect_options(&args)).await?;
         store.migrate().await?;

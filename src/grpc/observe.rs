@@ -42,7 +42,9 @@ impl Call {
         }
         self.finished = true;
         let code = tonic::Code::from_i32(code.unwrap_or(tonic::Code::Cancelled as i32));
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let latency = self.started.elapsed();
+        crate::metrics::rpc_handled(&self.method, code, latency);
+        let latency_ms = latency.as_secs_f64() * 1000.0;
         let _enter = self.span.enter();
         match code {
             tonic::Code::Ok
@@ -88,6 +90,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
+        crate::metrics::rpc_started(&method);
         let span = tracing::info_span!("rpc", rpc.method = %method);
         let future = {
             let _enter = span.enter();

@@ -100,10 +100,34 @@ pub struct PolicyRecord {
     pub activated_at: Timestamp,
 }
 
+/// How the connection pool is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Audit entries committed but not chained yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InboxStats {
+    pub entries: i64,
+    pub oldest: Option<Timestamp>,
+}
+
 /// Persistence for leads, the audit trail, idempotency keys and policies.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
+
+    /// Connections held now (for metrics).
+    fn pool_stats(&self) -> PoolStats;
+
+    /// How far the sequencer is behind (for metrics).
+    async fn inbox_stats(&self) -> StoreResult<InboxStats>;
+
+    /// Leads per state (for metrics).
+    async fn leads_by_state(&self) -> StoreResult<Vec<(crate::domain::lifecycle::LeadState, i64)>>;
 
     /// Applies pending migrations (safe with several replicas at once).
     async fn migrate(&self) -> StoreResult<()>;

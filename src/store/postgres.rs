@@ -8,8 +8,8 @@ use sqlx::{Executor, Postgres};
 
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::{
-    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, LeadWrite, PolicyRecord, Store, StoreError,
-    StoreResult, WriteOutcome,
+    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
+    PoolStats, Store, StoreError, StoreResult, WriteOutcome,
 };
 use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
 use crate::domain::lead::Lead;
@@ -136,6 +136,31 @@ impl PgStore {
 impl Store for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let (size, idle) = (self.pool.size(), self.pool.num_idle() as u32);
+        PoolStats {
+            in_use: size.saturating_sub(idle),
+            idle,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    async fn inbox_stats(&self) -> StoreResult<InboxStats> {
+        let row: (i64, Option<i64>) = sqlx::query_as(sql::INBOX_STATS)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        sql::inbox_stats(row)
+    }
+
+    async fn leads_by_state(&self) -> StoreResult<Vec<(crate::domain::lifecycle::LeadState, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql::LEADS_BY_STATE)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        sql::leads_by_state(rows)
     }
 
     async fn migrate(&self) -> StoreResult<()> {

@@ -467,3 +467,24 @@ pub fn tip_from(row: Option<(i64, Vec<u8>, i64)>) -> StoreResult<ChainTip> {
         }),
     }
 }
+
+pub const INBOX_STATS: &str = "SELECT COUNT(*), MIN(record_time) FROM audit_inbox";
+pub const LEADS_BY_STATE: &str = "SELECT state, COUNT(*) FROM leads GROUP BY state";
+
+pub fn inbox_stats(row: (i64, Option<i64>)) -> StoreResult<super::InboxStats> {
+    Ok(super::InboxStats {
+        entries: row.0,
+        oldest: row.1.map(micros).transpose()?,
+    })
+}
+
+pub fn leads_by_state(rows: Vec<(String, i64)>) -> StoreResult<Vec<(LeadState, i64)>> {
+    rows.into_iter()
+        .map(|(name, n)| {
+            Ok((
+                LeadState::from_name(&name).ok_or_else(|| StoreError::Corrupt(format!("state {name:?}")))?,
+                n,
+            ))
+        })
+        .collect()
+}

@@ -11,8 +11,8 @@ use sqlx::{Executor, Sqlite};
 
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::{
-    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, LeadWrite, PolicyRecord, Store, StoreError,
-    StoreResult, WriteOutcome,
+    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
+    PoolStats, Store, StoreError, StoreResult, WriteOutcome,
 };
 use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
 use crate::domain::lead::Lead;
@@ -136,6 +136,33 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let pools = [&self.writer, &self.reader];
+        let size: u32 = pools.iter().map(|p| p.size()).sum();
+        let idle: u32 = pools.iter().map(|p| p.num_idle() as u32).sum();
+        PoolStats {
+            in_use: size.saturating_sub(idle),
+            idle,
+            max: pools.iter().map(|p| p.options().get_max_connections()).sum(),
+        }
+    }
+
+    async fn inbox_stats(&self) -> StoreResult<InboxStats> {
+        let row: (i64, Option<i64>) = sqlx::query_as(sql::INBOX_STATS)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
+        sql::inbox_stats(row)
+    }
+
+    async fn leads_by_state(&self) -> StoreResult<Vec<(crate::domain::lifecycle::LeadState, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql::LEADS_BY_STATE)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(classify)?;
+        sql::leads_by_state(rows)
     }
 
     async fn migrate(&self) -> StoreResult<()> {

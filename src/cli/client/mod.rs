@@ -80,6 +80,34 @@ impl Connection {
     }
 }
 
+/// `leadgate health`: exits 0 when the server reports SERVING for `service`.
+pub async fn health(args: ClientArgs, service: String) -> ExitCode {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let connection = match Connection::open(&args).await {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match HealthClient::new(connection.channel.clone())
+        .check(HealthCheckRequest { service })
+        .await
+    {
+        Ok(answer) if answer.get_ref().status == ServingStatus::Serving as i32 => {
+            println!("SERVING");
+            ExitCode::SUCCESS
+        }
+        Ok(answer) => {
+            println!(
+                "{:?}",
+                ServingStatus::try_from(answer.get_ref().status).unwrap_or(ServingStatus::Unknown)
+            );
+            ExitCode::FAILURE
+        }
+        Err(status) => fail(describe(&status)),
+    }
+}
+
 /// A failed call, for people: the code, the message and every bad field.
 pub fn describe(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
