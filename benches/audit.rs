@@ -172,6 +172,7 @@ async fn bench(label: &str, url: &str, total: usize) {
         url: url.into(),
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
+        statement_timeout: None,
     };
     let store = leadgate::store::connect(&options).await.unwrap();
     store.migrate().await.unwrap();

@@ -145,7 +145,10 @@ async fn set_readiness(reporter: &HealthReporter, status: ServingStatus) {
 
 impl Application {
     /// Binds the listener (port 0 picks a free port) and opens the store.
-    pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
+    pub async fn build(mut config: ServerConfig) -> Result<Self, ServerError> {
+        // The database abandons a statement before the guard abandons the call, so a call cut at
+        // the cap has written nothing (an autocommitted write would otherwise land afterwards).
+        config.database.statement_timeout = Some(config.limits.max_call_duration.mul_f64(0.9));
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {

@@ -22,6 +22,10 @@ pub enum AppError {
     /// The database cannot be reached (`UNAVAILABLE`): retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// The work took longer than the server allows and was abandoned, writing nothing
+    /// (`DEADLINE_EXCEEDED`).
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// A fault of leadgate's own (`INTERNAL`); the detail is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -39,6 +43,7 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Timeout(m) => AppError::DeadlineExceeded(m),
             StoreError::Corrupt(m) | StoreError::Database(m) => AppError::Internal(m),
         }
     }

@@ -184,7 +184,8 @@ impl App {
         }
         let email = submission.profile.contact.email.clone();
         for attempt in 0..MAX_ATTEMPTS {
-            backoff(attempt).await;
+            // The second attempt follows a known email, not a race: no pause.
+            backoff(attempt.saturating_sub(1)).await;
             let now = now();
             let ctx = self.context(caller, key.as_ref(), now);
             let existing = self.store.find_lead_by_email(&email).await?;
@@ -312,8 +313,8 @@ impl App {
     }
 
     async fn load(&self, id: LeadId) -> AppResult<Lead> {
-        self.store
-            .get_lead(id)
+        self.loader
+            .get(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("lead {id} does not exist")))
     }

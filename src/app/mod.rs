@@ -6,6 +6,7 @@ mod audit;
 mod background;
 mod error;
 mod leads;
+mod loader;
 mod policy;
 mod report;
 
@@ -72,6 +73,8 @@ pub struct App {
     entries_written: Arc<Notify>,
     /// Ticks each time this replica chains entries (wakes watchers).
     chain_changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Single-lead reads, batched.
+    loader: loader::Loader,
 }
 
 /// The current time at the precision leadgate stores.
@@ -99,8 +102,10 @@ async fn backoff(attempt: usize) {
 }
 
 impl App {
+    /// Builds the use cases; call it within a Tokio runtime (it starts the read batching task).
     pub fn new(store: Arc<dyn Store>, policy: Arc<Policy>, settings: AppSettings) -> Self {
         Self {
+            loader: loader::Loader::start(store.clone()),
             store,
             policy,
             settings,

@@ -17,6 +17,7 @@ fn connect_options(args: &DatabaseArgs) -> ConnectOptions {
         url: args.database_url.clone(),
         max_connections: args.db_max_connections,
         acquire_timeout: args.db_acquire_timeout,
+        statement_timeout: None,
     }
 }
 

@@ -50,6 +50,15 @@ impl From<AppError> for Status {
                     details,
                 )
             }
+            AppError::DeadlineExceeded(detail) => {
+                tracing::warn!(error = %detail, "database statement cancelled at the call cap");
+                status(
+                    Code::DeadlineExceeded,
+                    "DEADLINE_EXCEEDED",
+                    "the call took longer than the server allows; nothing was written",
+                    ErrorDetails::new(),
+                )
+            }
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 status(

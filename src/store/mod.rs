@@ -35,11 +35,15 @@ impl std::fmt::Display for Backend {
 }
 
 /// What can go wrong below the domain. Each variant says what the caller sees.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is restarting: retryable (`UNAVAILABLE`).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database gave up on a statement that ran past the time allowed (`DEADLINE_EXCEEDED`);
+    /// it wrote nothing.
+    #[error("database statement timed out: {0}")]
+    Timeout(String),
     /// Stored data that does not read back as written (`INTERNAL`, logged).
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
@@ -143,6 +147,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>>;
 
+    /// The leads among `ids` that exist, in any order (one query for many readers).
+    async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>>;
+
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>>;
 
     /// Up to `query.limit + 1` leads (the extra one tells that another page exists).
@@ -189,6 +196,9 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// How long a call waits for a connection before failing as unavailable.
     pub acquire_timeout: Duration,
+    /// PostgreSQL cancels a statement running longer than this (nothing is written). The server
+    /// sets it below its call cap, so a call cut at the cap never commits afterwards.
+    pub statement_timeout: Option<Duration>,
 }
 
 /// Opens the store the URL names. Does not migrate.

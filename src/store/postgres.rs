@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Executor, Postgres};
+use sqlx::{Postgres, QueryBuilder};
 
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::{
@@ -23,6 +23,8 @@ const POLICY_LOCK: i64 = 0x6c65_6164_6761_7402;
 
 pub struct PgStore {
     pool: PgPool,
+    /// How to connect for migrations: like the pool, without the statement timeout.
+    migrations: PgConnectOptions,
 }
 
 /// Sorts PostgreSQL failures: lost or refused connections and shutdowns are retryable.
@@ -32,6 +34,7 @@ fn classify(error: sqlx::Error) -> StoreError {
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) | E::Protocol(_) => {
             StoreError::Unavailable(error.to_string())
         }
+        E::Database(db) if db.code().as_deref() == Some("57014") => StoreError::Timeout(error.to_string()),
         E::Database(db) => match db.code().as_deref() {
             // connection_exception, operator_intervention (shutdowns), too_many_connections,
             // serialization and deadlock failures, read-only standby.
@@ -55,30 +58,25 @@ fn violated_constraint(error: &sqlx::Error) -> Option<String> {
         .then(|| db.constraint().unwrap_or_default().to_owned())
 }
 
-/// Runs an insert that may hit a unique constraint, turning known constraints into outcomes.
-async fn insert_or_conflict<'c>(
-    conn: &mut sqlx::PgConnection,
-    query: sqlx::query::Query<'c, Postgres, sqlx::postgres::PgArguments>,
-) -> StoreResult<Option<WriteOutcome>> {
-    match conn.execute(query).await {
-        Ok(_) => Ok(None),
-        Err(e) => match violated_constraint(&e).as_deref() {
-            Some("leads_email_key") => Ok(Some(WriteOutcome::EmailTaken)),
-            Some("idempotency_keys_pkey") => Ok(Some(WriteOutcome::RequestIdTaken)),
-            _ => Err(classify(e)),
-        },
-    }
-}
-
 impl PgStore {
     /// Prepares a pool; connections are opened on first use, so a database that is still down
     /// does not stop the server from starting (it reports NOT_SERVING until it answers).
     pub async fn connect(options: &ConnectOptions) -> StoreResult<Self> {
-        let connect = PgConnectOptions::from_str(&options.url)
-            .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?
-            .application_name("leadgate")
+        let mut settings = vec![
             // Acknowledged writes are durable whatever the server's default.
-            .options([("synchronous_commit", "on")]);
+            ("synchronous_commit".to_string(), "on".to_string()),
+        ];
+        if let Some(timeout) = options.statement_timeout {
+            settings.push((
+                "statement_timeout".into(),
+                format!("{}ms", timeout.as_millis().max(1)),
+            ));
+        }
+        let base = PgConnectOptions::from_str(&options.url)
+            .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?
+            .application_name("leadgate");
+        let migrations = base.clone().options([("synchronous_commit", "on")]);
+        let connect = base.options(settings);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -86,41 +84,92 @@ impl PgStore {
             // every call would double the round trips.
             .test_before_acquire(false)
             .connect_lazy_with(connect);
-        Ok(Self { pool })
+        Ok(Self { pool, migrations })
     }
 
+    /// One statement, one round trip, one implicit transaction: the lead (inserted, or updated if
+    /// its revision is still `expected_revision`), its audit entries and the idempotency record.
+    /// On a revision conflict nothing is inserted; a unique violation aborts the whole statement.
     async fn write(&self, write: LeadWrite<'_>, expected_revision: Option<i64>) -> StoreResult<WriteOutcome> {
-        let columns = LeadColumns::of(write.lead);
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        // The idempotency key goes first: a concurrent twin waits on it and then fails cleanly.
-        if let Some(record) = write.idempotency
-            && let Some(outcome) = insert_or_conflict(&mut tx, sql::bind_idempotency(record)).await?
-        {
-            return Ok(outcome);
-        }
+        let c = LeadColumns::of(write.lead);
+        let mut b = QueryBuilder::<Postgres>::new("WITH lead AS (");
         match expected_revision {
             None => {
-                if let Some(outcome) = insert_or_conflict(&mut tx, columns.bind(sql::INSERT_LEAD)).await? {
-                    return Ok(outcome);
-                }
+                b.push(
+                    "INSERT INTO leads (id, email, state, source_channel, fit_grade, combined_points, create_time, \
+                     update_time, revision, sla_due_time, revisit_time, document) VALUES (",
+                );
+                let mut v = b.separated(", ");
+                v.push_bind(c.id)
+                    .push_bind(&c.email)
+                    .push_bind(c.state)
+                    .push_bind(c.source_channel)
+                    .push_bind(c.fit_grade)
+                    .push_bind(c.combined_points)
+                    .push_bind(c.create_time)
+                    .push_bind(c.update_time)
+                    .push_bind(c.revision)
+                    .push_bind(c.sla_due_time)
+                    .push_bind(c.revisit_time)
+                    .push_bind(&c.document);
+                b.push(") RETURNING 1)");
             }
             Some(revision) => {
-                let done = columns
-                    .bind(sql::UPDATE_LEAD)
-                    .bind(revision)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                if done.rows_affected() == 0 {
-                    return Ok(WriteOutcome::RevisionConflict);
-                }
+                b.push("UPDATE leads SET state = ").push_bind(c.state);
+                b.push(", source_channel = ").push_bind(c.source_channel);
+                b.push(", fit_grade = ").push_bind(c.fit_grade);
+                b.push(", combined_points = ").push_bind(c.combined_points);
+                b.push(", update_time = ").push_bind(c.update_time);
+                b.push(", revision = ").push_bind(c.revision);
+                b.push(", sla_due_time = ").push_bind(c.sla_due_time);
+                b.push(", revisit_time = ").push_bind(c.revisit_time);
+                b.push(", document = ").push_bind(&c.document);
+                b.push(" WHERE id = ").push_bind(c.id);
+                b.push(" AND revision = ").push_bind(revision);
+                b.push(" RETURNING 1)");
             }
         }
-        for entry in write.entries {
-            sql::bind_entry(entry).execute(&mut *tx).await.map_err(classify)?;
+        // Inserted only if the lead was written (an update may find another revision).
+        const ONLY_IF_WRITTEN: &str = " WHERE EXISTS (SELECT 1 FROM lead)";
+        if let Some(record) = write.idempotency {
+            b.push(", idem AS (INSERT INTO idempotency_keys (principal, request_id, method, fingerprint, response, create_time) SELECT ");
+            let mut v = b.separated(", ");
+            v.push_bind(&record.key.principal)
+                .push_bind(&record.key.request_id)
+                .push_bind(&record.method)
+                .push_bind(record.fingerprint.as_slice())
+                .push_bind(&record.response)
+                .push_bind(record.created_at.timestamp_micros());
+            b.push(ONLY_IF_WRITTEN).push(")");
         }
-        tx.commit().await.map_err(classify)?;
-        Ok(WriteOutcome::Written)
+        b.push(
+            ", entries AS (INSERT INTO audit_inbox (lead_id, kind, record_time, actor, request_id, state_before, \
+             state_after, source_channel, policy_version, body) SELECT * FROM (",
+        );
+        b.push_values(write.entries, |mut row, e| {
+            row.push_bind(e.lead.map(|l| l.as_uuid()))
+                .push_bind(e.kind.as_str())
+                .push_bind(e.recorded_at.timestamp_micros())
+                .push_bind(e.actor.as_str())
+                .push_bind(e.request_id.as_deref())
+                .push_bind(e.state_before.map(|s| s.as_str()))
+                .push_bind(e.state_after.map(|s| s.as_str()))
+                .push_bind(e.source_channel.map(|s| s.as_str()))
+                .push_bind(e.policy_version.as_str())
+                .push_bind(e.body.as_str());
+        });
+        b.push(") AS entry")
+            .push(ONLY_IF_WRITTEN)
+            .push(") SELECT COUNT(*) FROM lead");
+        match b.build_query_scalar::<i64>().fetch_one(&self.pool).await {
+            Ok(0) => Ok(WriteOutcome::RevisionConflict),
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(e) => match violated_constraint(&e).as_deref() {
+                Some("leads_email_key") => Ok(WriteOutcome::EmailTaken),
+                Some("idempotency_keys_pkey") => Ok(WriteOutcome::RequestIdTaken),
+                _ => Err(classify(e)),
+            },
+        }
     }
 
     async fn tip_in(conn: &mut sqlx::PgConnection) -> StoreResult<ChainTip> {
@@ -164,13 +213,17 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e) => classify(e),
-                other => StoreError::Database(other.to_string()),
-            })
+        // Migrations may take long (backfills): on their own connection, without the statement
+        // timeout.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(self.migrations.clone());
+        let migrated = sqlx::migrate!("migrations/postgres").run(&pool).await;
+        pool.close().await;
+        migrated.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => classify(e),
+            other => StoreError::Database(other.to_string()),
+        })
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -196,6 +249,18 @@ impl Store for PgStore {
             .await
             .map_err(classify)?;
         doc.as_deref().map(sql::decode_lead).transpose()
+    }
+
+    async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<(String,)> = sql::select_leads::<Postgres>(ids)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
     }
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {

@@ -488,3 +488,18 @@ pub fn leads_by_state(rows: Vec<(String, i64)>) -> StoreResult<Vec<(LeadState, i
         })
         .collect()
 }
+
+/// `SELECT document FROM leads WHERE id IN (...)`.
+pub fn select_leads<'q, DB>(ids: &'q [LeadId]) -> QueryBuilder<'q, DB>
+where
+    DB: Database,
+    Uuid: Encode<'q, DB> + Type<DB>,
+{
+    let mut builder = QueryBuilder::new("SELECT document FROM leads WHERE id IN (");
+    let mut list = builder.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_uuid());
+    }
+    builder.push(")");
+    builder
+}

@@ -75,14 +75,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        // No ping before each use: a local file does not drop connections, and every ping is a
+        // round trip through the connection's worker thread.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone())
             .await
             .map_err(classify)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.read_only(true))
             .await
@@ -198,6 +202,18 @@ impl Store for SqliteStore {
             .await
             .map_err(classify)?;
         doc.as_deref().map(sql::decode_lead).transpose()
+    }
+
+    async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<(String,)> = sql::select_leads::<Sqlite>(ids)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(classify)?;
+        docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
     }
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {

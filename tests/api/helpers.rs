@@ -208,6 +208,7 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
             url: db.url.clone(),
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
         },
         policy: Arc::new(options.policy),
         drain_timeout: options.drain_timeout,
@@ -591,6 +592,7 @@ impl TestDatabase {
             url: self.url.clone(),
             max_connections: 2,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
         })
         .await
         .unwrap()

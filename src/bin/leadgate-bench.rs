@@ -1,0 +1,769 @@
+//! `leadgate-bench`: leadgate under load, next to baselines measured in the same run.
+//!
+//! `cargo run --release --bin leadgate-bench` starts what it needs (a leadgate server per
+//! database, a bare tonic server, pgbench), drives each scenario with the same load generator for
+//! a fixed time, and prints one table: throughput, p50/p99 latency and server RSS, with the ratios
+//! to the baselines — a bare tonic unary server (gRPC health) under the same load, and pgbench
+//! running the same INSERTs as one SubmitLead (idempotency key, lead, audit entry) at the same
+//! concurrency. Machines here are shared and noisy: read the ratios, not the absolute figures.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use leadgate::grpc::pb;
+use pb::lead_service_client::LeadServiceClient;
+use sqlx::{Connection, Executor};
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+#[derive(Parser)]
+#[command(about = "leadgate under load, with baselines measured in the same run")]
+struct Args {
+    /// Measured time per scenario.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    duration: Duration,
+    /// Load before measuring, per scenario.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    warmup: Duration,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// A PostgreSQL server where a benchmark database may be created (and dropped).
+    #[arg(
+        long,
+        env = "LEADGATE_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// Only SQLite.
+    #[arg(long)]
+    skip_postgres: bool,
+    /// Only these scenarios (health, submit, engage, get, mixed); leads are seeded for the others.
+    #[arg(long, value_delimiter = ',', default_value = "health,submit,engage,get,mixed")]
+    only: Vec<String>,
+    #[command(subcommand)]
+    role: Option<Role>,
+}
+
+/// What a child process of the benchmark is.
+#[derive(Subcommand)]
+enum Role {
+    /// The leadgate server (the library's `serve`, as the `leadgate` binary runs it).
+    #[command(hide = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// A bare tonic server answering gRPC health checks: the cost of gRPC itself.
+    #[command(hide = true)]
+    Bare {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    leadgate::domain::policy::parse_duration(text)
+}
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("leadgate-bench-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn spawn(args: &[String]) -> Server {
+        let port = free_port();
+        let mut command = Command::new(std::env::current_exe().expect("the benchmark's own path"));
+        command.args(args.iter().map(|a| a.replace("{port}", &port.to_string())));
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        Server {
+            child: command.spawn().expect("a server process"),
+            port,
+        }
+    }
+
+    fn leadgate(database_url: &str) -> Server {
+        let args = [
+            "serve",
+            "serve",
+            "--listen",
+            "127.0.0.1:{port}",
+            "--database-url",
+            database_url,
+            "--log-format",
+            "json",
+        ];
+        Server::spawn(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    fn bare() -> Server {
+        Server::spawn(&["bare".into(), "--listen".into(), "127.0.0.1:{port}".into()])
+    }
+
+    /// Waits until the health check answers SERVING; returns how long since `started`.
+    async fn serving(&self, started: Instant) -> Duration {
+        let endpoint = Channel::from_shared(format!("http://127.0.0.1:{}", self.port)).unwrap();
+        loop {
+            if let Ok(channel) = endpoint.connect().await {
+                let answer = HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await;
+                if answer.is_ok_and(|a| a.into_inner().status == ServingStatus::Serving as i32) {
+                    return started.elapsed();
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the server did not become SERVING"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn channels(&self, n: usize) -> Vec<Channel> {
+        let mut channels = Vec::new();
+        for _ in 0..n {
+            let endpoint = Channel::from_shared(format!("http://127.0.0.1:{}", self.port))
+                .unwrap()
+                .tcp_nodelay(true);
+            channels.push(endpoint.connect().await.unwrap());
+        }
+        channels
+    }
+
+    /// Peak resident memory since the process started (VmHWM), in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+/// What a scenario measured.
+#[derive(Clone, Debug, Default)]
+struct Figures {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    rss_mib: Option<f64>,
+}
+
+/// Runs `call` from `concurrency` workers for warmup + duration; measures the duration only.
+async fn drive<F, Fut>(
+    channels: &[Channel],
+    concurrency: usize,
+    warmup: Duration,
+    measured: Duration,
+    call: F,
+) -> Figures
+where
+    F: Fn(Channel, usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let call = Arc::new(call);
+    let start = Instant::now();
+    let (measure_from, end) = (start + warmup, start + warmup + measured);
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let channel = channels[worker % channels.len()].clone();
+            let call = call.clone();
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                let mut iteration = 0u64;
+                loop {
+                    let began = Instant::now();
+                    if began >= end {
+                        break;
+                    }
+                    let answer = call(channel.clone(), worker, iteration).await;
+                    iteration += 1;
+                    if began >= measure_from {
+                        match answer {
+                            Ok(()) => latencies.push(began.elapsed().as_micros() as u32),
+                            Err(_) => errors += 1,
+                        }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for worker in workers {
+        let (l, e) = worker.await.unwrap();
+        latencies.extend(l);
+        errors += e;
+    }
+    latencies.sort_unstable();
+    let at = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |us| *us as f64 / 1000.0)
+    };
+    Figures {
+        per_second: latencies.len() as f64 / measured.as_secs_f64(),
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        errors,
+        rss_mib: None,
+    }
+}
+
+fn submission(worker: usize, iteration: u64, run: u64) -> pb::SubmitLeadRequest {
+    pb::SubmitLeadRequest {
+        contact: Some(pb::Contact {
+            email: format!("bench-{run}-{worker}-{iteration}@acme-industrie.fr"),
+            given_name: "Claire".into(),
+            family_name: "Martin".into(),
+            phone: "+33 1 23 45 67 89".into(),
+            job_title: "Directrice financière".into(),
+            seniority: pb::Seniority::Executive as i32,
+            job_function: "finance".into(),
+        }),
+        company: Some(pb::Company {
+            name: "Acme Industrie".into(),
+            domain: "acme-industrie.fr".into(),
+            industry: "manufacturing".into(),
+            employee_count: 300,
+            country_code: "FR".into(),
+        }),
+        source: Some(pb::Source {
+            channel: pb::SourceChannel::Website as i32,
+            campaign: "bench".into(),
+        }),
+        external_reference: format!("crm-{worker}-{iteration}"),
+        events: vec![pb::EngagementEvent {
+            kind: pb::EngagementKind::WebinarAttended as i32,
+            occur_time: None,
+            subject: "webinar".into(),
+        }],
+        request_id: format!("bench-{run}-{worker}-{iteration}"),
+    }
+}
+
+/// Lead names, read back from the server (the workload of reads and updates).
+async fn lead_names(channel: &Channel, at_most: usize) -> Vec<String> {
+    let mut client = LeadServiceClient::new(channel.clone());
+    let (mut names, mut token) = (Vec::new(), String::new());
+    while names.len() < at_most {
+        let page = client
+            .list_leads(pb::ListLeadsRequest {
+                page_size: 1000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        names.extend(page.leads.into_iter().map(|l| l.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    names
+}
+
+/// Samples the server's peak RSS while `figures` are being measured.
+async fn measured<F: Future<Output = Figures>>(server: &Server, run: F) -> Figures {
+    let mut figures = run.await;
+    figures.rss_mib = Some(server.peak_rss_mib());
+    figures
+}
+
+struct BackendResults {
+    name: &'static str,
+    /// leadgate's own health check: the per-call cost of the server without the database.
+    health: Figures,
+    submit: Figures,
+    engage: Figures,
+    get: Figures,
+    mixed: Figures,
+    first_start: Duration,
+    restart: Duration,
+}
+
+async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -> BackendResults {
+    let (c, w, d) = (args.concurrency, args.warmup, args.duration);
+    let started = Instant::now();
+    let server = Server::leadgate(url);
+    let first_start = server.serving(started).await;
+    let channels = server.channels(4).await;
+    let wanted = |scenario: &str| args.only.iter().any(|o| o == scenario);
+    eprintln!("{name}: health checks");
+    let health = if !wanted("health") {
+        Figures::default()
+    } else {
+        measured(
+            &server,
+            drive(&channels, c, w, d, |ch, _, _| async move {
+                HealthClient::new(ch)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
+            }),
+        )
+        .await
+    };
+    eprintln!("{name}: SubmitLead");
+    // Without the scenario, a short unmeasured run still creates the leads the others use.
+    let seed = if wanted("submit") {
+        d
+    } else {
+        Duration::from_secs(2)
+    };
+    let submit = measured(
+        &server,
+        drive(&channels, c, w, seed, move |ch, worker, i| async move {
+            LeadServiceClient::new(ch)
+                .submit_lead(submission(worker, i, run))
+                .await
+                .map(|_| ())
+        }),
+    )
+    .await;
+    let names = Arc::new(lead_names(&channels[0], 20_000).await);
+    eprintln!("{name}: RecordEngagement on {} leads", names.len());
+    let engage = if !wanted("engage") {
+        Figures::default()
+    } else {
+        let names = names.clone();
+        measured(
+            &server,
+            drive(&channels, c, w, d, move |ch, worker, i| {
+                let name = names[(worker * 7919 + i as usize * 31) % names.len()].clone();
+                async move {
+                    let events = vec![pb::EngagementEvent {
+                        kind: pb::EngagementKind::PricingPageVisit as i32,
+                        occur_time: None,
+                        subject: String::new(),
+                    }];
+                    LeadServiceClient::new(ch)
+                        .record_engagement(pb::RecordEngagementRequest {
+                            name,
+                            events,
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|_| ())
+                }
+            }),
+        )
+        .await
+    };
+    eprintln!("{name}: GetLead");
+    let get = if !wanted("get") {
+        Figures::default()
+    } else {
+        let names = names.clone();
+        measured(
+            &server,
+            drive(&channels, c, w, d, move |ch, worker, i| {
+                let name = names[(worker * 104_729 + i as usize * 13) % names.len()].clone();
+                async move {
+                    LeadServiceClient::new(ch)
+                        .get_lead(pb::GetLeadRequest { name })
+                        .await
+                        .map(|_| ())
+                }
+            }),
+        )
+        .await
+    };
+    eprintln!("{name}: mixed");
+    let mixed = if !wanted("mixed") {
+        Figures::default()
+    } else {
+        let names = names.clone();
+        measured(
+            &server,
+            drive(&channels, c, w, d, move |ch, worker, i| {
+                let name = names[(worker * 7919 + i as usize * 17) % names.len()].clone();
+                async move {
+                    let mut client = LeadServiceClient::new(ch);
+                    match i % 20 {
+                        0..=11 => client.get_lead(pb::GetLeadRequest { name }).await.map(|_| ()),
+                        12..=15 => {
+                            let events = vec![pb::EngagementEvent {
+                                kind: pb::EngagementKind::EmailClick as i32,
+                                occur_time: None,
+                                subject: String::new(),
+                            }];
+                            client
+                                .record_engagement(pb::RecordEngagementRequest {
+                                    name,
+                                    events,
+                                    ..Default::default()
+                                })
+                                .await
+                                .map(|_| ())
+                        }
+                        16..=18 => client
+                            .submit_lead(submission(worker, i, run + 1))
+                            .await
+                            .map(|_| ()),
+                        _ => client
+                            .list_leads(pb::ListLeadsRequest {
+                                page_size: 50,
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ()),
+                    }
+                }
+            }),
+        )
+        .await
+    };
+    drop(channels);
+    drop(server);
+    let started = Instant::now();
+    let again = Server::leadgate(url);
+    let restart = again.serving(started).await;
+    BackendResults {
+        name,
+        health,
+        submit,
+        engage,
+        get,
+        mixed,
+        first_start,
+        restart,
+    }
+}
+
+/// pgbench running the INSERTs of one SubmitLead, with rows of the sizes leadgate writes.
+async fn pgbench(url: &str, args: &Args) -> Result<f64, String> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let document: String = sqlx::query_scalar("SELECT document FROM leads LIMIT 1")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: String = sqlx::query_scalar("SELECT body FROM audit_log WHERE kind = 'LEAD_SUBMITTED' LIMIT 1")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let response: String = sqlx::query_scalar("SELECT response FROM idempotency_keys LIMIT 1")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    conn.execute("CREATE SEQUENCE IF NOT EXISTS pgbench_keys")
+        .await
+        .map_err(|e| e.to_string())?;
+    let script = format!(
+        "\\set unused 0
+BEGIN;
+INSERT INTO idempotency_keys (principal, request_id, method, fingerprint, response, create_time)
+  VALUES ('pgbench', 'pgbench-' || nextval('pgbench_keys'), 'SubmitLead', '\\x{zeros}', $doc${response}$doc$, 0);
+INSERT INTO leads (id, email, state, source_channel, fit_grade, combined_points, create_time, update_time, revision, sla_due_time, revisit_time, document)
+  VALUES (gen_random_uuid(), 'pgbench-' || currval('pgbench_keys') || '@example.com', 'MARKETING_QUALIFIED', 'WEBSITE', 'A', 5500, 0, 0, 1, 1, NULL, $doc${document}$doc$);
+INSERT INTO audit_inbox (lead_id, kind, record_time, actor, request_id, state_before, state_after, source_channel, policy_version, body)
+  VALUES (gen_random_uuid(), 'LEAD_SUBMITTED', 0, 'pgbench', 'pgbench', NULL, 'MARKETING_QUALIFIED', 'WEBSITE', 'v', $doc${body}$doc$);
+COMMIT;
+",
+        zeros = "00".repeat(32)
+    );
+    let dir = Scratch::new("pgbench");
+    let path: PathBuf = dir.0.join("submit.sql");
+    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+    let seconds = (args.duration + args.warmup).as_secs().max(1).to_string();
+    let output = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &args.concurrency.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds,
+            "-f",
+        ])
+        .arg(&path)
+        .args([
+            "-h",
+            options.get_host(),
+            "-p",
+            &options.get_port().to_string(),
+            "-U",
+            options.get_username(),
+            options.get_database().unwrap_or("postgres"),
+        ])
+        .output()
+        .map_err(|e| format!("pgbench: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|t| t.parse().ok())
+        })
+        .ok_or_else(|| format!("pgbench said: {text}{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+fn row(out: &mut String, scenario: &str, backend: &str, f: &Figures, baseline: &str) {
+    let rss = f.rss_mib.map_or("-".into(), |r| format!("{r:.1}"));
+    let errors = if f.errors > 0 {
+        format!(" ({} errors)", f.errors)
+    } else {
+        String::new()
+    };
+    out.push_str(&format!(
+        "{scenario:<18} {backend:<11} {:>10.0} {:>9.2} {:>9.2} {rss:>9}  {baseline}{errors}\n",
+        f.per_second, f.p50_ms, f.p99_ms
+    ));
+}
+
+async fn bench(args: Args) -> ExitCode {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    eprintln!("bare tonic server: health checks");
+    let bare = {
+        let server = Server::bare();
+        server.serving(Instant::now()).await;
+        let channels = server.channels(4).await;
+        measured(
+            &server,
+            drive(
+                &channels,
+                args.concurrency,
+                args.warmup,
+                args.duration,
+                |ch, _, _| async move {
+                    HealthClient::new(ch)
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .map(|_| ())
+                },
+            ),
+        )
+        .await
+    };
+
+    let dir = Scratch::new("sqlite");
+    let sqlite = run_backend(
+        "SQLite",
+        &format!("sqlite://{}", dir.0.join("bench.db").display()),
+        &args,
+        run,
+    )
+    .await;
+
+    let mut postgres = None;
+    let mut pgbench_tps = None;
+    if !args.skip_postgres {
+        match sqlx::PgConnection::connect(&args.postgres).await {
+            Ok(mut admin) => {
+                let name = format!("leadgate_bench_{}", std::process::id());
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .unwrap();
+                let options: sqlx::postgres::PgConnectOptions = args.postgres.parse().unwrap();
+                let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
+                postgres = Some(run_backend("PostgreSQL", &url, &args, run).await);
+                eprintln!("pgbench: the same INSERTs as SubmitLead");
+                pgbench_tps = Some(pgbench(&url, &args).await);
+                admin
+                    .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+                    .await
+                    .unwrap();
+            }
+            Err(e) => eprintln!("PostgreSQL skipped: {e}"),
+        }
+    }
+
+    let mut out = String::new();
+    out.push_str(&format!(
+        "leadgate-bench: {} callers, {:?} measured per scenario after {:?} of warm-up\n\n",
+        args.concurrency, args.duration, args.warmup
+    ));
+    out.push_str(&format!(
+        "{:<18} {:<11} {:>10} {:>9} {:>9} {:>9}  {}\n",
+        "scenario", "backend", "calls/s", "p50 ms", "p99 ms", "RSS MiB", "vs baseline"
+    ));
+    row(&mut out, "bare tonic (health)", "-", &bare, "baseline");
+    if let Some(Ok(tps)) = &pgbench_tps {
+        out.push_str(&format!(
+            "{:<18} {:<11} {:>10.0} {:>9} {:>9} {:>9}  baseline\n",
+            "pgbench (inserts)", "PostgreSQL", tps, "-", "-", "-"
+        ));
+    }
+    for results in [Some(&sqlite), postgres.as_ref()].into_iter().flatten() {
+        let submit_vs = match (&pgbench_tps, results.name) {
+            (Some(Ok(tps)), "PostgreSQL") => {
+                format!("{:.0}% of pgbench", 100.0 * results.submit.per_second / tps)
+            }
+            _ => String::new(),
+        };
+        let health_vs = format!(
+            "{:.0}% of bare tonic",
+            100.0 * results.health.per_second / bare.per_second
+        );
+        row(
+            &mut out,
+            "health check",
+            results.name,
+            &results.health,
+            &health_vs,
+        );
+        row(&mut out, "SubmitLead", results.name, &results.submit, &submit_vs);
+        row(&mut out, "RecordEngagement", results.name, &results.engage, "");
+        let get_vs = format!(
+            "{:.0}% of bare tonic",
+            100.0 * results.get.per_second / bare.per_second
+        );
+        row(&mut out, "GetLead", results.name, &results.get, &get_vs);
+        row(
+            &mut out,
+            "mixed",
+            results.name,
+            &results.mixed,
+            "60% get, 20% engage, 15% submit, 5% list",
+        );
+    }
+    out.push('\n');
+    for results in [Some(&sqlite), postgres.as_ref()].into_iter().flatten() {
+        out.push_str(&format!(
+            "start-up to SERVING on {}: {:.0} ms on a new database (migrations included), {:.0} ms on a migrated one\n",
+            results.name,
+            results.first_start.as_secs_f64() * 1000.0,
+            results.restart.as_secs_f64() * 1000.0
+        ));
+    }
+    if let Some(Err(e)) = &pgbench_tps {
+        out.push_str(&format!("pgbench failed: {e}\n"));
+    }
+
+    out.push_str("\ntargets\n");
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    if let (Some(pg), Some(Ok(tps))) = (&postgres, &pgbench_tps) {
+        let ratio = pg.submit.per_second / tps;
+        out.push_str(&format!(
+            "  SubmitLead on PostgreSQL >= 60% of pgbench: {} ({:.0}%)\n",
+            verdict(ratio >= 0.6),
+            ratio * 100.0
+        ));
+        out.push_str(&format!(
+            "  SubmitLead p99 < 25 ms at {} callers: {} ({:.1} ms)\n",
+            args.concurrency,
+            verdict(pg.submit.p99_ms < 25.0),
+            pg.submit.p99_ms
+        ));
+    }
+    for results in [Some(&sqlite), postgres.as_ref()].into_iter().flatten() {
+        let ratio = results.get.per_second / bare.per_second;
+        out.push_str(&format!(
+            "  GetLead on {} >= 40% of bare tonic: {} ({:.0}%)\n",
+            results.name,
+            verdict(ratio >= 0.4),
+            ratio * 100.0
+        ));
+    }
+    let rss = [&sqlite.submit, &sqlite.engage, &sqlite.get, &sqlite.mixed]
+        .iter()
+        .filter_map(|f| f.rss_mib)
+        .fold(0.0, f64::max);
+    out.push_str(&format!(
+        "  RSS < 64 MiB on SQLite under load: {} ({rss:.1} MiB peak)\n",
+        verdict(rss < 64.0)
+    ));
+    for results in [Some(&sqlite), postgres.as_ref()].into_iter().flatten() {
+        out.push_str(&format!(
+            "  SERVING within 1 s of start on a migrated database ({}): {} ({:.0} ms)\n",
+            results.name,
+            verdict(results.restart < Duration::from_secs(1)),
+            results.restart.as_secs_f64() * 1000.0
+        ));
+    }
+    print!("{out}");
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match args.role {
+        Some(Role::Serve { args }) => {
+            let cli = <leadgate::config::Cli as Parser>::parse_from(
+                std::iter::once("leadgate".to_string()).chain(args),
+            );
+            match cli.command {
+                leadgate::config::Command::Serve(serve) => runtime.block_on(leadgate::cli::serve(*serve)),
+                _ => ExitCode::from(2),
+            }
+        }
+        Some(Role::Bare { listen }) => runtime.block_on(async move {
+            let (reporter, service) = tonic_health::server::health_reporter();
+            reporter
+                .set_service_status("", tonic_health::ServingStatus::Serving)
+                .await;
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve(listen)
+                .await;
+            if served.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
+        None => runtime.block_on(bench(args)),
+    }
+}
