@@ -318,6 +318,8 @@ async fn measured<F: Future<Output = Figures>>(server: &Server, run: F) -> Figur
 
 struct BackendResults {
     name: &'static str,
+    /// The bare tonic server, measured just before this backend's GetLead (same conditions).
+    bare: Figures,
     /// leadgate's own health check: the per-call cost of the server without the database.
     health: Figures,
     submit: Figures,
@@ -398,6 +400,12 @@ async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -> Ba
         )
         .await
     };
+    eprintln!("{name}: bare tonic server, just before GetLead");
+    let bare = if wanted("get") {
+        bare_tonic(args).await
+    } else {
+        Figures::default()
+    };
     eprintln!("{name}: GetLead");
     let get = if !wanted("get") {
         Figures::default()
@@ -469,6 +477,7 @@ async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -> Ba
     let restart = again.serving(started).await;
     BackendResults {
         name,
+        bare,
         health,
         submit,
         engage,
@@ -551,6 +560,9 @@ COMMIT;
 }
 
 fn row(out: &mut String, scenario: &str, backend: &str, f: &Figures, baseline: &str) {
+    if f.per_second == 0.0 && f.errors == 0 {
+        return; // not run
+    }
     let rss = f.rss_mib.map_or("-".into(), |r| format!("{r:.1}"));
     let errors = if f.errors > 0 {
         format!(" ({} errors)", f.errors)
@@ -563,35 +575,38 @@ fn row(out: &mut String, scenario: &str, backend: &str, f: &Figures, baseline: &
     ));
 }
 
+/// A bare tonic server answering health checks, under the same load: the cost of gRPC itself.
+async fn bare_tonic(args: &Args) -> Figures {
+    let server = Server::bare();
+    server.serving(Instant::now()).await;
+    let channels = server.channels(4).await;
+    measured(
+        &server,
+        drive(
+            &channels,
+            args.concurrency,
+            args.warmup,
+            args.duration,
+            |ch, _, _| async move {
+                HealthClient::new(ch)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
+            },
+        ),
+    )
+    .await
+}
+
 async fn bench(args: Args) -> ExitCode {
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     eprintln!("bare tonic server: health checks");
-    let bare = {
-        let server = Server::bare();
-        server.serving(Instant::now()).await;
-        let channels = server.channels(4).await;
-        measured(
-            &server,
-            drive(
-                &channels,
-                args.concurrency,
-                args.warmup,
-                args.duration,
-                |ch, _, _| async move {
-                    HealthClient::new(ch)
-                        .check(HealthCheckRequest {
-                            service: String::new(),
-                        })
-                        .await
-                        .map(|_| ())
-                },
-            ),
-        )
-        .await
-    };
+    let bare = bare_tonic(&args).await;
 
     let dir = Scratch::new("sqlite");
     let sqlite = run_backend(
@@ -662,9 +677,16 @@ async fn bench(args: Args) -> ExitCode {
         );
         row(&mut out, "SubmitLead", results.name, &results.submit, &submit_vs);
         row(&mut out, "RecordEngagement", results.name, &results.engage, "");
+        row(
+            &mut out,
+            "bare tonic (health)",
+            results.name,
+            &results.bare,
+            "baseline for the GetLead below",
+        );
         let get_vs = format!(
             "{:.0}% of bare tonic",
-            100.0 * results.get.per_second / bare.per_second
+            100.0 * results.get.per_second / results.bare.per_second
         );
         row(&mut out, "GetLead", results.name, &results.get, &get_vs);
         row(
@@ -705,7 +727,7 @@ async fn bench(args: Args) -> ExitCode {
         ));
     }
     for results in [Some(&sqlite), postgres.as_ref()].into_iter().flatten() {
-        let ratio = results.get.per_second / bare.per_second;
+        let ratio = results.get.per_second / results.bare.per_second;
         out.push_str(&format!(
             "  GetLead on {} >= 40% of bare tonic: {} ({:.0}%)\n",
             results.name,

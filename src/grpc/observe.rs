@@ -55,9 +55,9 @@ impl Call {
             | tonic::Code::Aborted
             | tonic::Code::OutOfRange
             | tonic::Code::Cancelled => {
-                tracing::info!(grpc.code = ?code, latency_ms, "rpc finished")
+                tracing::info!(rpc.method = %self.method, grpc.code = ?code, latency_ms, "rpc finished")
             }
-            _ => tracing::warn!(grpc.code = ?code, latency_ms, "rpc failed"),
+            _ => tracing::warn!(rpc.method = %self.method, grpc.code = ?code, latency_ms, "rpc failed"),
         }
     }
 }
