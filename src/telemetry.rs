@@ -62,6 +62,8 @@ pub fn init(format: LogFormat) -> Telemetry {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
+                    // The current span has the call's fields; its parents add nothing but bytes.
+                    .with_span_list(false)
                     .with_writer(std::io::stderr),
             ),
             None,

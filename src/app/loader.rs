@@ -51,9 +51,22 @@ impl Loader {
                     let ids: Vec<LeadId> = batch.iter().map(|(id, _)| *id).collect();
                     match store.get_leads(&ids).await {
                         Ok(leads) => {
-                            let found: HashMap<LeadId, Lead> = leads.into_iter().map(|l| (l.id, l)).collect();
+                            let mut found: HashMap<LeadId, Lead> =
+                                leads.into_iter().map(|l| (l.id, l)).collect();
+                            let mut readers: HashMap<LeadId, usize> = HashMap::new();
+                            for (id, _) in &batch {
+                                *readers.entry(*id).or_default() += 1;
+                            }
                             for (id, reply) in batch {
-                                let _ = reply.send(Ok(found.get(&id).cloned()));
+                                // The last reader of a lead takes it; earlier ones get copies.
+                                let readers = readers.get_mut(&id).expect("counted above");
+                                *readers -= 1;
+                                let lead = if *readers == 0 {
+                                    found.remove(&id)
+                                } else {
+                                    found.get(&id).cloned()
+                                };
+                                let _ = reply.send(Ok(lead));
                             }
                         }
                         Err(error) => {

@@ -255,12 +255,14 @@ impl Store for PgStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let docs: Vec<(String,)> = sql::select_leads::<Postgres>(ids)
-            .build_query_as()
+        // One statement for every batch size (an IN list would prepare one per size).
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let docs: Vec<String> = sqlx::query_scalar("SELECT document FROM leads WHERE id = ANY($1)")
+            .bind(ids)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
-        docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
+        docs.iter().map(|d| sql::decode_lead(d)).collect()
     }
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {
