@@ -34,17 +34,29 @@ fn otlp() -> Option<SdkTracerProvider> {
         Ok(exporter) => Some(
             SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_resource(
-                    opentelemetry_sdk::Resource::builder()
-                        .with_service_name("leadgate")
-                        .build(),
-                )
+                .with_resource(resource())
                 .build(),
         ),
         Err(error) => {
             eprintln!("warning: OTEL_EXPORTER_OTLP_ENDPOINT is set but traces cannot be exported: {error}");
             None
         }
+    }
+}
+
+/// The resource from the standard variables (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`),
+/// named `leadgate` when they do not name the service.
+fn resource() -> opentelemetry_sdk::Resource {
+    let detected = opentelemetry_sdk::Resource::builder().build();
+    let named = detected
+        .get(&opentelemetry::Key::new("service.name"))
+        .is_some_and(|name| !name.as_str().starts_with("unknown_service"));
+    if named {
+        detected
+    } else {
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name("leadgate")
+            .build()
     }
 }
 

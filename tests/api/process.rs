@@ -179,9 +179,9 @@ fn serve_refuses_a_public_address_without_authentication() {
     );
 }
 
-/// A collector that keeps the names of the spans it receives.
+/// A collector that keeps, for each span it receives, its service's name and its own.
 #[derive(Clone, Default)]
-struct Collector(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
 
 #[tonic::async_trait]
 impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for Collector {
@@ -192,18 +192,30 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
         tonic::Response<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse>,
         tonic::Status,
     > {
-        let mut names = self.0.lock().unwrap();
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let mut spans = self.0.lock().unwrap();
         for resource in request.into_inner().resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(name) => Some(name.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
             for scope in resource.scope_spans {
-                names.extend(scope.spans.into_iter().map(|s| s.name));
+                spans.extend(scope.spans.into_iter().map(|s| (service.clone(), s.name)));
             }
         }
         Ok(tonic::Response::new(Default::default()))
     }
 }
 
-#[tokio::test]
-async fn traces_are_exported_when_an_otlp_endpoint_is_set() {
+/// Starts a server exporting to a fake collector and makes calls until an `rpc` span arrives;
+/// returns the service name it came with.
+async fn exported_rpc_span(env: &[(&str, &str)]) -> String {
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
     let collector = Collector::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -220,11 +232,12 @@ async fn traces_are_exported_when_an_otlp_endpoint_is_set() {
         .current_dir(dir.path())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut exported = false;
+    let mut service = None;
     for _ in 0..100 {
         if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
             .unwrap()
@@ -237,19 +250,44 @@ async fn traces_are_exported_when_an_otlp_endpoint_is_set() {
                 })
                 .await;
         }
-        if collector.0.lock().unwrap().iter().any(|name| name == "rpc") {
-            exported = true;
+        service = collector
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, name)| name == "rpc")
+            .map(|(s, _)| s.clone());
+        if service.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(
-        exported,
-        "an `rpc` span reached the collector: {:?}",
-        collector.0.lock().unwrap()
+    service.unwrap_or_else(|| {
+        panic!(
+            "an `rpc` span reached the collector: {:?}",
+            collector.0.lock().unwrap()
+        )
+    })
+}
+
+#[tokio::test]
+async fn traces_are_exported_when_an_otlp_endpoint_is_set() {
+    assert_eq!(exported_rpc_span(&[]).await, "leadgate");
+}
+
+#[tokio::test]
+async fn the_standard_otel_variables_name_the_service() {
+    assert_eq!(
+        exported_rpc_span(&[("OTEL_SERVICE_NAME", "leadgate-eu")]).await,
+        "leadgate-eu"
     );
+    let attributes = [(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "service.name=leadgate-us,deployment.environment=prod",
+    )];
+    assert_eq!(exported_rpc_span(&attributes).await, "leadgate-us");
 }
 
 #[tokio::test]
