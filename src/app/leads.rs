@@ -177,18 +177,24 @@ impl App {
         submission: Submission,
         key: Option<RequestKey>,
     ) -> AppResult<LeadChange> {
-        if let Some(key) = &key
-            && let Some(replayed) = self.replay(caller, key).await?
-        {
-            return Ok(replayed);
-        }
         let email = submission.profile.contact.email.clone();
+        // Most submissions are new leads under new request ids: the first attempt writes without
+        // reading, and the store says whether the email or the request id was taken. Later
+        // attempts read what they need; the second follows a known email, not a race: no pause.
         for attempt in 0..MAX_ATTEMPTS {
-            // The second attempt follows a known email, not a race: no pause.
             backoff(attempt.saturating_sub(1)).await;
+            if attempt == 1
+                && let Some(key) = &key
+                && let Some(replayed) = self.replay(caller, key).await?
+            {
+                return Ok(replayed);
+            }
             let now = now();
             let ctx = self.context(caller, key.as_ref(), now);
-            let existing = self.store.find_lead_by_email(&email).await?;
+            let existing = match attempt {
+                0 => None,
+                _ => self.store.find_lead_by_email(&email).await?,
+            };
             let (applied, expected_revision) = match &existing {
                 None => {
                     let id = LeadId::from_uuid(Uuid::now_v7());

@@ -247,6 +247,11 @@ where
         latencies.extend(l);
         errors += e;
     }
+    summarize(latencies, errors, measured)
+}
+
+/// Throughput and percentiles of the calls (latencies in µs) completed in `measured`.
+fn summarize(mut latencies: Vec<u32>, errors: u64, measured: Duration) -> Figures {
     latencies.sort_unstable();
     let at = |p: f64| {
         latencies
@@ -507,8 +512,9 @@ async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -> Ba
     }
 }
 
-/// pgbench running the INSERTs of one SubmitLead, with rows of the sizes leadgate writes.
-async fn pgbench(url: &str, args: &Args) -> Result<f64, String> {
+/// pgbench running the INSERTs of one SubmitLead, with rows of the sizes leadgate writes; its
+/// per-transaction log gives the latencies, counted after the same warm-up as the other scenarios.
+async fn pgbench(url: &str, args: &Args) -> Result<Figures, String> {
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .map_err(|e| e.to_string())?;
@@ -545,6 +551,7 @@ COMMIT;
     std::fs::write(&path, script).map_err(|e| e.to_string())?;
     let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e: sqlx::Error| e.to_string())?;
     let seconds = (args.duration + args.warmup).as_secs().max(1).to_string();
+    let started = std::time::SystemTime::now();
     let output = Command::new("pgbench")
         .args([
             "-n",
@@ -554,8 +561,11 @@ COMMIT;
             "2",
             "-T",
             &seconds,
-            "-f",
+            "-l",
+            "--log-prefix",
         ])
+        .arg(dir.0.join("tx"))
+        .arg("-f")
         .arg(&path)
         .args([
             "-h",
@@ -568,14 +578,41 @@ COMMIT;
         ])
         .output()
         .map_err(|e| format!("pgbench: {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("tps = ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|t| t.parse().ok())
-        })
-        .ok_or_else(|| format!("pgbench said: {text}{}", String::from_utf8_lossy(&output.stderr)))
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench said: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    // Log lines: client transaction latency_us script epoch_s epoch_us (the transaction's end).
+    let measure_from = started + args.warmup;
+    let (mut latencies, mut last_end) = (Vec::new(), measure_from);
+    for entry in std::fs::read_dir(&dir.0).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("tx"))
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).map_err(|e| e.to_string())?.lines() {
+            let fields: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+            if let [_, _, latency, _, seconds, micros] = fields[..] {
+                let ended =
+                    std::time::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros);
+                if ended >= measure_from + Duration::from_micros(latency) {
+                    latencies.push(latency as u32);
+                    last_end = last_end.max(ended);
+                }
+            }
+        }
+    }
+    if latencies.is_empty() {
+        return Err("pgbench logged no transactions".into());
+    }
+    let measured = last_end.duration_since(measure_from).unwrap_or(args.duration);
+    Ok(summarize(latencies, 0, measured))
 }
 
 fn row(out: &mut String, scenario: &str, backend: &str, f: &Figures, baseline: &str) {
@@ -708,7 +745,7 @@ async fn bench(args: Args) -> ExitCode {
     .await;
 
     let mut postgres = None;
-    let mut pgbench_tps = None;
+    let mut inserts = None;
     if !args.skip_postgres {
         match sqlx::PgConnection::connect(&args.postgres).await {
             Ok(mut admin) => {
@@ -721,7 +758,7 @@ async fn bench(args: Args) -> ExitCode {
                 let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
                 postgres = Some(run_backend("PostgreSQL", &url, &args, run).await);
                 eprintln!("pgbench: the same INSERTs as SubmitLead");
-                pgbench_tps = Some(pgbench(&url, &args).await);
+                inserts = Some(pgbench(&url, &args).await);
                 admin
                     .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
                     .await
@@ -741,16 +778,16 @@ async fn bench(args: Args) -> ExitCode {
         "scenario", "backend", "calls/s", "p50 ms", "p99 ms", "RSS MiB", "vs baseline"
     ));
     row(&mut out, "bare tonic (health)", "-", &bare, "baseline");
-    if let Some(Ok(tps)) = &pgbench_tps {
-        out.push_str(&format!(
-            "{:<21} {:<11} {:>10.0} {:>9} {:>9} {:>9}  baseline\n",
-            "pgbench (inserts)", "PostgreSQL", tps, "-", "-", "-"
-        ));
+    if let Some(Ok(pgbench)) = &inserts {
+        row(&mut out, "pgbench (inserts)", "PostgreSQL", pgbench, "baseline");
     }
     for results in [Some(&sqlite), postgres.as_ref()].into_iter().flatten() {
-        let submit_vs = match (&pgbench_tps, results.name) {
-            (Some(Ok(tps)), "PostgreSQL") => {
-                format!("{:.0}% of pgbench", 100.0 * results.submit.per_second / tps)
+        let submit_vs = match (&inserts, results.name) {
+            (Some(Ok(pgbench)), "PostgreSQL") => {
+                format!(
+                    "{:.0}% of pgbench",
+                    100.0 * results.submit.per_second / pgbench.per_second
+                )
             }
             _ => String::new(),
         };
@@ -804,24 +841,25 @@ async fn bench(args: Args) -> ExitCode {
             results.restart.as_secs_f64() * 1000.0
         ));
     }
-    if let Some(Err(e)) = &pgbench_tps {
+    if let Some(Err(e)) = &inserts {
         out.push_str(&format!("pgbench failed: {e}\n"));
     }
 
     out.push_str("\ntargets\n");
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    if let (Some(pg), Some(Ok(tps))) = (&postgres, &pgbench_tps) {
-        let ratio = pg.submit.per_second / tps;
+    if let (Some(pg), Some(Ok(pgbench))) = (&postgres, &inserts) {
+        let ratio = pg.submit.per_second / pgbench.per_second;
         out.push_str(&format!(
             "  SubmitLead on PostgreSQL >= 60% of pgbench: {} ({:.0}%)\n",
             verdict(ratio >= 0.6),
             ratio * 100.0
         ));
         out.push_str(&format!(
-            "  SubmitLead p99 < 25 ms at {} callers: {} ({:.1} ms)\n",
+            "  SubmitLead p99 < 25 ms at {} callers: {} ({:.1} ms; pgbench's own p99 {:.1} ms)\n",
             args.concurrency,
             verdict(pg.submit.p99_ms < 25.0),
-            pg.submit.p99_ms
+            pg.submit.p99_ms,
+            pgbench.p99_ms
         ));
     }
     for results in [Some(&sqlite), postgres.as_ref()].into_iter().flatten() {

@@ -112,7 +112,8 @@ impl PgStore {
                     .push_bind(c.sla_due_time)
                     .push_bind(c.revisit_time)
                     .push_bind(&c.document);
-                b.push(") RETURNING 1)");
+                // A known email is an answer, not an error (nor a line in PostgreSQL's log).
+                b.push(") ON CONFLICT (email) DO NOTHING RETURNING 1)");
             }
             Some(revision) => {
                 b.push("UPDATE leads SET state = ").push_bind(c.state);
@@ -162,6 +163,7 @@ impl PgStore {
             .push(ONLY_IF_WRITTEN)
             .push(") SELECT COUNT(*) FROM lead");
         match b.build_query_scalar::<i64>().fetch_one(&self.pool).await {
+            Ok(0) if expected_revision.is_none() => Ok(WriteOutcome::EmailTaken),
             Ok(0) => Ok(WriteOutcome::RevisionConflict),
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) => match violated_constraint(&e).as_deref() {
