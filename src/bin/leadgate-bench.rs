@@ -213,6 +213,36 @@ where
     F: Fn(Channel, usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), tonic::Status>> + Send,
 {
+    let samples = sample(channels, concurrency, warmup, measured, call).await;
+    summarize(samples.latencies, samples.errors, measured)
+}
+
+/// The latencies (µs) of the calls that succeeded, and how many failed.
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<u32>,
+    errors: u64,
+}
+
+impl Samples {
+    fn add(&mut self, more: Samples) {
+        self.latencies.extend(more.latencies);
+        self.errors += more.errors;
+    }
+}
+
+/// `drive`, without the summary.
+async fn sample<F, Fut>(
+    channels: &[Channel],
+    concurrency: usize,
+    warmup: Duration,
+    measured: Duration,
+    call: F,
+) -> Samples
+where
+    F: Fn(Channel, usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), tonic::Status>> + Send,
+{
     let call = Arc::new(call);
     let start = Instant::now();
     let (measure_from, end) = (start + warmup, start + warmup + measured);
@@ -247,7 +277,7 @@ where
         latencies.extend(l);
         errors += e;
     }
-    summarize(latencies, errors, measured)
+    Samples { latencies, errors }
 }
 
 /// Throughput and percentiles of the calls (latencies in µs) completed in `measured`.
@@ -331,10 +361,10 @@ async fn measured<F: Future<Output = Figures>>(server: &Server, run: F) -> Figur
 
 struct BackendResults {
     name: &'static str,
-    /// The bare tonic server answering health checks, measured just before this backend's
+    /// The bare tonic server answering health checks, measured in turns with this backend's
     /// GetLead (same conditions).
     bare: Figures,
-    /// The bare tonic server answering GetLead with a canned copy of a real lead, just before.
+    /// The bare tonic server answering GetLead with a canned copy of a real lead, in turns too.
     bare_get: Figures,
     /// leadgate's own health check: the per-call cost of the server without the database.
     health: Figures,
@@ -416,37 +446,11 @@ async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -> Ba
         )
         .await
     };
-    eprintln!("{name}: bare tonic servers, just before GetLead");
-    let (bare, bare_get) = if wanted("get") {
-        let lead = LeadServiceClient::new(channels[0].clone())
-            .get_lead(pb::GetLeadRequest {
-                name: names[0].clone(),
-            })
-            .await
-            .expect("a seeded lead")
-            .into_inner();
-        (bare_tonic(args).await, bare_tonic_get(args, &lead).await)
+    eprintln!("{name}: GetLead, taking turns with the bare tonic servers");
+    let (bare, bare_get, get) = if wanted("get") {
+        get_with_baselines(args, &server, &channels, names.clone()).await
     } else {
-        (Figures::default(), Figures::default())
-    };
-    eprintln!("{name}: GetLead");
-    let get = if !wanted("get") {
-        Figures::default()
-    } else {
-        let names = names.clone();
-        measured(
-            &server,
-            drive(&channels, c, w, d, move |ch, worker, i| {
-                let name = names[(worker * 104_729 + i as usize * 13) % names.len()].clone();
-                async move {
-                    LeadServiceClient::new(ch)
-                        .get_lead(pb::GetLeadRequest { name })
-                        .await
-                        .map(|_| ())
-                }
-            }),
-        )
-        .await
+        Default::default()
     };
     eprintln!("{name}: mixed");
     let mixed = if !wanted("mixed") {
@@ -656,36 +660,77 @@ async fn bare_tonic(args: &Args) -> Figures {
     .await
 }
 
-/// A bare tonic server answering GetLead with `lead`, under the same calls as leadgate's
-/// GetLead: gRPC itself with the same request and response bytes.
-async fn bare_tonic_get(args: &Args, lead: &pb::Lead) -> Figures {
+/// Turns in which GetLead and its baselines are measured one after the other, so that drift in
+/// the machine's speed (other processes, CPU frequency, neighbours) weighs on all three alike.
+const TURNS: u32 = 5;
+
+/// GetLead on leadgate, and its two baselines: a bare tonic server answering health checks, and
+/// one answering GetLead with a canned copy of a real lead (gRPC itself, with the same request and
+/// response bytes). The three take `TURNS` turns each; returns (bare health, bare GetLead, GetLead).
+async fn get_with_baselines(
+    args: &Args,
+    server: &Server,
+    channels: &[Channel],
+    names: Arc<Vec<String>>,
+) -> (Figures, Figures, Figures) {
     use prost::Message;
+    let lead = LeadServiceClient::new(channels[0].clone())
+        .get_lead(pb::GetLeadRequest {
+            name: names[0].clone(),
+        })
+        .await
+        .expect("a seeded lead")
+        .into_inner();
     let dir = Scratch::new("lead");
     let path = dir.0.join("lead.pb");
     std::fs::write(&path, lead.encode_to_vec()).expect("the canned lead written");
-    let server = Server::bare(Some(&path));
-    server.serving(Instant::now()).await;
-    let channels = server.channels(4).await;
-    let name = lead.name.clone();
-    measured(
-        &server,
-        drive(
-            &channels,
-            args.concurrency,
-            args.warmup,
-            args.duration,
-            move |ch, _, _| {
-                let name = name.clone();
-                async move {
-                    LeadServiceClient::new(ch)
-                        .get_lead(pb::GetLeadRequest { name })
-                        .await
-                        .map(|_| ())
-                }
-            },
-        ),
-    )
-    .await
+    let bare = Server::bare(None);
+    let bare_get = Server::bare(Some(&path));
+    bare.serving(Instant::now()).await;
+    bare_get.serving(Instant::now()).await;
+    let (bare_channels, bare_get_channels) = (bare.channels(4).await, bare_get.channels(4).await);
+
+    let health = |ch: Channel, _: usize, _: u64| async move {
+        HealthClient::new(ch)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|_| ())
+    };
+    let canned = lead.name.clone();
+    let get_canned = move |ch: Channel, _: usize, _: u64| {
+        let name = canned.clone();
+        async move {
+            LeadServiceClient::new(ch)
+                .get_lead(pb::GetLeadRequest { name })
+                .await
+                .map(|_| ())
+        }
+    };
+    let get = move |ch: Channel, worker: usize, i: u64| {
+        let name = names[(worker * 104_729 + i as usize * 13) % names.len()].clone();
+        async move {
+            LeadServiceClient::new(ch)
+                .get_lead(pb::GetLeadRequest { name })
+                .await
+                .map(|_| ())
+        }
+    };
+    let (c, warmup, turn) = (args.concurrency, args.warmup / TURNS, args.duration / TURNS);
+    let mut totals: [Samples; 3] = Default::default();
+    for _ in 0..TURNS {
+        totals[0].add(sample(&bare_channels, c, warmup, turn, health).await);
+        totals[1].add(sample(&bare_get_channels, c, warmup, turn, get_canned.clone()).await);
+        totals[2].add(sample(channels, c, warmup, turn, get.clone()).await);
+    }
+    let measured = turn * TURNS;
+    let [h, g, l] = totals.map(|t| summarize(t.latencies, t.errors, measured));
+    let with_rss = |mut f: Figures, s: &Server| {
+        f.rss_mib = Some(s.peak_rss_mib());
+        f
+    };
+    (with_rss(h, &bare), with_rss(g, &bare_get), with_rss(l, server))
 }
 
 /// The bare server's LeadService: GetLead answers with one canned lead, nothing else exists.
