@@ -1,6 +1,7 @@
 //! Persistence: one [`Store`] trait, a PostgreSQL and a SQLite implementation, and the audit
 //! chain's sequencer. The store writes what the app decided, atomically; it never decides.
 
+mod held;
 mod postgres;
 mod sql;
 mod sqlite;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 
+use super::held::HeldConnection;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::{
     Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
@@ -23,6 +24,8 @@ const POLICY_LOCK: i64 = 0x6c65_6164_6761_7402;
 
 pub struct PgStore {
     pool: PgPool,
+    /// The batched lead reads' own connection.
+    batch_reader: HeldConnection<Postgres>,
     /// How to connect for migrations: like the pool, without the statement timeout.
     migrations: PgConnectOptions,
 }
@@ -84,7 +87,12 @@ impl PgStore {
             // every call would double the round trips.
             .test_before_acquire(false)
             .connect_lazy_with(connect);
-        Ok(Self { pool, migrations })
+        let batch_reader = HeldConnection::new(pool.clone());
+        Ok(Self {
+            pool,
+            batch_reader,
+            migrations,
+        })
     }
 
     /// One statement, one round trip, one implicit transaction: the lead (inserted, or updated if
@@ -259,12 +267,20 @@ impl Store for PgStore {
         }
         // One statement for every batch size (an IN list would prepare one per size).
         let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let docs: Vec<String> = sqlx::query_scalar("SELECT document FROM leads WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        docs.iter().map(|d| sql::decode_lead(d)).collect()
+        let mut connection = self.batch_reader.connection().await.map_err(classify)?;
+        let docs: Result<Vec<String>, _> =
+            sqlx::query_scalar("SELECT document FROM leads WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&mut **connection)
+                .await;
+        drop(connection);
+        if docs.is_err() {
+            self.batch_reader.let_go().await;
+        }
+        docs.map_err(classify)?
+            .iter()
+            .map(|d| sql::decode_lead(d))
+            .collect()
     }
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {

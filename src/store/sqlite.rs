@@ -9,6 +9,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Executor, Sqlite};
 
+use super::held::HeldConnection;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::{
     Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
@@ -27,6 +28,8 @@ pub struct SqliteStore {
     /// retrying on SQLITE_BUSY.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The batched lead reads' own connection, one of the readers.
+    batch_reader: HeldConnection<Sqlite>,
 }
 
 fn classify(error: sqlx::Error) -> StoreError {
@@ -91,7 +94,12 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(classify)?;
-        Ok(Self { writer, reader })
+        let batch_reader = HeldConnection::new(reader.clone());
+        Ok(Self {
+            writer,
+            reader,
+            batch_reader,
+        })
     }
 
     async fn write(&self, write: LeadWrite<'_>, expected_revision: Option<i64>) -> StoreResult<WriteOutcome> {
@@ -208,12 +216,19 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let docs: Vec<(String,)> = sql::select_leads::<Sqlite>(ids)
+        let mut connection = self.batch_reader.connection().await.map_err(classify)?;
+        let docs: Result<Vec<(String,)>, _> = sql::select_leads::<Sqlite>(ids)
             .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(classify)?;
-        docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
+            .fetch_all(&mut **connection)
+            .await;
+        drop(connection);
+        if docs.is_err() {
+            self.batch_reader.let_go().await;
+        }
+        docs.map_err(classify)?
+            .iter()
+            .map(|(d,)| sql::decode_lead(d))
+            .collect()
     }
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {

@@ -339,7 +339,21 @@ async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
                     let request = lead_request(1_000_000 + i);
                     match LeadServiceClient::new(channel.clone()).submit_lead(request).await {
                         Ok(answer) => {
-                            acknowledged.push(answer.into_inner().lead.unwrap().name);
+                            let name = answer.into_inner().lead.unwrap().name;
+                            // Read it back (the batched reads keep a connection across calls).
+                            while !stop.is_cancelled() {
+                                let read = LeadServiceClient::new(channel.clone())
+                                    .get_lead(pb::GetLeadRequest { name: name.clone() })
+                                    .await;
+                                match read {
+                                    Ok(_) => break,
+                                    Err(status) => {
+                                        failures.lock().unwrap().push(status);
+                                        tokio::time::sleep(Duration::from_millis(100)).await;
+                                    }
+                                }
+                            }
+                            acknowledged.push(name);
                             i += 8;
                         }
                         // The same request again (same id) until it is acknowledged.
@@ -432,6 +446,15 @@ async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
             .into_iter()
             .collect()
     };
+    for name in &acknowledged {
+        let read = LeadServiceClient::new(channel.clone())
+            .get_lead(pb::GetLeadRequest { name: name.clone() })
+            .await;
+        assert!(
+            read.is_ok(),
+            "{name} readable after the database returned: {read:?}"
+        );
+    }
     let acknowledged: HashSet<uuid::Uuid> =
         acknowledged.iter().map(|name| helpers::lead_uuid(name)).collect();
     assert_eq!(
