@@ -7,7 +7,7 @@
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
 pub struct HeldConnection<DB: Database> {
     pool: Pool<DB>,
@@ -22,18 +22,21 @@ impl<DB: Database> HeldConnection<DB> {
         }
     }
 
-    /// The held connection, taken from the pool if none is held. After a failed query on it,
-    /// call [`HeldConnection::let_go`].
-    pub async fn connection(&self) -> Result<MappedMutexGuard<'_, PoolConnection<DB>>, sqlx::Error> {
+    /// Runs `query` on the held connection (taken from the pool if none is held); lets the
+    /// connection go if the query fails.
+    pub async fn with<T>(
+        &self,
+        query: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
         let mut held = self.held.lock().await;
-        if held.is_none() {
-            *held = Some(self.pool.acquire().await?);
+        let connection = match held.as_mut() {
+            Some(connection) => connection,
+            None => held.insert(self.pool.acquire().await?),
+        };
+        let result = query(connection).await;
+        if result.is_err() {
+            held.take(); // back to the pool, which closes it if it is broken
         }
-        Ok(MutexGuard::map(held, |c| c.as_mut().expect("acquired above")))
-    }
-
-    /// Gives the connection back to the pool (which closes it if it is broken).
-    pub async fn let_go(&self) {
-        self.held.lock().await.take();
+        result
     }
 }

@@ -267,20 +267,17 @@ impl Store for PgStore {
         }
         // One statement for every batch size (an IN list would prepare one per size).
         let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let mut connection = self.batch_reader.connection().await.map_err(classify)?;
-        let docs: Result<Vec<String>, _> =
-            sqlx::query_scalar("SELECT document FROM leads WHERE id = ANY($1)")
-                .bind(ids)
-                .fetch_all(&mut **connection)
-                .await;
-        drop(connection);
-        if docs.is_err() {
-            self.batch_reader.let_go().await;
-        }
-        docs.map_err(classify)?
-            .iter()
-            .map(|d| sql::decode_lead(d))
-            .collect()
+        let docs: Vec<String> = self
+            .batch_reader
+            .with(async |connection| {
+                sqlx::query_scalar("SELECT document FROM leads WHERE id = ANY($1)")
+                    .bind(ids)
+                    .fetch_all(connection)
+                    .await
+            })
+            .await
+            .map_err(classify)?;
+        docs.iter().map(|d| sql::decode_lead(d)).collect()
     }
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {

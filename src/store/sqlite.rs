@@ -216,19 +216,17 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut connection = self.batch_reader.connection().await.map_err(classify)?;
-        let docs: Result<Vec<(String,)>, _> = sql::select_leads::<Sqlite>(ids)
-            .build_query_as()
-            .fetch_all(&mut **connection)
-            .await;
-        drop(connection);
-        if docs.is_err() {
-            self.batch_reader.let_go().await;
-        }
-        docs.map_err(classify)?
-            .iter()
-            .map(|(d,)| sql::decode_lead(d))
-            .collect()
+        let docs: Vec<(String,)> = self
+            .batch_reader
+            .with(async |connection| {
+                sql::select_leads::<Sqlite>(ids)
+                    .build_query_as()
+                    .fetch_all(connection)
+                    .await
+            })
+            .await
+            .map_err(classify)?;
+        docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
     }
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {
