@@ -84,6 +84,31 @@ fn split(path: &str) -> (String, String) {
     )
 }
 
+/// The status code as gRPC's other servers label it (`OK`, `InvalidArgument`, `Canceled`...), so
+/// that dashboards and alerts written for them work unchanged.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "Canceled",
+        C::Unknown => "Unknown",
+        C::InvalidArgument => "InvalidArgument",
+        C::DeadlineExceeded => "DeadlineExceeded",
+        C::NotFound => "NotFound",
+        C::AlreadyExists => "AlreadyExists",
+        C::PermissionDenied => "PermissionDenied",
+        C::ResourceExhausted => "ResourceExhausted",
+        C::FailedPrecondition => "FailedPrecondition",
+        C::Aborted => "Aborted",
+        C::OutOfRange => "OutOfRange",
+        C::Unimplemented => "Unimplemented",
+        C::Internal => "Internal",
+        C::Unavailable => "Unavailable",
+        C::DataLoss => "DataLoss",
+        C::Unauthenticated => "Unauthenticated",
+    }
+}
+
 pub fn rpc_started(path: &str) {
     let (service, method) = split(path);
     counter!("grpc_server_started_total", "grpc_service" => service, "grpc_method" => method).increment(1);
@@ -91,7 +116,7 @@ pub fn rpc_started(path: &str) {
 
 pub fn rpc_handled(path: &str, code: tonic::Code, latency: Duration) {
     let (service, method) = split(path);
-    let code = format!("{code:?}");
+    let code = code_name(code);
     histogram!("grpc_server_handling_seconds", "grpc_service" => service.clone(), "grpc_method" => method.clone())
         .record(latency.as_secs_f64());
     counter!("grpc_server_handled_total", "grpc_service" => service, "grpc_method" => method, "grpc_code" => code).increment(1);

@@ -308,18 +308,31 @@ async fn metrics_are_served_on_their_own_port() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // A demo requested six minutes ago: the five-minute SLA is breached as soon as it is stored.
+    let mut late = crate::helpers::cfo_demo_request("late@acme.fr");
+    late.events[0].occur_time = Some(crate::helpers::minutes_from_now(-6));
+    let mut submitted = false;
+    let wanted = [
+        "grpc_server_handled_total{grpc_service=\"leadgate.v1.LeadService\",grpc_method=\"SubmitLead\",grpc_code=\"OK\"} 1",
+        "grpc_server_handling_seconds_bucket{",
+        "leadgate_ready 1",
+        "leadgate_db_pool_max",
+        "leadgate_sla_breaches_total 1",
+        "leadgate_leads{state=",
+        "leadgate_audit_sequencer_lag_entries 0",
+    ];
     let mut text = String::new();
-    for _ in 0..100 {
-        if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
+    for _ in 0..150 {
+        if !submitted
+            && let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .unwrap()
+                .connect()
+                .await
         {
-            let _ = HealthClient::new(channel)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
+            submitted = leadgate::grpc::pb::lead_service_client::LeadServiceClient::new(channel)
+                .submit_lead(late.clone())
+                .await
+                .is_ok();
         }
         if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", metrics)).await {
             stream
@@ -328,7 +341,7 @@ async fn metrics_are_served_on_their_own_port() {
                 .unwrap();
             text.clear();
             stream.read_to_string(&mut text).await.unwrap();
-            if text.contains("leadgate_ready 1") && text.contains("grpc_server_handled_total") {
+            if wanted.iter().all(|metric| text.contains(metric)) {
                 break;
             }
         }
@@ -336,12 +349,13 @@ async fn metrics_are_served_on_their_own_port() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    for metric in [
-        "grpc_server_handled_total{",
-        "grpc_server_handling_seconds_bucket{",
-        "leadgate_ready 1",
-        "leadgate_db_pool_max",
-    ] {
+    for metric in wanted {
         assert!(text.contains(metric), "{metric} in\n{text}");
     }
+    let leads: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("leadgate_leads{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(leads, 1.0, "one lead, counted in its state:\n{text}");
 }
