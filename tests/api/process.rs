@@ -341,7 +341,8 @@ async fn metrics_are_served_on_their_own_port() {
                 .unwrap();
             text.clear();
             stream.read_to_string(&mut text).await.unwrap();
-            if wanted.iter().all(|metric| text.contains(metric)) {
+            // Gauges read from the database are refreshed every few seconds: wait for the lead.
+            if wanted.iter().all(|metric| text.contains(metric)) && leads_counted(&text) == 1.0 {
                 break;
             }
         }
@@ -352,10 +353,18 @@ async fn metrics_are_served_on_their_own_port() {
     for metric in wanted {
         assert!(text.contains(metric), "{metric} in\n{text}");
     }
-    let leads: f64 = text
+    assert_eq!(
+        leads_counted(&text),
+        1.0,
+        "one lead, counted in its state:\n{text}"
+    );
+}
+
+/// The sum of the `leadgate_leads` gauges (one per state).
+fn leads_counted(metrics: &str) -> f64 {
+    metrics
         .lines()
         .filter(|l| l.starts_with("leadgate_leads{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert_eq!(leads, 1.0, "one lead, counted in its state:\n{text}");
+        .sum()
 }
