@@ -389,18 +389,7 @@ async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -> Ba
     let health = if !wanted("health") {
         Figures::default()
     } else {
-        measured(
-            &server,
-            drive(&channels, c, w, d, |ch, _, _| async move {
-                HealthClient::new(ch)
-                    .check(HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await
-                    .map(|_| ())
-            }),
-        )
-        .await
+        measured(&server, drive(&channels, c, w, d, health_check)).await
     };
     if name == "PostgreSQL" && wanted("submit") {
         settle(url).await; // as before pgbench
@@ -683,6 +672,24 @@ fn row(out: &mut String, scenario: &str, backend: &str, f: &Figures, baseline: &
     out.push('\n');
 }
 
+/// One gRPC health check (the call of the health scenarios).
+async fn health_check(channel: Channel, _: usize, _: u64) -> Result<(), tonic::Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(|_| ())
+}
+
+/// One GetLead.
+async fn get_lead(channel: Channel, name: String) -> Result<(), tonic::Status> {
+    LeadServiceClient::new(channel)
+        .get_lead(pb::GetLeadRequest { name })
+        .await
+        .map(|_| ())
+}
+
 /// A bare tonic server answering health checks, under the same load: the cost of gRPC itself.
 async fn bare_tonic(args: &Args) -> Figures {
     let server = Server::bare(None);
@@ -695,14 +702,7 @@ async fn bare_tonic(args: &Args) -> Figures {
             args.concurrency,
             args.warmup,
             args.duration,
-            |ch, _, _| async move {
-                HealthClient::new(ch)
-                    .check(HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await
-                    .map(|_| ())
-            },
+            health_check,
         ),
     )
     .await
@@ -738,37 +738,18 @@ async fn get_with_baselines(
     bare_get.serving(Instant::now()).await;
     let (bare_channels, bare_get_channels) = (bare.channels(4).await, bare_get.channels(4).await);
 
-    let health = |ch: Channel, _: usize, _: u64| async move {
-        HealthClient::new(ch)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|_| ())
-    };
     let canned = lead.name.clone();
-    let get_canned = move |ch: Channel, _: usize, _: u64| {
-        let name = canned.clone();
-        async move {
-            LeadServiceClient::new(ch)
-                .get_lead(pb::GetLeadRequest { name })
-                .await
-                .map(|_| ())
-        }
-    };
+    let get_canned = move |ch: Channel, _: usize, _: u64| get_lead(ch, canned.clone());
     let get = move |ch: Channel, worker: usize, i: u64| {
-        let name = names[(worker * 104_729 + i as usize * 13) % names.len()].clone();
-        async move {
-            LeadServiceClient::new(ch)
-                .get_lead(pb::GetLeadRequest { name })
-                .await
-                .map(|_| ())
-        }
+        get_lead(
+            ch,
+            names[(worker * 104_729 + i as usize * 13) % names.len()].clone(),
+        )
     };
     let (c, warmup, turn) = (args.concurrency, args.warmup / TURNS, args.duration / TURNS);
     let mut totals: [Samples; 3] = Default::default();
     for _ in 0..TURNS {
-        totals[0].add(sample(&bare_channels, c, warmup, turn, health).await);
+        totals[0].add(sample(&bare_channels, c, warmup, turn, health_check).await);
         totals[1].add(sample(&bare_get_channels, c, warmup, turn, get_canned.clone()).await);
         totals[2].add(sample(channels, c, warmup, turn, get.clone()).await);
     }
@@ -838,7 +819,6 @@ async fn bench(args: Args) -> ExitCode {
     .await;
 
     let mut postgres = None;
-    let mut inserts = None;
     if !args.skip_postgres {
         match sqlx::PgConnection::connect(&args.postgres).await {
             Ok(mut admin) => {
@@ -849,9 +829,7 @@ async fn bench(args: Args) -> ExitCode {
                     .unwrap();
                 let options: sqlx::postgres::PgConnectOptions = args.postgres.parse().unwrap();
                 let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
-                let results = run_backend("PostgreSQL", &url, &args, run).await;
-                inserts = results.pgbench.clone();
-                postgres = Some(results);
+                postgres = Some(run_backend("PostgreSQL", &url, &args, run).await);
                 admin
                     .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
                     .await
@@ -860,6 +838,7 @@ async fn bench(args: Args) -> ExitCode {
             Err(e) => eprintln!("PostgreSQL skipped: {e}"),
         }
     }
+    let inserts = postgres.as_ref().and_then(|pg| pg.pgbench.as_ref());
 
     let mut out = String::new();
     out.push_str(&format!(
@@ -871,11 +850,11 @@ async fn bench(args: Args) -> ExitCode {
         "scenario", "backend", "calls/s", "p50 ms", "p99 ms", "RSS MiB", "vs baseline"
     ));
     row(&mut out, "bare tonic (health)", "-", &bare, "baseline");
-    if let Some(Ok(pgbench)) = &inserts {
+    if let Some(Ok(pgbench)) = inserts {
         row(&mut out, "pgbench (inserts)", "PostgreSQL", pgbench, "baseline");
     }
     for results in [Some(&sqlite), postgres.as_ref()].into_iter().flatten() {
-        let submit_vs = match (&inserts, results.name) {
+        let submit_vs = match (inserts, results.name) {
             (Some(Ok(pgbench)), "PostgreSQL") => {
                 format!(
                     "{:.0}% of pgbench",
@@ -934,13 +913,13 @@ async fn bench(args: Args) -> ExitCode {
             results.restart.as_secs_f64() * 1000.0
         ));
     }
-    if let Some(Err(e)) = &inserts {
+    if let Some(Err(e)) = inserts {
         out.push_str(&format!("pgbench failed: {e}\n"));
     }
 
     out.push_str("\ntargets\n");
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    if let (Some(pg), Some(Ok(pgbench))) = (&postgres, &inserts) {
+    if let (Some(pg), Some(Ok(pgbench))) = (&postgres, inserts) {
         let ratio = pg.submit.per_second / pgbench.per_second;
         out.push_str(&format!(
             "  SubmitLead on PostgreSQL >= 60% of pgbench: {} ({:.0}%)\n",

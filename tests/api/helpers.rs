@@ -1,7 +1,8 @@
 //! Starting servers for tests, and looking into their databases.
 
+use std::process::{Child, ExitStatus};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use leadgate::app::AppSettings;
 use leadgate::domain::policy::Policy;
@@ -605,5 +606,25 @@ impl TestDatabase {
         })
         .await;
         assert!(chained, "the sequencer chains every entry");
+    }
+}
+
+/// A port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits for a server process to exit; fails if it is still running `within` after `since`.
+pub async fn wait_for_exit(child: &mut Child, since: Instant, within: Duration) -> ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(since.elapsed() < within, "exits within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

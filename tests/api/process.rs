@@ -6,15 +6,9 @@ use std::time::{Duration, Instant};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_leadgate");
+use crate::helpers::{free_port, wait_for_exit};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BINARY: &str = env!("CARGO_BIN_EXE_leadgate");
 
 #[tokio::test]
 async fn serve_defaults_to_sqlite_and_exits_zero_on_sigterm() {
@@ -65,16 +59,8 @@ async fn serve_defaults_to_sqlite_and_exits_zero_on_sigterm() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(10),
-            "exits within the drain timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // Within the drain timeout.
+    let status = wait_for_exit(&mut child, stopping, Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");
 }
 

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use helpers::{Backend, TestDatabase, cfo_demo_request, eventually};
+use helpers::{Backend, TestDatabase, cfo_demo_request, eventually, free_port, wait_for_exit};
 use leadgate::grpc::pb;
 use pb::lead_service_client::LeadServiceClient;
 use tonic::transport::Channel;
@@ -25,12 +25,18 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_leadgate");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The ids of every stored lead.
+async fn stored_lead_ids(db: &TestDatabase) -> HashSet<uuid::Uuid> {
+    use sqlx::Connection;
+    let sql = "SELECT id FROM leads";
+    let ids: Vec<uuid::Uuid> = if db.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+    };
+    ids.into_iter().collect()
 }
 
 /// A leadgate server process on a fixed port, so that it can be killed and started again.
@@ -436,16 +442,7 @@ async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
     }
     assert!(!acknowledged.is_empty());
     assert_eq!(db.leads().await, acknowledged.len() as i64, "no lead twice");
-    let stored: HashSet<uuid::Uuid> = {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query_scalar("SELECT id FROM leads")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect()
-    };
+    let stored = stored_lead_ids(&db).await;
     for name in &acknowledged {
         let read = LeadServiceClient::new(channel.clone())
             .get_lead(pb::GetLeadRequest { name: name.clone() })
@@ -513,16 +510,7 @@ async fn sqlite_killed_during_writes_fifty_times_stays_intact() {
             .unwrap()
     };
     assert_eq!(check, "ok");
-    let stored: HashSet<uuid::Uuid> = {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::query_scalar("SELECT id FROM leads")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect()
-    };
+    let stored = stored_lead_ids(&db).await;
     let missing = acknowledged
         .iter()
         .filter(|name| !stored.contains(&helpers::lead_uuid(name)))
@@ -611,16 +599,9 @@ async fn sigterm_with_calls_in_flight_drains_them_and_exits_zero() {
     for call in calls {
         call.await.unwrap().expect("a call in flight at SIGTERM finishes");
     }
-    let status = loop {
-        if let Some(status) = replica.exited() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(10),
-            "exits within the drain timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // Within the drain timeout.
+    let child = replica.child.as_mut().expect("a started replica");
+    let status = wait_for_exit(child, signalled, Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(db.leads().await, 5);
 }
