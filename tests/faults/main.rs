@@ -71,7 +71,12 @@ impl Replica {
             .args(&self.extra)
             .env("LEADGATE_DATABASE_URL", &self.database_url)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // FAULT_LOG=1 shows the replicas' logs.
+            .stderr(if std::env::var_os("FAULT_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -604,4 +609,138 @@ async fn sigterm_with_calls_in_flight_drains_them_and_exits_zero() {
     let status = wait_for_exit(child, signalled, Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(db.leads().await, 5);
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs (the fault suite runs as root)"
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fault suite: cargo test --test faults -- --ignored --test-threads=1 (mounts a tmpfs: root)"]
+async fn a_full_disk_refuses_writes_loses_nothing_acknowledged_and_recovers_by_itself() {
+    let disk = SmallDisk::mount("3m");
+    // Room to free later, taken before the server starts.
+    let ballast = disk.path().join("ballast");
+    std::fs::write(&ballast, vec![7u8; 1024 * 1024]).unwrap();
+    let db = TestDatabase::at_url(&format!("sqlite://{}", disk.path().join("leadgate.db").display()));
+    let mut replica = Replica::new(&db.url, &[]);
+    replica.wait_until_serving().await;
+    let channel = replica.channel();
+
+    // Writers go on until the disk has refused them for a while.
+    let refusals = Arc::new(Mutex::new(Vec::<Status>::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (channel, refusals) = (channel.clone(), refusals.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut first_refusal: Option<Instant> = None;
+                let mut i = w;
+                while first_refusal.is_none_or(|at| at.elapsed() < Duration::from_secs(2)) {
+                    match LeadServiceClient::new(channel.clone())
+                        .submit_lead(lead_request(200_000_000 + i))
+                        .await
+                    {
+                        Ok(answer) => acknowledged.push(answer.into_inner().lead.unwrap().name),
+                        Err(status) => {
+                            first_refusal.get_or_insert_with(Instant::now);
+                            refusals.lock().unwrap().push(status);
+                        }
+                    }
+                    i += 8;
+                    assert!(i < 8 * 200_000, "the disk never filled up");
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    let refusals = refusals.lock().unwrap().clone();
+    eprintln!(
+        "{} leads acknowledged, {} refused once the disk was full",
+        acknowledged.len(),
+        refusals.len()
+    );
+    assert!(!acknowledged.is_empty());
+    for status in &refusals {
+        use tonic_types::StatusExt;
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert_eq!(status.get_details_error_info().unwrap().reason, "STORAGE_FULL");
+    }
+    let stored = stored_lead_ids(&db).await;
+    let missing = acknowledged
+        .iter()
+        .filter(|n| !stored.contains(&helpers::lead_uuid(n)))
+        .count();
+    assert_eq!(
+        missing, 0,
+        "leads acknowledged but not stored while the disk is full"
+    );
+    let not_ready = eventually(Duration::from_secs(10), || async {
+        replica.health().await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    assert!(not_ready, "NOT_SERVING while the disk is full");
+
+    // Space comes back: readiness and writes recover without a restart.
+    std::fs::remove_file(&ballast).unwrap();
+    let ready = eventually(Duration::from_secs(15), || async {
+        replica.health().await == Some(ServingStatus::Serving)
+    })
+    .await;
+    assert!(ready, "SERVING again once space is freed");
+    let answer =
+        submit_until_acknowledged(std::slice::from_ref(&channel), lead_request(299_999_999), 0).await;
+    acknowledged.push(answer.lead.unwrap().name);
+
+    // A crash and a restart lose nothing acknowledged, and the trail verifies.
+    replica.kill();
+    replica.start();
+    replica.wait_until_serving().await;
+    let stored = stored_lead_ids(&db).await;
+    let acknowledged: HashSet<uuid::Uuid> = acknowledged.iter().map(|n| helpers::lead_uuid(n)).collect();
+    assert_eq!(
+        acknowledged.difference(&stored).count(),
+        0,
+        "every acknowledged lead survives the crash"
+    );
+    db.wait_until_chained().await;
+    assert_eq!(db.entries_of_kind("LEAD_SUBMITTED").await, db.leads().await);
+    let verification = pb::audit_service_client::AuditServiceClient::new(replica.channel())
+        .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verification.ok, "{verification:?}");
+    drop(replica);
 }
