@@ -158,6 +158,21 @@ pub enum WriteOutcome {
     RequestIdTaken,
 }
 
+/// A lead with something due, and since when (microseconds since the epoch, as stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DueLead {
+    pub due: i64,
+    pub id: LeadId,
+}
+
+impl DueLead {
+    /// Before every due lead.
+    pub const START: DueLead = DueLead {
+        due: i64::MIN,
+        id: LeadId::NIL,
+    };
+}
+
 /// A policy version as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyRecord {
@@ -224,8 +239,15 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `query.limit + 1` leads (the extra one tells that another page exists).
     async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>>;
 
-    /// Leads with an SLA breach or a nurture revisit due at `now`.
-    async fn leads_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>>;
+    /// Up to `limit` leads with an SLA breach or a nurture revisit due at `now`, in order of due
+    /// time then id, after `after` (a pass of the sweeper walks them page by page, so leads it
+    /// cannot sweep do not keep it from the others).
+    async fn leads_due(
+        &self,
+        now: Timestamp,
+        after: Option<&DueLead>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueLead>>;
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>>;
 

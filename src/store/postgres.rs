@@ -10,7 +10,7 @@ use super::held::HeldConnection;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::tx::WriteTx;
 use super::{
-    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
+    Backend, ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
     PoolStats, Store, StoreError, StoreResult, WriteHealth, WriteOutcome, probe_filler,
 };
 use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
@@ -337,14 +337,28 @@ impl Store for PgStore {
         docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
     }
 
-    async fn leads_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(sql::SELECT_DUE)
+    async fn leads_due(
+        &self,
+        now: Timestamp,
+        after: Option<&DueLead>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueLead>> {
+        let after = after.unwrap_or(&DueLead::START);
+        let rows: Vec<(i64, uuid::Uuid)> = sqlx::query_as(sql::SELECT_DUE)
             .bind(now.timestamp_micros())
+            .bind(after.due)
+            .bind(after.id.as_uuid())
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
-        Ok(ids.into_iter().map(LeadId::from_uuid).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(due, id)| DueLead {
+                due,
+                id: LeadId::from_uuid(id),
+            })
+            .collect())
     }
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {

@@ -271,7 +271,13 @@ async fn killing_replicas_repeatedly_loses_no_acknowledged_lead() {
 
     // Everything acknowledged is there exactly once, each with its entry, and the chain holds.
     db.wait_until_chained().await;
-    assert_eq!(db.leads().await, LEADS as i64);
+    let acknowledged_ids: HashSet<uuid::Uuid> =
+        acknowledged.iter().map(|name| helpers::lead_uuid(name)).collect();
+    assert_eq!(
+        stored_lead_ids(&db).await,
+        acknowledged_ids,
+        "the stored leads are exactly the acknowledged ones"
+    );
     assert_eq!(db.entries_of_kind("LEAD_SUBMITTED").await, LEADS as i64);
     let without_entry =
         "SELECT COUNT(*) FROM leads l WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.lead_id = l.id)";
@@ -306,8 +312,8 @@ async fn killing_replicas_repeatedly_loses_no_acknowledged_lead() {
     );
 }
 
-/// Runs `pg_ctlcluster <version> main <action>` on the local cluster.
-async fn pg_ctlcluster(action: &'static str) {
+/// Runs `pg_ctlcluster <version> main <action...>` on the local cluster.
+async fn pg_ctlcluster(action: &'static [&'static str]) {
     let version = std::fs::read_dir("/etc/postgresql")
         .unwrap()
         .next()
@@ -316,23 +322,19 @@ async fn pg_ctlcluster(action: &'static str) {
         .file_name();
     let status = tokio::task::spawn_blocking(move || {
         Command::new("pg_ctlcluster")
-            .args([
-                "--skip-systemctl-redirect",
-                version.to_str().unwrap(),
-                "main",
-                action,
-            ])
+            .args(["--skip-systemctl-redirect", version.to_str().unwrap(), "main"])
+            .args(action)
             .status()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(status.success(), "pg_ctlcluster {action}");
+    assert!(status.success(), "pg_ctlcluster {action:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "fault suite: cargo test --test faults -- --ignored --test-threads=1 (restarts the local PostgreSQL)"]
-async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
+async fn a_postgres_crash_under_load_only_fails_calls_with_unavailable_and_loses_nothing() {
     let db = TestDatabase::create(&Backend::postgres()).await;
     let mut replica = Replica::new(&db.url, &[]);
     replica.wait_until_serving().await;
@@ -399,10 +401,11 @@ async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
     };
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Down for three seconds, longer than a readiness period, then up again.
-    pg_ctlcluster("stop").await;
+    // A crash (no checkpoint, no goodbye to clients: recovery from the WAL at the next start),
+    // down for three seconds, longer than a readiness period, then up again.
+    pg_ctlcluster(&["stop", "-m", "immediate"]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    pg_ctlcluster("start").await;
+    pg_ctlcluster(&["start"]).await;
     let database_back = Instant::now();
     let ready_again = eventually(Duration::from_secs(10), || async {
         readiness
@@ -462,6 +465,19 @@ async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
     assert_eq!(
         stored, acknowledged,
         "every acknowledged lead, once; nothing else"
+    );
+    // The inbox drains and the trail verifies after the crash.
+    db.wait_until_chained().await;
+    assert_eq!(db.entries_of_kind("LEAD_SUBMITTED").await, stored.len() as i64);
+    let verification = pb::audit_service_client::AuditServiceClient::new(channel.clone())
+        .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(
+        verification.verified_count,
+        db.count("SELECT COUNT(*) FROM audit_log").await
     );
 }
 
