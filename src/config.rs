@@ -72,6 +72,12 @@ pub enum AuthCommand {
     },
     /// Read a token on standard input and print its hash.
     HashToken,
+    /// Print a new random key for sealing the audit trail, as ID:BASE64 (LEADGATE_AUDIT_KEYS).
+    NewAuditKey {
+        /// The key's id, recorded with every seal it makes (e.g. the month it was made).
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
 }
 
 /// How client commands reach the server.
@@ -160,6 +166,16 @@ pub enum AuditCommand {
     },
     /// Print the trail's head as POSITION:HASH, to keep outside leadgate.
     Digest,
+    /// List the rows the sequencer refused to chain (written into the database by someone other
+    /// than leadgate, or unreadable), newest first; exits 1 if there are any.
+    Quarantine {
+        /// Stop after this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// table (for people) or jsonl (one JSON object per line).
+        #[arg(long, value_enum, default_value = "table")]
+        format: AuditFormat,
+    },
     /// Follow new entries as they are chained; reconnects by itself.
     Watch {
         /// Start after this position (0: from the first entry).
@@ -200,6 +216,12 @@ pub enum PolicyCommand {
     },
     /// Print the policy that ships with leadgate.
     Default,
+}
+
+fn rfc3339(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time such as 2026-12-31T18:00:00Z"))
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -291,6 +313,16 @@ pub struct ServeArgs {
     /// Bearer tokens as `principal:role+role:sha256;...` (hashes, never the tokens themselves).
     #[arg(long, env = "LEADGATE_AUTH_TOKENS", hide_env_values = true)]
     pub auth_tokens: Option<String>,
+    /// The keys that seal the audit trail, as `ID:BASE64,ID:BASE64` (`leadgate auth new-audit-key`
+    /// makes one): the first seals, every one verifies (keep retired keys listed after the new
+    /// one). Required with PostgreSQL; with SQLite, a key kept in a file beside the database
+    /// (`<database>.audit-key`) is made on first start when none is given.
+    #[arg(long, env = "LEADGATE_AUDIT_KEYS", hide_env_values = true)]
+    pub audit_keys: Option<String>,
+    /// Until this time (RFC 3339), also chain audit entries that carry no seal: entries written by
+    /// an earlier version of leadgate while an upgrade rolls out. Unset afterwards.
+    #[arg(long, env = "LEADGATE_AUDIT_ACCEPT_UNSEALED_UNTIL", value_parser = rfc3339)]
+    pub audit_accept_unsealed_until: Option<chrono::DateTime<chrono::Utc>>,
     /// Serve a non-loopback address without authentication (only on a network you trust).
     #[arg(long, env = "LEADGATE_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::{App, AppError, AppResult};
 use crate::domain::audit::{ChainHead, ChainTip, ChainedEntry, Finding, Verifier};
 use crate::domain::query::{FieldKind, FieldSpec, Filter, ListQuery, OrderSpec, SqlValue};
+use crate::store::QuarantinedEntry;
 
 const STATES: &[&str] = &[
     "LEAD",
@@ -124,6 +125,20 @@ pub const AUDIT_ORDERS: &[OrderSpec] = &[
     },
 ];
 
+/// The order of the quarantine's list: newest first.
+pub const QUARANTINE_ORDERS: &[OrderSpec] = &[OrderSpec {
+    name: "id desc",
+    column: "id",
+    tie_break: None,
+    descending: true,
+}];
+
+/// One page of rows the sequencer set aside.
+pub struct QuarantinePage {
+    pub entries: Vec<QuarantinedEntry>,
+    pub next_page_token: String,
+}
+
 /// Entries read per query while verifying or streaming.
 const READ_BATCH: usize = 5000;
 const WATCH_BATCH: usize = 500;
@@ -157,6 +172,24 @@ impl App {
             String::new()
         };
         Ok(AuditPage {
+            entries,
+            next_page_token,
+        })
+    }
+
+    /// Rows of the inbox the sequencer refused to chain, newest first.
+    pub async fn list_quarantine(&self, query: &ListQuery) -> AppResult<QuarantinePage> {
+        let mut entries = self.store.list_quarantine(query).await?;
+        let next_page_token = if entries.len() > query.limit {
+            entries.truncate(query.limit);
+            entries
+                .last()
+                .map(|e| query.token_after(vec![SqlValue::Int(e.id)]))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(QuarantinePage {
             entries,
             next_page_token,
         })
@@ -204,7 +237,9 @@ impl App {
                 }
             }
         };
-        let mut verifier = Verifier::new(anchor, expected);
+        let sealed_from = self.store.sealed_from().await?;
+        let mut verifier =
+            Verifier::new(anchor, expected).with_seals((*self.settings.audit_keys).clone(), sealed_from);
         let mut after = start - 1;
         let finding = 'read: loop {
             let batch = self

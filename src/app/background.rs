@@ -7,7 +7,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{App, now};
-use crate::store::DueLead;
+use crate::store::{DueLead, Sequenced};
 
 /// Entries chained per sequencer transaction.
 const SEQUENCE_BATCH: usize = 1000;
@@ -58,14 +58,13 @@ async fn gauges(app: App, stop: CancellationToken) {
 
 async fn sequencer(app: App, stop: CancellationToken) {
     loop {
-        let chained = app.store.sequence(SEQUENCE_BATCH).await;
-        if let Ok(n @ 1..) = chained {
-            app.chain_changes.send_modify(|count| *count += n as u64);
-            crate::metrics::entries_chained(n);
-        }
-        let pause = match chained {
-            Ok(n) if n == SEQUENCE_BATCH => Duration::ZERO,
-            Ok(_) => SEQUENCE_POLL,
+        let sequenced = app.store.sequence(SEQUENCE_BATCH, &app.admission()).await;
+        let pause = match &sequenced {
+            Ok(done) => {
+                report(&app, done);
+                let busy = done.chained + done.quarantined.len() == SEQUENCE_BATCH;
+                if busy { Duration::ZERO } else { SEQUENCE_POLL }
+            }
             Err(error) => {
                 tracing::warn!(%error, "audit sequencer failed; retrying");
                 ERROR_BACKOFF
@@ -81,8 +80,27 @@ async fn sequencer(app: App, stop: CancellationToken) {
         }
     }
     // Chain what this replica wrote last, so the trail is complete on a clean stop.
-    if let Err(error) = app.store.sequence(SEQUENCE_BATCH).await {
-        tracing::warn!(%error, "final audit sequencing failed; the next start chains the rest");
+    match app.store.sequence(SEQUENCE_BATCH, &app.admission()).await {
+        Ok(done) => report(&app, &done),
+        Err(error) => tracing::warn!(%error, "final audit sequencing failed; the next start chains the rest"),
+    }
+}
+
+/// Wakes watchers after entries were chained; counts and logs rows set aside.
+fn report(app: &App, done: &Sequenced) {
+    if done.chained > 0 {
+        app.chain_changes
+            .send_modify(|count| *count += done.chained as u64);
+        crate::metrics::entries_chained(done.chained);
+    }
+    for (inbox_id, refusal) in &done.quarantined {
+        crate::metrics::entries_quarantined(refusal.code());
+        tracing::error!(
+            inbox_id,
+            reason = refusal.code(),
+            detail = %refusal,
+            "audit inbox row quarantined, not chained: leadgate did not write it or cannot read it"
+        );
     }
 }
 

@@ -217,9 +217,10 @@ impl App {
                 lead: self.view(applied.lead, now),
             };
             let record = key.as_ref().map(|k| idempotency_record(caller, k, &change, now));
+            let sealed = self.seal(&applied.entries);
             let write = LeadWrite {
                 lead: &change.lead.lead,
-                entries: &applied.entries,
+                entries: &sealed,
                 idempotency: record.as_ref(),
             };
             let outcome = match expected_revision {
@@ -272,9 +273,10 @@ impl App {
                 lead: self.view(applied.lead, now),
             };
             let record = key.as_ref().map(|k| idempotency_record(caller, k, &change, now));
+            let sealed = self.seal(&applied.entries);
             let write = LeadWrite {
                 lead: &change.lead.lead,
-                entries: &applied.entries,
+                entries: &sealed,
                 idempotency: record.as_ref(),
             };
             match self.store.update_lead(write, lead.revision).await? {
@@ -306,9 +308,10 @@ impl App {
         if applied.entries.is_empty() {
             return Ok(false);
         }
+        let sealed = self.seal(&applied.entries);
         let write = LeadWrite {
             lead: &applied.lead,
-            entries: &applied.entries,
+            entries: &sealed,
             idempotency: None,
         };
         let written = self.store.update_lead(write, lead.revision).await? == WriteOutcome::Written;

@@ -38,6 +38,10 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ("/leadgate.v1.AuditService/VerifyAuditTrail", &[Analyst]),
     ("/leadgate.v1.AuditService/GetAuditDigest", &[Analyst]),
     ("/leadgate.v1.AuditService/WatchDecisions", &[Analyst]),
+    (
+        "/leadgate.v1.AuditService/ListQuarantinedAuditEntries",
+        &[Analyst, Admin],
+    ),
     ("/leadgate.v1.ReportService/GetFunnelReport", &[Analyst]),
     ("/leadgate.v1.PolicyService/GetPolicy", &[Admin, Analyst]),
     ("/leadgate.v1.PolicyService/ListPolicies", &[Admin, Analyst]),

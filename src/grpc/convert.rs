@@ -731,6 +731,12 @@ pub fn audit_event(c: &crate::domain::audit::ChainedEntry) -> pb::AuditEvent {
         hash: crate::domain::audit::to_hex(&c.hash),
         previous_hash: crate::domain::audit::to_hex(&c.previous_hash),
         hash_algorithm: crate::domain::audit::HASH_ALGORITHM.into(),
+        seal_key_id: c.seal.as_ref().map(|s| s.key_id.clone()).unwrap_or_default(),
+        seal: c
+            .seal
+            .as_ref()
+            .map(|s| crate::domain::audit::to_hex(&s.tag))
+            .unwrap_or_default(),
     }
 }
 

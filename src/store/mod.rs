@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::audit::{AuditEntry, ChainHead, ChainedEntry};
+use crate::domain::audit::{Admission, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
 use crate::domain::query::ListQuery;
 use crate::domain::values::{Email, LeadId, Timestamp};
@@ -142,7 +142,7 @@ pub struct IdempotencyRecord {
 #[derive(Clone, Copy, Debug)]
 pub struct LeadWrite<'a> {
     pub lead: &'a Lead,
-    pub entries: &'a [AuditEntry],
+    pub entries: &'a [SealedEntry],
     pub idempotency: Option<&'a IdempotencyRecord>,
 }
 
@@ -171,6 +171,34 @@ impl DueLead {
         due: i64::MIN,
         id: LeadId::NIL,
     };
+}
+
+/// What one run of the sequencer did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Entries chained.
+    pub chained: usize,
+    /// Rows of the inbox set aside (inbox id, why), never chained.
+    pub quarantined: Vec<(i64, Refusal)>,
+}
+
+/// A row of the inbox the sequencer set aside: what it claimed to be, and why it was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantinedEntry {
+    pub id: i64,
+    pub inbox_id: i64,
+    pub quarantined_at: Timestamp,
+    /// [`Refusal::code`].
+    pub reason: String,
+    pub detail: String,
+    pub lead: Option<LeadId>,
+    /// As written, which may be a kind this version does not know.
+    pub kind: String,
+    /// Microseconds since the epoch, as written.
+    pub record_time: i64,
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub seal_key_id: Option<String>,
 }
 
 /// A policy version as stored.
@@ -254,9 +282,16 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets idempotency keys created before `before`; returns how many.
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64>;
 
-    /// Chains up to `max` committed inbox entries onto the log; returns how many. Several
-    /// replicas may call it at once: one chains, the others return 0.
-    async fn sequence(&self, max: usize) -> StoreResult<usize>;
+    /// Chains up to `max` committed inbox entries onto the log, sealing each link, and sets aside
+    /// (in quarantine) the rows `admission` refuses. Several replicas may call it at once: one
+    /// chains, the others find nothing to do.
+    async fn sequence(&self, max: usize, admission: &Admission<'_>) -> StoreResult<Sequenced>;
+
+    /// The first position that must carry a seal (entries before it were chained unsealed).
+    async fn sealed_from(&self) -> StoreResult<i64>;
+
+    /// Up to `query.limit + 1` quarantined rows, newest first.
+    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>>;
 
     async fn chain_head(&self) -> StoreResult<ChainHead>;
 
@@ -268,7 +303,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Activates a policy version unless it is already the active one, with its audit entry.
     /// Returns whether it was activated now.
-    async fn activate_policy(&self, policy: &PolicyRecord, entry: &AuditEntry) -> StoreResult<bool>;
+    async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool>;
 
     async fn get_policy(&self, version: &str) -> StoreResult<Option<PolicyRecord>>;
 

@@ -11,9 +11,12 @@ use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::tx::WriteTx;
 use super::{
     Backend, ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
-    PoolStats, Store, StoreError, StoreResult, WriteHealth, WriteOutcome, probe_filler,
+    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
+    probe_filler,
 };
-use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
+use crate::domain::audit::{
+    self, Admission, AuditEntry, ChainHead, ChainTip, ChainedEntry, Refusal, SealedEntry,
+};
 use crate::domain::lead::Lead;
 use crate::domain::query::ListQuery;
 use crate::domain::values::{Email, LeadId, Timestamp};
@@ -161,9 +164,10 @@ impl PgStore {
         }
         b.push(
             ", entries AS (INSERT INTO audit_inbox (lead_id, kind, record_time, actor, request_id, state_before, \
-             state_after, source_channel, policy_version, body) SELECT * FROM (",
+             state_after, source_channel, policy_version, body, seal_key_id, seal) SELECT * FROM (",
         );
-        b.push_values(write.entries, |mut row, e| {
+        b.push_values(write.entries, |mut row, sealed| {
+            let e = &sealed.entry;
             row.push_bind(e.lead.map(|l| l.as_uuid()))
                 .push_bind(e.kind.as_str())
                 .push_bind(e.recorded_at.timestamp_micros())
@@ -173,7 +177,9 @@ impl PgStore {
                 .push_bind(e.state_after.map(|s| s.as_str()))
                 .push_bind(e.source_channel.map(|s| s.as_str()))
                 .push_bind(e.policy_version.as_str())
-                .push_bind(e.body.as_str());
+                .push_bind(e.body.as_str())
+                .push_bind(sealed.seal.key_id.as_str())
+                .push_bind(sealed.seal.tag.as_slice());
         });
         b.push(") AS entry")
             .push(ONLY_IF_WRITTEN)
@@ -382,7 +388,7 @@ impl Store for PgStore {
         result
     }
 
-    async fn sequence(&self, max: usize) -> StoreResult<usize> {
+    async fn sequence(&self, max: usize, admission: &Admission<'_>) -> StoreResult<Sequenced> {
         let result = async {
             let mut tx = self.begin_write().await?;
             let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
@@ -392,7 +398,7 @@ impl Store for PgStore {
                 .map_err(classify)?;
             if !locked {
                 tx.rollback().await;
-                return Ok(0);
+                return Ok(Sequenced::default());
             }
             let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
                 .bind(max as i64)
@@ -401,34 +407,92 @@ impl Store for PgStore {
                 .map_err(classify)?;
             if rows.is_empty() {
                 tx.rollback().await;
-                return Ok(0);
+                return Ok(Sequenced::default());
             }
-            let tip = Self::tip_in(tx.connection()).await?;
-            let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = rows
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let already: std::collections::HashSet<i64> = sql::select_chained_inbox_ids::<Postgres>(&ids)
+                .build_query_scalar()
+                .fetch_all(tx.connection())
+                .await
+                .map_err(classify)?
                 .into_iter()
-                .map(InboxRow::into_entry)
-                .collect::<StoreResult<Vec<_>>>()?
-                .into_iter()
-                .unzip();
-            let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(tip, entries)).collect();
-            for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
-                sql::insert_log::<Postgres>(chunk)
-                    .build()
+                .collect();
+            let mut admitted = Vec::with_capacity(rows.len());
+            let mut refused = Vec::new();
+            for row in rows {
+                let verdict = match already.contains(&row.id) {
+                    true => Err(Refusal::Duplicate(row.id)),
+                    false => row.clone().admit(admission),
+                };
+                match verdict {
+                    Ok(admitted_entry) => admitted.push(admitted_entry),
+                    Err(refusal) => refused.push((row, refusal)),
+                }
+            }
+            // Set aside, never chained, never in the way of the rest.
+            for (row, refusal) in &refused {
+                let detail = refusal.to_string();
+                sql::bind_quarantine(row, refusal, &detail, admission.now)
                     .execute(tx.connection())
                     .await
                     .map_err(classify)?;
-                sql::delete_inbox::<Postgres>(chunk)
-                    .build()
+                sqlx::query(sql::DELETE_INBOX_ROW)
+                    .bind(row.id)
                     .execute(tx.connection())
                     .await
                     .map_err(classify)?;
+            }
+            let mut chained_count = 0;
+            if !admitted.is_empty() {
+                let tip = Self::tip_in(tx.connection()).await?;
+                let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = admitted.into_iter().unzip();
+                let chained: Vec<(i64, ChainedEntry)> = ids
+                    .into_iter()
+                    .zip(audit::link_and_seal(tip, entries, admission.keys))
+                    .collect();
+                for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
+                    sql::insert_log::<Postgres>(chunk)
+                        .build()
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                    sql::delete_inbox::<Postgres>(chunk)
+                        .build()
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                }
+                chained_count = chained.len();
             }
             tx.commit().await.map_err(classify)?;
-            Ok(chained.len())
+            Ok(Sequenced {
+                chained: chained_count,
+                quarantined: refused
+                    .into_iter()
+                    .map(|(row, refusal)| (row.id, refusal))
+                    .collect(),
+            })
         }
         .await;
         self.health.observe(&result);
         result
+    }
+
+    async fn sealed_from(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::SELECT_SEALED_FROM)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>> {
+        let (text, binds) = sql::list_sql(sql::QUARANTINE_COLUMNS, "audit_quarantine", query);
+        let rows: Vec<sql::QuarantineRow> = sql::bind_values::<Postgres>(&text, &binds)
+            .try_map(|row| sqlx::FromRow::from_row(&row))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(sql::QuarantineRow::into_record).collect()
     }
 
     async fn chain_head(&self) -> StoreResult<ChainHead> {
@@ -459,7 +523,7 @@ impl Store for PgStore {
         rows.into_iter().map(LogRow::into_chained).collect()
     }
 
-    async fn activate_policy(&self, policy: &PolicyRecord, entry: &AuditEntry) -> StoreResult<bool> {
+    async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool> {
         let result = async {
             let mut tx = self.begin_write().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -14,9 +14,12 @@ use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::tx::WriteTx;
 use super::{
     Backend, ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
-    PoolStats, Store, StoreError, StoreResult, WriteHealth, WriteOutcome, probe_filler,
+    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
+    probe_filler,
 };
-use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
+use crate::domain::audit::{
+    self, Admission, AuditEntry, ChainHead, ChainTip, ChainedEntry, Refusal, SealedEntry,
+};
 use crate::domain::lead::Lead;
 use crate::domain::query::ListQuery;
 use crate::domain::values::{Email, LeadId, Timestamp};
@@ -363,7 +366,7 @@ impl Store for SqliteStore {
         result
     }
 
-    async fn sequence(&self, max: usize) -> StoreResult<usize> {
+    async fn sequence(&self, max: usize, admission: &Admission<'_>) -> StoreResult<Sequenced> {
         // The single writer connection already serialises sequencing with every other write.
         let result = async {
             let mut tx = self.begin_write().await?;
@@ -374,34 +377,92 @@ impl Store for SqliteStore {
                 .map_err(classify)?;
             if rows.is_empty() {
                 tx.rollback().await;
-                return Ok(0);
+                return Ok(Sequenced::default());
             }
-            let tip = Self::tip_in(tx.connection()).await?;
-            let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = rows
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let already: std::collections::HashSet<i64> = sql::select_chained_inbox_ids::<Sqlite>(&ids)
+                .build_query_scalar()
+                .fetch_all(tx.connection())
+                .await
+                .map_err(classify)?
                 .into_iter()
-                .map(InboxRow::into_entry)
-                .collect::<StoreResult<Vec<_>>>()?
-                .into_iter()
-                .unzip();
-            let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(tip, entries)).collect();
-            for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
-                sql::insert_log::<Sqlite>(chunk)
-                    .build()
+                .collect();
+            let mut admitted = Vec::with_capacity(rows.len());
+            let mut refused = Vec::new();
+            for row in rows {
+                let verdict = match already.contains(&row.id) {
+                    true => Err(Refusal::Duplicate(row.id)),
+                    false => row.clone().admit(admission),
+                };
+                match verdict {
+                    Ok(admitted_entry) => admitted.push(admitted_entry),
+                    Err(refusal) => refused.push((row, refusal)),
+                }
+            }
+            // Set aside, never chained, never in the way of the rest.
+            for (row, refusal) in &refused {
+                let detail = refusal.to_string();
+                sql::bind_quarantine(row, refusal, &detail, admission.now)
                     .execute(tx.connection())
                     .await
                     .map_err(classify)?;
-                sql::delete_inbox::<Sqlite>(chunk)
-                    .build()
+                sqlx::query(sql::DELETE_INBOX_ROW)
+                    .bind(row.id)
                     .execute(tx.connection())
                     .await
                     .map_err(classify)?;
+            }
+            let mut chained_count = 0;
+            if !admitted.is_empty() {
+                let tip = Self::tip_in(tx.connection()).await?;
+                let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = admitted.into_iter().unzip();
+                let chained: Vec<(i64, ChainedEntry)> = ids
+                    .into_iter()
+                    .zip(audit::link_and_seal(tip, entries, admission.keys))
+                    .collect();
+                for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
+                    sql::insert_log::<Sqlite>(chunk)
+                        .build()
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                    sql::delete_inbox::<Sqlite>(chunk)
+                        .build()
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                }
+                chained_count = chained.len();
             }
             tx.commit().await.map_err(classify)?;
-            Ok(chained.len())
+            Ok(Sequenced {
+                chained: chained_count,
+                quarantined: refused
+                    .into_iter()
+                    .map(|(row, refusal)| (row.id, refusal))
+                    .collect(),
+            })
         }
         .await;
         self.health.observe(&result);
         result
+    }
+
+    async fn sealed_from(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::SELECT_SEALED_FROM)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)
+    }
+
+    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>> {
+        let (text, binds) = sql::list_sql(sql::QUARANTINE_COLUMNS, "audit_quarantine", query);
+        let rows: Vec<sql::QuarantineRow> = sql::bind_values::<Sqlite>(&text, &binds)
+            .try_map(|row| sqlx::FromRow::from_row(&row))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(sql::QuarantineRow::into_record).collect()
     }
 
     async fn chain_head(&self) -> StoreResult<ChainHead> {
@@ -432,7 +493,7 @@ impl Store for SqliteStore {
         rows.into_iter().map(LogRow::into_chained).collect()
     }
 
-    async fn activate_policy(&self, policy: &PolicyRecord, entry: &AuditEntry) -> StoreResult<bool> {
+    async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool> {
         let result = async {
             let mut tx = self.begin_write().await?;
             let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)

@@ -230,6 +230,8 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
         app: AppSettings {
             idempotency_retention: Duration::from_secs(24 * 3600),
             sweep_interval: options.sweep_interval,
+            audit_keys: Arc::new(test_audit_keys()),
+            accept_unsealed_until: None,
         },
         reflection: true,
         auth: Arc::new(options.auth),
@@ -311,6 +313,46 @@ impl Drop for TestApp {
         self.begin_shutdown();
     }
 }
+
+/// The audit keys every test server seals with (replicas of one database share them).
+pub const TEST_AUDIT_KEYS: &str = "test:dGVzdC1hdWRpdC1rZXktdGVzdC1hdWRpdC1rZXktdGVzdA==";
+
+pub fn test_audit_keys() -> leadgate::domain::audit::AuditKeys {
+    leadgate::domain::audit::AuditKeys::parse(TEST_AUDIT_KEYS).expect("valid test keys")
+}
+
+/// One row of `INSERT INTO audit_inbox (kind, record_time, actor, policy_version, body,
+/// seal_key_id, seal) VALUES ...`: an entry written the way leadgate writes it, sealed.
+pub fn sealed_inbox_row(
+    db: &TestDatabase,
+    kind: &str,
+    record_micros: i64,
+    actor: &str,
+    body: &str,
+) -> String {
+    use leadgate::domain::audit::{AuditEntry, AuditKind};
+    let entry = AuditEntry {
+        lead: None,
+        kind: AuditKind::from_name(kind).expect("a known kind"),
+        recorded_at: chrono::DateTime::from_timestamp_micros(record_micros).unwrap(),
+        actor: actor.into(),
+        request_id: None,
+        state_before: None,
+        state_after: None,
+        source_channel: None,
+        policy_version: "v".into(),
+        body: body.into(),
+    };
+    let seal = test_audit_keys().seal_entry(&entry);
+    format!(
+        "('{kind}', {record_micros}, '{actor}', 'v', '{body}', '{}', {})",
+        seal.key_id,
+        db.bytes_literal(&seal.tag)
+    )
+}
+
+/// The columns [`sealed_inbox_row`] fills.
+pub const SEALED_INBOX_COLUMNS: &str = "(kind, record_time, actor, policy_version, body, seal_key_id, seal)";
 
 /// A submission with just what is required, for `email`.
 pub fn minimal_submission(email: &str) -> pb::SubmitLeadRequest {

@@ -11,6 +11,7 @@ mod health;
 mod leads;
 mod lifecycle;
 mod limits;
+mod origin;
 mod policy;
 mod process;
 mod scenarios;

@@ -469,7 +469,7 @@ async fn a_public_address_without_authentication_is_refused() {
         },
         policy: std::sync::Arc::new(leadgate::domain::policy::Policy::default_policy()),
         drain_timeout: Duration::from_secs(1),
-        app: Default::default(),
+        app: leadgate::app::AppSettings::with_keys(test_audit_keys()),
         reflection: true,
         auth: std::sync::Arc::new(Authenticator::default()),
         tls: None,

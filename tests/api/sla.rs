@@ -106,6 +106,7 @@ async fn two_replicas_record_each_breach_exactly_once_postgres() {
             .arg("--policy")
             .arg(&policy)
             .env("LEADGATE_DATABASE_URL", &db.url)
+            .env("LEADGATE_AUDIT_KEYS", TEST_AUDIT_KEYS)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -70,6 +70,7 @@ impl Replica {
             ])
             .args(&self.extra)
             .env("LEADGATE_DATABASE_URL", &self.database_url)
+            .env("LEADGATE_AUDIT_KEYS", helpers::TEST_AUDIT_KEYS)
             .stdout(Stdio::null())
             // FAULT_LOG=1 shows the replicas' logs.
             .stderr(if std::env::var_os("FAULT_LOG").is_some() {
