@@ -19,7 +19,8 @@ use super::policy::{Outcome, Policy, Rules};
 use super::scoring::{self, ScoreLine};
 use super::validation::Violations;
 use super::values::{
-    CriterionStatus, DisqualificationReason, EngagementKind, LeadId, Profile, SlaTrigger, Source, Timestamp,
+    CriterionStatus, DecisionMakerInvolvement, DisqualificationReason, EngagementKind, LeadId, Profile,
+    SlaTrigger, Source, Timestamp,
 };
 
 /// How far in the future a reported time may be (clock skew between systems).
@@ -255,13 +256,17 @@ pub fn recommend(lead: &Lead, scores: &Scores, rules: &Rules, now: Timestamp) ->
         ));
     }
     if bant.assessed() {
-        if bant.authority.status != Some(CriterionStatus::Met) {
-            let why = if bant.authority.decision_maker_involved {
-                "authority is not confirmed"
-            } else {
-                "authority is not confirmed: the final decision-maker is not involved"
-            };
-            blockers.push(Reason::new("bant.authority.missing", why));
+        if bant.authority.decision_maker == Some(DecisionMakerInvolvement::NotInvolved) {
+            blockers.push(Reason::new(
+                "bant.authority.committee",
+                "authority is not met: the final decision-maker (or the committee the contact depends \
+                 on) is not involved yet",
+            ));
+        } else if !bant.authority.is_met() {
+            blockers.push(Reason::new(
+                "bant.authority.missing",
+                "authority is not confirmed",
+            ));
         }
         blockers.push(Reason::new(
             "bant.incomplete",
@@ -872,9 +877,13 @@ fn merge_findings(lead: &mut Lead, call: DiscoveryCall) {
     if call.budget.status.is_some() {
         bant.budget = call.budget;
     }
+    // Whether the decision-maker takes part is kept until a call says otherwise, even when the
+    // rest of authority is assessed again.
+    let decision_maker = call.authority.decision_maker.or(bant.authority.decision_maker);
     if call.authority.status.is_some() {
         bant.authority = call.authority;
     }
+    bant.authority.decision_maker = decision_maker;
     if call.timing.status.is_some() {
         bant.timing = call.timing;
     }

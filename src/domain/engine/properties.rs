@@ -6,12 +6,12 @@ use proptest::prelude::*;
 use super::fixtures::*;
 use super::*;
 use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
-use crate::domain::values::{ContactChannel, ContactOutcome, CriterionStatus};
+use crate::domain::values::{ContactChannel, ContactOutcome, CriterionStatus, DecisionMakerInvolvement};
 
 #[derive(Clone, Debug)]
 enum Action {
     Engagement(Vec<(usize, i64)>),
-    Call([Option<usize>; 4], Option<i64>, Option<i64>),
+    Call([Option<usize>; 4], Option<usize>, Option<i64>, Option<i64>),
     Attempt(usize),
     Override(usize, Option<usize>, Option<i64>),
     Release,
@@ -24,8 +24,8 @@ fn action() -> impl Strategy<Value = Action> {
     let status = proptest::option::of(0..3usize);
     prop_oneof![
         4 => proptest::collection::vec(kind, 1..4).prop_map(Action::Engagement),
-        2 => ([status.clone(), status.clone(), status.clone(), status], proptest::option::of(-100i64..400), proptest::option::of(-100i64..400))
-            .prop_map(|(s, budget, timing)| Action::Call(s, budget, timing)),
+        2 => ([status.clone(), status.clone(), status.clone(), status], proptest::option::of(0..2usize), proptest::option::of(-100i64..400), proptest::option::of(-100i64..400))
+            .prop_map(|(s, decision_maker, budget, timing)| Action::Call(s, decision_maker, budget, timing)),
         2 => (0..ContactOutcome::ALL.len()).prop_map(Action::Attempt),
         1 => (0..LeadState::ALL.len(), proptest::option::of(0..DisqualificationReason::ALL.len()), proptest::option::of(1i64..200))
             .prop_map(|(s, d, r)| Action::Override(s, d, r)),
@@ -58,7 +58,7 @@ fn command(action: &Action, now: Timestamp) -> Command {
                 .map(|(k, back)| event(EngagementKind::ALL[*k], now - Duration::minutes(*back)))
                 .collect(),
         },
-        Action::Call(s, budget_days, timing_days) => {
+        Action::Call(s, decision_maker, budget_days, timing_days) => {
             let mut call = DiscoveryCall {
                 call_at: None,
                 need: NeedFinding {
@@ -72,7 +72,7 @@ fn command(action: &Action, now: Timestamp) -> Command {
                 },
                 authority: AuthorityFinding {
                     status: status(s[2]),
-                    decision_maker_involved: s[2] == Some(1),
+                    decision_maker: decision_maker.map(|i| DecisionMakerInvolvement::ALL[i]),
                     evidence: String::new(),
                 },
                 timing: TimingFinding {

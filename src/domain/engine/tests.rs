@@ -7,7 +7,8 @@ use super::*;
 use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
 use crate::domain::sla::{self, SlaState};
 use crate::domain::values::{
-    ContactChannel, ContactOutcome, CriterionStatus as C, EngagementKind as K, FitGrade,
+    ContactChannel, ContactOutcome, CriterionStatus as C, DecisionMakerInvolvement, EngagementKind as K,
+    FitGrade,
 };
 
 fn met() -> Option<C> {
@@ -27,7 +28,7 @@ fn call(need: Option<C>, budget: Option<C>, authority: Option<C>, timing: Option
         },
         authority: AuthorityFinding {
             status: authority,
-            decision_maker_involved: authority == met(),
+            decision_maker: (authority == met()).then_some(DecisionMakerInvolvement::Involved),
             evidence: String::new(),
         },
         timing: TimingFinding {
@@ -318,20 +319,131 @@ fn all_four_bant_criteria_and_an_accepted_fit_make_a_prospect() {
 }
 
 #[test]
-fn a_missing_decision_maker_keeps_the_lead_short_of_prospect() {
+fn authority_not_met_keeps_the_lead_short_of_prospect() {
     let p = policy();
     let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
-    let mut cio = call(met(), met(), Some(C::NotMet), met());
-    cio.authority.decision_maker_involved = false;
-    let lead = run(&lead, Command::RecordDiscoveryCall(cio), &p, at(30)).lead;
+    let no_weight = call(met(), met(), Some(C::NotMet), met());
+    let lead = run(&lead, Command::RecordDiscoveryCall(no_weight), &p, at(30)).lead;
     assert_eq!(lead.state, LeadState::MarketingQualified);
     let ids = rule_ids(&lead.state_reasons);
     assert!(ids.contains(&"bant.authority.missing"), "{ids:?}");
+}
+
+#[test]
+fn a_cio_whose_committee_is_not_involved_does_not_meet_authority() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    // The CIO has weight (authority MET) but the executive committee decides and is not involved.
+    let mut cio = call(met(), met(), met(), met());
+    cio.authority.decision_maker = Some(DecisionMakerInvolvement::NotInvolved);
+    let lead = run(&lead, Command::RecordDiscoveryCall(cio), &p, at(30)).lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    assert_eq!(lead.bant.met_count(), 3, "authority does not count");
+    let committee = lead
+        .state_reasons
+        .iter()
+        .find(|r| r.rule_id == "bant.authority.committee")
+        .expect("the reason names the missing decision-maker");
     assert!(
-        lead.state_reasons
-            .iter()
-            .any(|r| r.message.contains("decision-maker is not involved"))
+        committee.message.contains("final decision-maker"),
+        "{committee:?}"
     );
+    assert!(committee.message.contains("committee"), "{committee:?}");
+}
+
+#[test]
+fn the_committee_stays_uninvolved_until_a_call_says_it_is_involved() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let mut cio = call(met(), met(), met(), met());
+    cio.authority.decision_maker = Some(DecisionMakerInvolvement::NotInvolved);
+    let lead = run(&lead, Command::RecordDiscoveryCall(cio), &p, at(30)).lead;
+    // A second call confirms authority again without saying who decides: still not involved.
+    let mut again = call(None, None, met(), None);
+    again.authority.decision_maker = None;
+    let lead = run(&lead, Command::RecordDiscoveryCall(again), &p, at(40)).lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    assert_eq!(
+        lead.bant.authority.decision_maker,
+        Some(DecisionMakerInvolvement::NotInvolved)
+    );
+    let mut involved = call(None, None, met(), None);
+    involved.authority.decision_maker = Some(DecisionMakerInvolvement::Involved);
+    let lead = run(&lead, Command::RecordDiscoveryCall(involved), &p, at(50)).lead;
+    assert_eq!(lead.state, LeadState::SalesQualified);
+}
+
+#[test]
+fn authority_met_with_nothing_said_of_the_decision_maker_still_qualifies() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let mut unsaid = call(met(), met(), met(), met());
+    unsaid.authority.decision_maker = None;
+    let lead = run(&lead, Command::RecordDiscoveryCall(unsaid), &p, at(30)).lead;
+    assert_eq!(lead.state, LeadState::SalesQualified);
+}
+
+#[test]
+fn authority_findings_written_before_the_decision_maker_field_still_read() {
+    use crate::domain::facts::Bant;
+    let involved: AuthorityFinding =
+        serde_json::from_str(r#"{"status":"MET","decision_maker_involved":true}"#).unwrap();
+    assert_eq!(involved.decision_maker, Some(DecisionMakerInvolvement::Involved));
+    let unsaid: AuthorityFinding =
+        serde_json::from_str(r#"{"status":"NOT_MET","decision_maker_involved":false,"evidence":"x"}"#)
+            .unwrap();
+    assert_eq!(
+        unsaid.decision_maker, None,
+        "the old false could not say \"not involved\""
+    );
+    assert_eq!(unsaid.status, Some(C::NotMet));
+    let bant: Bant = serde_json::from_str(
+        r#"{"need":{},"budget":{},"authority":{"decision_maker_involved":true},"timing":{}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        bant.authority.decision_maker,
+        Some(DecisionMakerInvolvement::Involved)
+    );
+    // What is written now reads back the same.
+    let not_involved = AuthorityFinding {
+        status: met(),
+        decision_maker: Some(DecisionMakerInvolvement::NotInvolved),
+        evidence: String::new(),
+    };
+    let json = serde_json::to_string(&not_involved).unwrap();
+    assert_eq!(json, r#"{"status":"MET","decision_maker":"NOT_INVOLVED"}"#);
+    assert_eq!(
+        serde_json::from_str::<AuthorityFinding>(&json).unwrap(),
+        not_involved
+    );
+}
+
+#[test]
+fn a_trail_written_before_the_decision_maker_field_replays() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0());
+    let called = run(
+        &lead.lead,
+        Command::RecordDiscoveryCall(call(met(), met(), met(), met())),
+        &p,
+        at(30),
+    );
+    assert_eq!(called.lead.state, LeadState::SalesQualified);
+    // The call's inputs as the earlier version recorded them.
+    let mut entries = lead.entries.clone();
+    entries.extend(called.entries.iter().cloned());
+    let old = entries.last_mut().unwrap();
+    assert_eq!(old.kind, AuditKind::DiscoveryCallRecorded);
+    let mut body: serde_json::Value = serde_json::from_str(&old.body).unwrap();
+    let authority = &mut body["inputs"]["authority"];
+    assert_eq!(authority["decision_maker"], "INVOLVED");
+    authority.as_object_mut().unwrap().remove("decision_maker");
+    authority["decision_maker_involved"] = true.into();
+    old.body = body.to_string();
+    let rebuilt = replay(&entries, |v| (v == p.version).then_some(&p)).unwrap();
+    assert_eq!(rebuilt.state, LeadState::SalesQualified);
+    assert_eq!(rebuilt.bant, called.lead.bant);
 }
 
 #[test]
