@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use leadgate::grpc::pb;
+use pb::CriterionStatus::{Met, NotMet};
 
 use crate::contract;
 use crate::helpers::*;
@@ -29,6 +30,47 @@ contract! {
         assert_eq!(app.db.entries_of_kind("SLA_BREACHED").await, 1, "once, whatever the sweeps");
         let lead = app.leads.clone().get_lead(pb::GetLeadRequest { name }).await.unwrap().into_inner();
         assert_eq!(lead.sla.unwrap().state, pb::SlaState::Breached as i32);
+    }
+
+    /// Nobody answered the first hand-off and the lead went to nurturing; when it comes back to
+    /// sales, a new clock runs for the new hand-off.
+    async fn a_lead_back_with_sales_after_a_breached_clock_gets_a_new_clock(backend: Backend) {
+        let options = Options {
+            policy: policy_with(&[
+                ("demo_request_first_touch = \"5m\"", "demo_request_first_touch = \"1s\""),
+                ("revisit_lead_days = 30", "revisit_lead_days = 0"),
+            ]),
+            sweep_interval: Duration::from_millis(100),
+            ..Options::default()
+        };
+        let app = spawn_app_with(&backend, options).await;
+        let lead = app.leads.clone().submit_lead(cfo_demo_request("again@acme.fr")).await.unwrap().into_inner().lead.unwrap();
+        let name = lead.name.clone();
+        let get = || {
+            let mut client = app.leads.clone();
+            let name = name.clone();
+            async move { client.get_lead(pb::GetLeadRequest { name }).await.unwrap().into_inner() }
+        };
+        assert!(eventually(Duration::from_secs(10), || async { get().await.sla.unwrap().breach_time.is_some() }).await, "the first clock breaches");
+
+        // The budget comes in two seconds: nurtured until then, then back with sales.
+        let mut budget_soon = findings(Met, NotMet, Met, Met);
+        let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
+        budget_soon.budget.as_mut().unwrap().available_time = Some(prost_types::Timestamp { seconds: soon.timestamp(), nanos: soon.timestamp_subsec_nanos() as i32 });
+        let call = pb::RecordDiscoveryCallRequest { name: name.clone(), findings: Some(budget_soon), ..Default::default() };
+        let nurtured = app.leads.clone().record_discovery_call(call).await.unwrap().into_inner().lead.unwrap();
+        assert_eq!(nurtured.state, pb::LeadState::Nurturing as i32);
+        assert!(
+            eventually(Duration::from_secs(10), || async { get().await.state == pb::LeadState::MarketingQualified as i32 }).await,
+            "the sweeper brings the lead back to sales"
+        );
+
+        let sla = get().await.sla.unwrap();
+        assert_eq!(sla.trigger, pb::SlaTrigger::MarketingQualified as i32, "{sla:?}");
+        assert_eq!(sla.state, pb::SlaState::OnTrack as i32, "{sla:?}");
+        assert!(sla.breach_time.is_none());
+        assert!(sla.start_time.unwrap().seconds >= soon.timestamp());
+        assert_eq!(app.db.entries_of_kind("SLA_BREACHED").await, 1);
     }
 
     async fn a_first_touch_in_time_is_never_a_breach(backend: Backend) {

@@ -312,12 +312,13 @@ fn clock_target(rules: &Rules, trigger: SlaTrigger) -> Duration {
     })
 }
 
-/// Starts a speed-to-lead clock, or tightens the one running if this trigger is due sooner.
+/// Starts a speed-to-lead clock, or tightens the one running if this trigger is due sooner. A
+/// clock that was answered or breached is done: the lead gets a new one, with the next number.
 fn start_clock(lead: &mut Lead, trigger: SlaTrigger, started_at: Timestamp, rules: &Rules) {
     let due_at = started_at + clock_target(rules, trigger);
     match &mut lead.sla {
-        Some(clock) if clock.first_touch_at.is_none() => {
-            if clock.breached_at.is_none() && due_at < clock.due_at {
+        Some(clock) if clock.first_touch_at.is_none() && clock.breached_at.is_none() => {
+            if due_at < clock.due_at {
                 clock.trigger = trigger;
                 clock.started_at = started_at;
                 clock.due_at = due_at;

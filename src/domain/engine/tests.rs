@@ -289,6 +289,104 @@ fn a_breach_is_recorded_once_by_the_engine() {
 }
 
 #[test]
+fn a_lead_back_with_sales_after_a_breached_clock_gets_a_new_clock() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::TradeShowScan, t0())], &p, t0()).lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    let breached = run(&lead, Command::Tick, &p, at(61)).lead;
+    assert!(breached.sla.as_ref().unwrap().breached_at.is_some());
+    let budget_date = t0() + Duration::days(120);
+    let mut budget_later = call(met(), Some(C::NotMet), met(), met());
+    budget_later.budget.available_at = Some(budget_date);
+    let nurtured = run(&breached, Command::RecordDiscoveryCall(budget_later), &p, at(90)).lead;
+    assert_eq!(nurtured.state, LeadState::Nurturing);
+    let revisit = nurtured.revisit_at.unwrap();
+
+    let back = run(&nurtured, Command::Tick, &p, revisit).lead;
+    assert_eq!(back.state, LeadState::MarketingQualified);
+    let clock = back.sla.as_ref().unwrap();
+    assert_eq!(clock.number, 2, "a new hand-off, a new clock");
+    assert_eq!(clock.trigger, SlaTrigger::MarketingQualified);
+    assert_eq!(clock.started_at, revisit);
+    assert_eq!(clock.breached_at, None);
+    assert_eq!(
+        sla::state_at(back.sla.as_ref(), &p.rules, revisit),
+        SlaState::OnTrack
+    );
+    let late = run(&back, Command::Tick, &p, revisit + Duration::minutes(61));
+    assert_eq!(late.entries.len(), 1, "the new clock breaches on its own");
+    assert_eq!(late.entries[0].kind, AuditKind::SlaBreached);
+}
+
+#[test]
+fn a_demo_request_after_a_breached_clock_starts_a_new_one() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let breached = run(&lead, Command::Tick, &p, at(6)).lead;
+    let again = run(
+        &breached,
+        Command::RecordEngagement {
+            events: vec![event(K::DemoRequest, at(20))],
+        },
+        &p,
+        at(20),
+    )
+    .lead;
+    let clock = again.sla.as_ref().unwrap();
+    assert_eq!(clock.number, 2);
+    assert_eq!(clock.trigger, SlaTrigger::DemoRequest);
+    assert_eq!((clock.started_at, clock.due_at), (at(20), at(25)));
+    assert_eq!(clock.breached_at, None);
+}
+
+#[test]
+fn a_demo_request_after_an_answered_clock_starts_a_new_one() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let touched = run(&lead, attempt(ContactOutcome::Connected, at(2)), &p, at(2)).lead;
+    let again = run(
+        &touched,
+        Command::RecordEngagement {
+            events: vec![event(K::DemoRequest, at(20))],
+        },
+        &p,
+        at(20),
+    )
+    .lead;
+    let clock = again.sla.as_ref().unwrap();
+    assert_eq!(clock.number, 2);
+    assert_eq!((clock.first_touch_at, clock.attempts), (None, 0));
+}
+
+#[test]
+fn a_demo_request_tightens_the_running_clock_which_keeps_its_number() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::TradeShowScan, t0())], &p, t0()).lead;
+    assert_eq!(lead.sla.as_ref().unwrap().due_at, at(60));
+    let demo = |lead: &Lead, minute: i64| {
+        run(
+            lead,
+            Command::RecordEngagement {
+                events: vec![event(K::DemoRequest, at(minute))],
+            },
+            &p,
+            at(minute),
+        )
+        .lead
+    };
+    let tightened = demo(&lead, 10);
+    let clock = tightened.sla.as_ref().unwrap();
+    assert_eq!((clock.number, clock.trigger), (1, SlaTrigger::DemoRequest));
+    assert_eq!((clock.started_at, clock.due_at), (at(10), at(15)));
+    let clock = demo(&tightened, 12).sla.unwrap();
+    assert_eq!(
+        (clock.number, clock.due_at),
+        (1, at(15)),
+        "a later request never loosens it"
+    );
+}
+
+#[test]
 fn a_command_after_the_due_time_records_the_breach_first() {
     let p = policy();
     let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
