@@ -254,6 +254,26 @@ contract! {
         assert_eq!(lead.disqualification_reason, pb::DisqualificationReason::PoorFit as i32);
     }
 
+    /// A contact who unsubscribed long ago: the penalty does not fade with time, only when the
+    /// contact comes back by their own hand.
+    async fn an_unsubscribe_counts_until_the_contact_comes_back(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut request = cfo_demo_request("optout@acme.fr");
+        // Older than the policy's max_age_days (180).
+        request.events = vec![engagement(K::Unsubscribe, Some(days_from_now(-400)))];
+        let lead = submit(&app.leads, request).await;
+        assert_eq!(lead.scores.as_ref().unwrap().engagement_points, -30.0);
+        let explanation = app.leads.clone().explain_lead(pb::ExplainLeadRequest { name: lead.name.clone() }).await.unwrap().into_inner();
+        let line = explanation.engagement_lines.iter().find(|l| l.rule_id == "engagement.UNSUBSCRIBE").expect("the penalty is a line");
+        assert_eq!(line.points, -30.0);
+        assert!(line.reason.contains("FORM_FILL"), "the line says what lifts it: {line:?}");
+
+        let clicked = engage(&app.leads, &lead, vec![engagement(K::AdClick, None)]).await.lead.unwrap();
+        assert_eq!(clicked.scores.unwrap().engagement_points, 2.0 - 30.0, "an ad click is not coming back");
+        let back = engage(&app.leads, &lead, vec![engagement(K::FormFill, None)]).await.lead.unwrap();
+        assert_eq!(back.scores.unwrap().engagement_points, 2.0 + 5.0, "a form is");
+    }
+
     /// A lead at exactly the threshold is handed to sales.
     async fn a_lead_at_exactly_the_threshold_is_marketing_qualified(backend: Backend) {
         let app = spawn_app(&backend).await;

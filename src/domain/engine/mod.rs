@@ -371,9 +371,15 @@ fn enter(lead: &mut Lead, target: Target, rules: &Rules, now: Timestamp) {
 }
 
 fn prune_events(lead: &mut Lead, rules: &Rules, now: Timestamp) {
-    lead.events.retain(|e| !scoring::expired(e, rules, now));
+    // Lifted signals go with what lifted them in view, so that dropping the lifter later (too old)
+    // never brings them back.
+    let last_seen = scoring::LastSeen::of(&lead.events);
+    lead.events
+        .retain(|e| !scoring::expired(e, rules, &last_seen, now));
     if lead.events.len() > MAX_KEPT_EVENTS {
-        lead.events.sort_by_key(|e| e.occurred_at);
+        // The oldest go first; a signal held until lifted (an unsubscribe) goes last.
+        lead.events
+            .sort_by_key(|e| (scoring::is_held(e, rules), e.occurred_at));
         let excess = lead.events.len() - MAX_KEPT_EVENTS;
         lead.events.drain(..excess);
     }

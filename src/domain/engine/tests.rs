@@ -167,6 +167,101 @@ fn penalties_subtract_and_do_not_decay() {
 }
 
 #[test]
+fn a_penalty_outlives_the_maximum_age_until_a_newer_signal_lifts_it() {
+    let p = policy();
+    let unsubscribed = t0() - Duration::days(400);
+    let lead = submit(&cfo(), &[event(K::Unsubscribe, unsubscribed)], &p, t0()).lead;
+    assert_eq!(
+        lead.scores.engagement,
+        Points(-3000),
+        "older than max_age_days, still counted"
+    );
+    assert_eq!(lead.events.len(), 1, "and kept");
+    let line = &scoring::explain_engagement(&lead.events, &p.rules, t0())[0];
+    assert_eq!(line.points, Points(-3000));
+    assert!(line.reason.contains("holds until a later"), "{line:?}");
+
+    // Watching a webinar or clicking an ad is not coming back.
+    let still = run(
+        &lead,
+        Command::RecordEngagement {
+            events: vec![event(K::WebinarAttended, at(1)), event(K::AdClick, at(1))],
+        },
+        &p,
+        at(1),
+    )
+    .lead;
+    assert_eq!(still.scores.engagement, Points(1500 + 200 - 3000));
+
+    // Filling in a form is: the unsubscribe stops counting, and is dropped for good.
+    let back = run(
+        &still,
+        Command::RecordEngagement {
+            events: vec![event(K::FormFill, at(2))],
+        },
+        &p,
+        at(2),
+    )
+    .lead;
+    assert_eq!(back.scores.engagement, Points(1500 + 200 + 500));
+    assert!(back.events.iter().all(|e| e.kind != K::Unsubscribe));
+    // Long after, the form is too old to count: the unsubscribe it lifted does not come back.
+    let much_later = t0() + Duration::days(400);
+    let later = run(
+        &back,
+        Command::RecordEngagement {
+            events: vec![event(K::EmailOpen, much_later)],
+        },
+        &p,
+        much_later,
+    )
+    .lead;
+    assert_eq!(later.scores.engagement, Points(100));
+}
+
+#[test]
+fn a_signal_older_than_the_penalty_does_not_lift_it() {
+    let p = policy();
+    let events = [
+        event(K::FormFill, t0() - Duration::days(2)),
+        event(K::EmailBounce, t0() - Duration::days(1)),
+    ];
+    let lead = submit(&cfo(), &events, &p, t0()).lead;
+    assert!(lead.events.iter().any(|e| e.kind == K::EmailBounce));
+    let form = lead.scores.engagement - Points(-2000);
+    assert!(
+        form > Points::ZERO && form < Points(500),
+        "a decayed form, and the bounce: {form}"
+    );
+    // An email opened after the bounce shows the address works.
+    let opened = run(
+        &lead,
+        Command::RecordEngagement {
+            events: vec![event(K::EmailOpen, at(1))],
+        },
+        &p,
+        at(1),
+    )
+    .lead;
+    assert!(opened.events.iter().all(|e| e.kind != K::EmailBounce));
+    assert!(opened.scores.engagement > Points::ZERO);
+}
+
+#[test]
+fn a_held_penalty_is_the_last_signal_dropped_when_a_lead_has_too_many() {
+    let p = policy();
+    let mut events = vec![event(K::Unsubscribe, t0() - Duration::days(30))];
+    events.extend((0..99).map(|_| event(K::AdClick, t0() - Duration::days(60))));
+    let mut lead = submit(&cfo(), &events, &p, t0()).lead;
+    for batch in 0..10 {
+        let clicks = (0..100).map(|_| event(K::AdClick, at(batch))).collect();
+        lead = run(&lead, Command::RecordEngagement { events: clicks }, &p, at(batch)).lead;
+    }
+    assert_eq!(lead.events.len(), MAX_KEPT_EVENTS);
+    assert!(lead.events.iter().any(|e| e.kind == K::Unsubscribe));
+}
+
+#[test]
 fn scores_are_the_same_whatever_the_order_of_events() {
     let p = policy();
     let mut events = vec![
