@@ -776,15 +776,16 @@ mod tests {
         // The canonical form leaves out an empty `lifted_by`: policies written before it was
         // added keep their version (and their decisions replay under it).
         let policy = Policy::default_policy();
-        let json = serde_json::to_value(&policy.rules).unwrap();
-        assert!(
-            json["engagement"]["kinds"]["FORM_FILL"]
-                .get("lifted_by")
-                .is_none()
-        );
+        let canonical = |kind| serde_json::to_string(&policy.rules.engagement.kinds[&kind]).unwrap();
         assert_eq!(
-            json["engagement"]["kinds"]["UNSUBSCRIBE"]["lifted_by"][0],
-            "FORM_FILL"
+            canonical(EngagementKind::FormFill),
+            r#"{"points":500,"cap":1000,"decays":true}"#,
+            "the form every kind had before lifted_by"
+        );
+        assert!(
+            canonical(EngagementKind::Unsubscribe).ends_with(r#""decays":false,"lifted_by":["FORM_FILL","CONTENT_DOWNLOAD","CASE_STUDY_DOWNLOAD","WEBINAR_REGISTERED","DEMO_REQUEST","EMAIL_REPLY","TRADE_SHOW_SCAN","RESUBMISSION"]}"#),
+            "{}",
+            canonical(EngagementKind::Unsubscribe)
         );
     }
 
