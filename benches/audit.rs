@@ -173,6 +173,7 @@ async fn bench(label: &str, url: &str, total: usize) {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
         statement_timeout: None,
+        sqlite_max_size: None,
     };
     let store = leadgate::store::connect(&options).await.unwrap();
     store.migrate().await.unwrap();

@@ -217,6 +217,38 @@ pub struct DatabaseArgs {
     /// How long a call waits for a database connection before failing with UNAVAILABLE.
     #[arg(long, env = "LEADGATE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub db_acquire_timeout: Duration,
+    /// SQLite: the most the database file may hold (e.g. 500MiB, 2GiB); writes past it answer
+    /// RESOURCE_EXHAUSTED (STORAGE_FULL), as on a full disk. No cap when not given.
+    #[arg(long, env = "LEADGATE_SQLITE_MAX_SIZE", value_parser = size)]
+    pub sqlite_max_size: Option<u64>,
+}
+
+/// A size in bytes: a number with an optional unit (B, KB, MB, GB, KiB, MiB, GiB).
+fn size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 500MiB"))?;
+    let unit = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}: use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit)
+        .filter(|bytes| *bytes >= 1 << 20)
+        .ok_or_else(|| format!("{text:?} must be at least 1MiB"))
 }
 
 /// How logs are written.

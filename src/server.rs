@@ -295,6 +295,16 @@ impl Application {
     }
 }
 
+/// Ready when the database answers and, after a write was refused for lack of room or permission,
+/// when a probe write commits again: a full disk or a read-only database is not ready.
+async fn readiness_check(store: &dyn Store) -> Result<(), StoreError> {
+    store.ping().await?;
+    if store.writes_refused() {
+        store.probe_write().await?;
+    }
+    Ok(())
+}
+
 /// Migrates (retrying while the database is down), activates the policy, starts the background
 /// tasks, then keeps readiness in step with the database until `stop`.
 async fn become_ready(
@@ -332,20 +342,22 @@ async fn become_ready(
                 _ = tokio::time::sleep(READINESS_INTERVAL) => {}
                 _ = stop.cancelled() => return,
             }
-            let healthy = matches!(
-                tokio::time::timeout(READINESS_TIMEOUT, app.store().ping()).await,
-                Ok(Ok(()))
-            );
+            let check = tokio::time::timeout(READINESS_TIMEOUT, readiness_check(app.store().as_ref())).await;
+            let healthy = matches!(check, Ok(Ok(())));
             if stop.is_cancelled() {
                 return;
             }
             if healthy != serving {
                 serving = healthy;
                 if healthy {
-                    tracing::info!("database answers again: SERVING");
+                    tracing::info!("database answers and takes writes again: SERVING");
                     set_readiness(&reporter, ServingStatus::Serving).await;
                 } else {
-                    tracing::warn!("database does not answer: NOT_SERVING");
+                    let error = match check {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => "no answer in time".to_owned(),
+                    };
+                    tracing::warn!(%error, "database does not answer or refuses writes: NOT_SERVING");
                     set_readiness(&reporter, ServingStatus::NotServing).await;
                 }
             }

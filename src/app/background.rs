@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{App, now};
+use crate::store::DueLead;
 
 /// Entries chained per sequencer transaction.
 const SEQUENCE_BATCH: usize = 1000;
@@ -86,17 +87,29 @@ async fn sequencer(app: App, stop: CancellationToken) {
 }
 
 async fn sweeper(app: App, stop: CancellationToken) {
+    // Each pass walks every due lead once, oldest due first, page after page: a lead that cannot
+    // be swept (its sweep fails each time) is passed over, never in the way of the others.
+    let mut after: Option<DueLead> = None;
     loop {
-        match app.store.leads_due(now(), SWEEP_BATCH).await {
-            Ok(ids) => {
-                for id in ids {
-                    if let Err(error) = app.sweep_lead(id).await {
-                        tracing::warn!(%error, lead = %id, "sweeping a lead failed");
+        let more = match app.store.leads_due(now(), after.as_ref(), SWEEP_BATCH).await {
+            Ok(due) => {
+                for lead in &due {
+                    if let Err(error) = app.sweep_lead(lead.id).await {
+                        tracing::warn!(%error, lead = %lead.id, "sweeping a lead failed");
                     }
                 }
+                after = due.last().copied();
+                due.len() == SWEEP_BATCH
             }
-            Err(error) => tracing::warn!(%error, "looking for due leads failed"),
+            Err(error) => {
+                tracing::warn!(%error, "looking for due leads failed");
+                false
+            }
+        };
+        if more && !stop.is_cancelled() {
+            continue;
         }
+        after = None;
         tokio::select! {
             _ = tokio::time::sleep(app.settings.sweep_interval) => {}
             _ = stop.cancelled() => break,

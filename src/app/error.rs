@@ -22,6 +22,13 @@ pub enum AppError {
     /// The database cannot be reached (`UNAVAILABLE`): retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// The database has no room for the write (`RESOURCE_EXHAUSTED`): nothing was written; retry
+    /// once space is freed.
+    #[error("{0}")]
+    StorageFull(String),
+    /// The database refuses writes (`UNAVAILABLE`): nothing was written; retry later.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The work took longer than the server allows and was abandoned, writing nothing
     /// (`DEADLINE_EXCEEDED`).
     #[error("{0}")]
@@ -44,6 +51,8 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Timeout(m) => AppError::DeadlineExceeded(m),
+            StoreError::StorageFull(m) => AppError::StorageFull(m),
+            StoreError::ReadOnly(m) => AppError::ReadOnly(m),
             StoreError::Corrupt(m) | StoreError::Database(m) => AppError::Internal(m),
         }
     }

@@ -18,6 +18,7 @@ fn connect_options(args: &DatabaseArgs) -> ConnectOptions {
         max_connections: args.db_max_connections,
         acquire_timeout: args.db_acquire_timeout,
         statement_timeout: None,
+        sqlite_max_size: args.sqlite_max_size,
     }
 }
 

@@ -21,6 +21,8 @@ pub struct LeadId(Uuid);
 
 impl LeadId {
     pub const COLLECTION: &'static str = "leads/";
+    /// The smallest id, which no lead has.
+    pub const NIL: LeadId = LeadId(Uuid::nil());
 
     pub fn from_uuid(id: Uuid) -> Self {
         Self(id)

@@ -11,6 +11,10 @@ use crate::app::AppError;
 /// The `ErrorInfo.domain` of every leadgate error.
 pub const ERROR_DOMAIN: &str = "leadgate";
 
+/// How long a caller refused for lack of storage waits before retrying: freeing space takes an
+/// operator, not a moment.
+const STORAGE_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A status with `ErrorInfo` (and whatever else `details` holds).
 pub fn status(code: Code, reason: &str, message: impl Into<String>, mut details: ErrorDetails) -> Status {
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
@@ -47,6 +51,28 @@ impl From<AppError> for Status {
                     Code::Unavailable,
                     "DATABASE_UNAVAILABLE",
                     "the database is unavailable: retry shortly",
+                    details,
+                )
+            }
+            AppError::StorageFull(detail) => {
+                tracing::warn!(error = %detail, "database storage full: write refused");
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(STORAGE_RETRY_DELAY));
+                status(
+                    Code::ResourceExhausted,
+                    "STORAGE_FULL",
+                    "the database has no room for this write; nothing was written: retry once space is freed",
+                    details,
+                )
+            }
+            AppError::ReadOnly(detail) => {
+                tracing::warn!(error = %detail, "database read-only: write refused");
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(STORAGE_RETRY_DELAY));
+                status(
+                    Code::Unavailable,
+                    "DATABASE_READ_ONLY",
+                    "the database accepts no writes at the moment; nothing was written: retry later",
                     details,
                 )
             }

@@ -5,8 +5,10 @@ mod held;
 mod postgres;
 mod sql;
 mod sqlite;
+mod tx;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,12 +50,72 @@ pub enum StoreError {
     /// Stored data that does not read back as written (`INTERNAL`, logged).
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
+    /// The database has no room for the write: a full disk, or the size cap of an embedded
+    /// database (`RESOURCE_EXHAUSTED`, retry once space is freed). Nothing was written.
+    #[error("database storage is full: {0}")]
+    StorageFull(String),
+    /// The database accepts reads but refuses writes: a read-only PostgreSQL database or
+    /// standby, a read-only SQLite file (`UNAVAILABLE`). Nothing was written.
+    #[error("database is read-only: {0}")]
+    ReadOnly(String),
     /// Any other database failure (`INTERNAL`, logged).
     #[error("database error: {0}")]
     Database(String),
 }
 
+impl StoreError {
+    /// Whether the error says that writes cannot succeed until an operator acts (space freed,
+    /// database made writable): readiness turns NOT_SERVING until a write goes through again.
+    pub fn refuses_writes(&self) -> bool {
+        matches!(self, StoreError::StorageFull(_) | StoreError::ReadOnly(_))
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Whether the database refuses writes (no room, read-only). Set by the first write refused for
+/// that reason; cleared only by a probe write that commits ([`Store::probe_write`]), so that
+/// readiness stays off until writes go through again rather than flapping with each write that
+/// happens to fit.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    refused: AtomicBool,
+}
+
+impl WriteHealth {
+    /// Learns from the outcome of a write: a refusal for lack of room or permission sets it.
+    pub fn observe<T>(&self, result: &StoreResult<T>) {
+        if let Err(error) = result
+            && error.refuses_writes()
+        {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Learns from the outcome of a probe write: a commit clears it (other failures, such as a
+    /// lost connection, say nothing about room or permission).
+    pub fn probed(&self, result: &StoreResult<()>) {
+        match result {
+            Ok(()) => self.refused.store(false, Ordering::Relaxed),
+            Err(_) => self.observe(result),
+        }
+    }
+
+    pub fn refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// How many bytes the write probe stores: more than a typical change (a lead, its entries and
+/// its idempotency record take a few KiB), so a probe that fits means ordinary writes fit too.
+pub const PROBE_BYTES: usize = 64 * 1024;
+
+/// Random, incompressible bytes for the write probe.
+fn probe_filler() -> Vec<u8> {
+    (0..PROBE_BYTES / 16)
+        .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+        .collect()
+}
 
 /// Who sent a request id: keys are scoped per caller so callers cannot collide.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +156,21 @@ pub enum WriteOutcome {
     RevisionConflict,
     /// The request id was used by a concurrent request that committed first.
     RequestIdTaken,
+}
+
+/// A lead with something due, and since when (microseconds since the epoch, as stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DueLead {
+    pub due: i64,
+    pub id: LeadId,
+}
+
+impl DueLead {
+    /// Before every due lead.
+    pub const START: DueLead = DueLead {
+        due: i64::MIN,
+        id: LeadId::NIL,
+    };
 }
 
 /// A policy version as stored.
@@ -140,6 +217,12 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Whether the last write was refused for lack of room or permission (see [`WriteHealth`]).
+    fn writes_refused(&self) -> bool;
+
+    /// Commits a write of [`PROBE_BYTES`] and removes it: succeeds when writes can again.
+    async fn probe_write(&self) -> StoreResult<()>;
+
     /// Inserts a new lead with its entries and idempotency record.
     async fn insert_lead(&self, write: LeadWrite<'_>) -> StoreResult<WriteOutcome>;
 
@@ -156,8 +239,15 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `query.limit + 1` leads (the extra one tells that another page exists).
     async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>>;
 
-    /// Leads with an SLA breach or a nurture revisit due at `now`.
-    async fn leads_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>>;
+    /// Up to `limit` leads with an SLA breach or a nurture revisit due at `now`, in order of due
+    /// time then id, after `after` (a pass of the sweeper walks them page by page, so leads it
+    /// cannot sweep do not keep it from the others).
+    async fn leads_due(
+        &self,
+        now: Timestamp,
+        after: Option<&DueLead>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueLead>>;
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>>;
 
@@ -189,7 +279,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Connection settings shared by both backends.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
     /// `sqlite://path` or `postgres://...`.
     pub url: String,
@@ -200,6 +290,9 @@ pub struct ConnectOptions {
     /// PostgreSQL cancels a statement running longer than this (nothing is written). The server
     /// sets it below its call cap, so a call cut at the cap never commits afterwards.
     pub statement_timeout: Option<Duration>,
+    /// SQLite only: the most bytes the database file may hold (rounded down to whole pages).
+    /// Writes past it answer RESOURCE_EXHAUSTED, as on a full disk.
+    pub sqlite_max_size: Option<u64>,
 }
 
 /// Opens the store the URL names. Does not migrate.

@@ -8,9 +8,10 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::held::HeldConnection;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
+use super::tx::WriteTx;
 use super::{
-    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
-    PoolStats, Store, StoreError, StoreResult, WriteOutcome,
+    Backend, ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
+    PoolStats, Store, StoreError, StoreResult, WriteHealth, WriteOutcome, probe_filler,
 };
 use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
 use crate::domain::lead::Lead;
@@ -28,6 +29,8 @@ pub struct PgStore {
     batch_reader: HeldConnection<Postgres>,
     /// How to connect for migrations: like the pool, without the statement timeout.
     migrations: PgConnectOptions,
+    /// Whether the last write was refused for lack of room or permission.
+    health: WriteHealth,
 }
 
 /// Sorts PostgreSQL failures: lost or refused connections and shutdowns are retryable.
@@ -40,14 +43,18 @@ fn classify(error: sqlx::Error) -> StoreError {
         E::Database(db) if db.code().as_deref() == Some("57014") => StoreError::Timeout(error.to_string()),
         E::Database(db) => match db.code().as_deref() {
             // connection_exception, operator_intervention (shutdowns), too_many_connections,
-            // serialization and deadlock failures, read-only standby.
+            // serialization and deadlock failures.
             Some(code)
                 if code.starts_with("08")
                     || code.starts_with("57P")
-                    || matches!(code, "53300" | "40001" | "40P01" | "25006") =>
+                    || matches!(code, "53300" | "40001" | "40P01") =>
             {
                 StoreError::Unavailable(error.to_string())
             }
+            // disk_full.
+            Some("53100") => StoreError::StorageFull(error.to_string()),
+            // read_only_sql_transaction: a read-only database, or a standby.
+            Some("25006") => StoreError::ReadOnly(error.to_string()),
             _ => StoreError::Database(error.to_string()),
         },
         _ => StoreError::Database(error.to_string()),
@@ -92,6 +99,7 @@ impl PgStore {
             pool,
             batch_reader,
             migrations,
+            health: WriteHealth::default(),
         })
     }
 
@@ -170,7 +178,7 @@ impl PgStore {
         b.push(") AS entry")
             .push(ONLY_IF_WRITTEN)
             .push(") SELECT COUNT(*) FROM lead");
-        match b.build_query_scalar::<i64>().fetch_one(&self.pool).await {
+        let result = match b.build_query_scalar::<i64>().fetch_one(&self.pool).await {
             Ok(0) if expected_revision.is_none() => Ok(WriteOutcome::EmailTaken),
             Ok(0) => Ok(WriteOutcome::RevisionConflict),
             Ok(_) => Ok(WriteOutcome::Written),
@@ -179,7 +187,13 @@ impl PgStore {
                 Some("idempotency_keys_pkey") => Ok(WriteOutcome::RequestIdTaken),
                 _ => Err(classify(e)),
             },
-        }
+        };
+        self.health.observe(&result);
+        result
+    }
+
+    async fn begin_write(&self) -> StoreResult<WriteTx<Postgres>> {
+        WriteTx::begin(&self.pool, "BEGIN").await.map_err(classify)
     }
 
     async fn tip_in(conn: &mut sqlx::PgConnection) -> StoreResult<ChainTip> {
@@ -244,6 +258,30 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn writes_refused(&self) -> bool {
+        self.health.refused()
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(sql::INSERT_PROBE)
+                .bind(uuid::Uuid::new_v4())
+                .bind(probe_filler())
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            sqlx::query(sql::DELETE_PROBE)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)
+        }
+        .await;
+        self.health.probed(&result);
+        result
+    }
+
     async fn insert_lead(&self, write: LeadWrite<'_>) -> StoreResult<WriteOutcome> {
         self.write(write, None).await
     }
@@ -299,14 +337,28 @@ impl Store for PgStore {
         docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
     }
 
-    async fn leads_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(sql::SELECT_DUE)
+    async fn leads_due(
+        &self,
+        now: Timestamp,
+        after: Option<&DueLead>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueLead>> {
+        let after = after.unwrap_or(&DueLead::START);
+        let rows: Vec<(i64, uuid::Uuid)> = sqlx::query_as(sql::SELECT_DUE)
             .bind(now.timestamp_micros())
+            .bind(after.due)
+            .bind(after.id.as_uuid())
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
-        Ok(ids.into_iter().map(LeadId::from_uuid).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(due, id)| DueLead {
+                due,
+                id: LeadId::from_uuid(id),
+            })
+            .collect())
     }
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {
@@ -320,54 +372,63 @@ impl Store for PgStore {
     }
 
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64> {
-        let done = sqlx::query(sql::PURGE_IDEMPOTENCY)
+        let result = sqlx::query(sql::PURGE_IDEMPOTENCY)
             .bind(before.timestamp_micros())
             .execute(&self.pool)
             .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
+            .map(|done| done.rows_affected())
+            .map_err(classify);
+        self.health.observe(&result);
+        result
     }
 
     async fn sequence(&self, max: usize) -> StoreResult<usize> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(SEQUENCER_LOCK)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if !locked {
-            return Ok(0);
-        }
-        let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
-            .bind(max as i64)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let tip = Self::tip_in(&mut tx).await?;
-        let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = rows
-            .into_iter()
-            .map(InboxRow::into_entry)
-            .collect::<StoreResult<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(tip, entries)).collect();
-        for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
-            sql::insert_log::<Postgres>(chunk)
-                .build()
-                .execute(&mut *tx)
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(SEQUENCER_LOCK)
+                .fetch_one(tx.connection())
                 .await
                 .map_err(classify)?;
-            sql::delete_inbox::<Postgres>(chunk)
-                .build()
-                .execute(&mut *tx)
+            if !locked {
+                tx.rollback().await;
+                return Ok(0);
+            }
+            let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
+                .bind(max as i64)
+                .fetch_all(tx.connection())
                 .await
                 .map_err(classify)?;
+            if rows.is_empty() {
+                tx.rollback().await;
+                return Ok(0);
+            }
+            let tip = Self::tip_in(tx.connection()).await?;
+            let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = rows
+                .into_iter()
+                .map(InboxRow::into_entry)
+                .collect::<StoreResult<Vec<_>>>()?
+                .into_iter()
+                .unzip();
+            let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(tip, entries)).collect();
+            for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
+                sql::insert_log::<Postgres>(chunk)
+                    .build()
+                    .execute(tx.connection())
+                    .await
+                    .map_err(classify)?;
+                sql::delete_inbox::<Postgres>(chunk)
+                    .build()
+                    .execute(tx.connection())
+                    .await
+                    .map_err(classify)?;
+            }
+            tx.commit().await.map_err(classify)?;
+            Ok(chained.len())
         }
-        tx.commit().await.map_err(classify)?;
-        Ok(chained.len())
+        .await;
+        self.health.observe(&result);
+        result
     }
 
     async fn chain_head(&self) -> StoreResult<ChainHead> {
@@ -399,37 +460,46 @@ impl Store for PgStore {
     }
 
     async fn activate_policy(&self, policy: &PolicyRecord, entry: &AuditEntry) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(POLICY_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if active.as_deref() == Some(policy.version.as_str()) {
-            return Ok(false);
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(POLICY_LOCK)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
+                .fetch_optional(tx.connection())
+                .await
+                .map_err(classify)?;
+            if active.as_deref() == Some(policy.version.as_str()) {
+                tx.rollback().await;
+                return Ok(false);
+            }
+            let at = policy.activated_at.timestamp_micros();
+            sqlx::query(sql::INSERT_POLICY)
+                .bind(&policy.version)
+                .bind(&policy.name)
+                .bind(&policy.content)
+                .bind(at)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            sqlx::query(sql::INSERT_ACTIVATION)
+                .bind(&policy.version)
+                .bind(at)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            sql::bind_entry(entry)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok(true)
         }
-        let at = policy.activated_at.timestamp_micros();
-        sqlx::query(sql::INSERT_POLICY)
-            .bind(&policy.version)
-            .bind(&policy.name)
-            .bind(&policy.content)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sqlx::query(sql::INSERT_ACTIVATION)
-            .bind(&policy.version)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sql::bind_entry(entry).execute(&mut *tx).await.map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(true)
+        .await;
+        self.health.observe(&result);
+        result
     }
 
     async fn get_policy(&self, version: &str) -> StoreResult<Option<PolicyRecord>> {

@@ -35,7 +35,11 @@ pub const PURGE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE create_t
 pub const SELECT_LEAD: &str = "SELECT document FROM leads WHERE id = $1";
 pub const SELECT_LEAD_BY_EMAIL: &str = "SELECT document FROM leads WHERE email = $1";
 
-pub const SELECT_DUE: &str = "SELECT id FROM leads WHERE sla_due_time <= $1 OR revisit_time <= $1 LIMIT $2";
+/// Due leads after a (due, id) cursor, in that order; each half reads its partial index in order.
+pub const SELECT_DUE: &str = "SELECT due, id FROM ( \
+     SELECT sla_due_time AS due, id FROM leads WHERE sla_due_time <= $1 \
+     UNION ALL SELECT revisit_time AS due, id FROM leads WHERE revisit_time <= $1) AS due_leads \
+     WHERE (due, id) > ($2, $3) ORDER BY due, id LIMIT $4";
 
 pub const SELECT_INBOX: &str = "SELECT id, lead_id, kind, record_time, actor, request_id, \
      state_before, state_after, source_channel, policy_version, body FROM audit_inbox \
@@ -53,6 +57,10 @@ pub const INSERT_POLICY: &str = "INSERT INTO policies (version, name, content, a
 pub const INSERT_ACTIVATION: &str = "INSERT INTO policy_activations (version, activate_time) VALUES ($1, $2)";
 pub const SELECT_POLICY: &str =
     "SELECT version, name, content, activate_time FROM policies WHERE version = $1";
+
+/// The write probe's row, and its removal (with any a crash left behind).
+pub const INSERT_PROBE: &str = "INSERT INTO storage_probe (id, filler) VALUES ($1, $2)";
+pub const DELETE_PROBE: &str = "DELETE FROM storage_probe";
 
 /// The columns of `leads`, projected from a lead.
 pub struct LeadColumns {

@@ -465,6 +465,7 @@ async fn a_public_address_without_authentication_is_refused() {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(1),
             statement_timeout: None,
+            sqlite_max_size: None,
         },
         policy: std::sync::Arc::new(leadgate::domain::policy::Policy::default_policy()),
         drain_timeout: Duration::from_secs(1),

@@ -101,6 +101,28 @@ contract! {
         let kinds: Vec<_> = app.db.audit_bodies_of(&lead.name).await.into_iter().map(|(kind, _, _)| kind).collect();
         assert_eq!(kinds.iter().filter(|k| *k == "SLA_BREACHED").count(), 1, "{kinds:?}");
     }
+
+    async fn leads_the_sweeper_cannot_sweep_never_starve_the_others(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        // More stuck leads than one sweep reads, all due before the lead that must be swept.
+        for i in 0..205 {
+            app.leads.clone().submit_lead(minimal_submission(&format!("stuck-{i}@acme.fr"))).await.unwrap();
+        }
+        app.db
+            .try_execute("UPDATE leads SET document = 'not a lead', sla_due_time = 1 WHERE email LIKE 'stuck-%'")
+            .await
+            .unwrap();
+        let mut request = cfo_demo_request("due@acme.fr");
+        request.events[0].occur_time = Some(minutes_from_now(-6));
+        let lead = app.leads.clone().submit_lead(request).await.unwrap().into_inner().lead.unwrap();
+        let breached = eventually(Duration::from_secs(15), || async {
+            app.db.entries_of_kind("SLA_BREACHED").await == 1
+        })
+        .await;
+        assert!(breached, "the due lead is swept past the stuck ones");
+        let lead = app.leads.clone().get_lead(pb::GetLeadRequest { name: lead.name }).await.unwrap().into_inner();
+        assert_eq!(lead.sla.unwrap().state, pb::SlaState::Breached as i32);
+    }
 }
 
 /// The CFO's demo request, with a 3-second first-touch target and the sweeper running every
