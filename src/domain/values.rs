@@ -285,6 +285,16 @@ named_enum! {
 }
 
 named_enum! {
+    /// Whether the final decision-maker (the person or committee who signs) takes part.
+    pub enum DecisionMakerInvolvement {
+        /// Takes part, or is the contact.
+        Involved => "INVOLVED",
+        /// The contact depends on a decision-maker or committee that is not involved yet.
+        NotInvolved => "NOT_INVOLVED",
+    }
+}
+
+named_enum! {
     /// Where a budget stands.
     pub enum BudgetStatus {
         Approved => "APPROVED",

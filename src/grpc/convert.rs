@@ -318,6 +318,7 @@ fn criterion(v: &mut Violations, field: &str, status: i32) -> Option<CriterionSt
     optional_enum(v, field, status)
 }
 
+#[allow(deprecated)] // reads `decision_maker_involved` to map it onto `decision_maker`
 pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) -> DiscoveryCall {
     let Some(pb::DiscoveryCallFindings {
         call_time,
@@ -370,10 +371,36 @@ pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) 
         status,
         decision_maker_involved,
         evidence,
+        decision_maker,
     } = authority.unwrap_or_default();
+    let decision_maker = {
+        use crate::domain::values::DecisionMakerInvolvement as Involvement;
+        use pb::DecisionMakerInvolvement as Proto;
+        match Proto::try_from(decision_maker) {
+            // The deprecated bool can only say "involved": its `false` is also "not given".
+            Ok(Proto::Unspecified) => decision_maker_involved.then_some(Involvement::Involved),
+            Ok(Proto::Involved) => Some(Involvement::Involved),
+            Ok(Proto::NotInvolved) => {
+                if decision_maker_involved {
+                    v.add(
+                        "findings.authority.decision_maker_involved",
+                        "contradicts decision_maker (NOT_INVOLVED); send decision_maker alone",
+                    );
+                }
+                Some(Involvement::NotInvolved)
+            }
+            Err(_) => {
+                v.add(
+                    "findings.authority.decision_maker",
+                    format!("{decision_maker} is not a known value"),
+                );
+                None
+            }
+        }
+    };
     let authority = AuthorityFinding {
         status: criterion(v, "findings.authority.status", status),
-        decision_maker_involved,
+        decision_maker,
         evidence: text(v, "findings.authority.evidence", evidence, 1000),
     };
     let pb::TimingFinding {
@@ -506,6 +533,7 @@ fn recommendation(r: &Recommendation) -> pb::Recommendation {
     }
 }
 
+#[allow(deprecated)] // fills `decision_maker_involved` for callers that still read it
 fn bant(b: &Bant) -> pb::BantAssessment {
     pb::BantAssessment {
         need: Some(pb::NeedFinding {
@@ -522,10 +550,21 @@ fn bant(b: &Bant) -> pb::BantAssessment {
             available_time: b.budget.available_at.map(time_to_proto),
             evidence: b.budget.evidence.clone(),
         }),
-        authority: Some(pb::AuthorityFinding {
-            status: opt_enum(b.authority.status),
-            decision_maker_involved: b.authority.decision_maker_involved,
-            evidence: b.authority.evidence.clone(),
+        authority: Some({
+            use crate::domain::values::DecisionMakerInvolvement as Involvement;
+            use pb::DecisionMakerInvolvement as Proto;
+            let decision_maker = match b.authority.decision_maker {
+                None => Proto::Unspecified,
+                Some(Involvement::Involved) => Proto::Involved,
+                Some(Involvement::NotInvolved) => Proto::NotInvolved,
+            };
+            pb::AuthorityFinding {
+                status: opt_enum(b.authority.status),
+                // Kept for callers built before `decision_maker`.
+                decision_maker_involved: decision_maker == Proto::Involved,
+                evidence: b.authority.evidence.clone(),
+                decision_maker: decision_maker as i32,
+            }
         }),
         timing: Some(pb::TimingFinding {
             status: opt_enum(b.timing.status),

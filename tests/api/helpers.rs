@@ -557,8 +557,12 @@ pub fn findings(
         }),
         authority: Some(pb::AuthorityFinding {
             status: authority as i32,
-            decision_maker_involved: authority == pb::CriterionStatus::Met,
-            evidence: String::new(),
+            decision_maker: if authority == pb::CriterionStatus::Met {
+                pb::DecisionMakerInvolvement::Involved as i32
+            } else {
+                pb::DecisionMakerInvolvement::Unspecified as i32
+            },
+            ..Default::default()
         }),
         timing: Some(pb::TimingFinding {
             status: timing as i32,
