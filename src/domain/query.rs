@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::validation::{Lines, no_control_characters};
 use super::values::{LeadId, clip};
 
 /// The longest filter accepted, in bytes.
@@ -292,7 +293,9 @@ fn convert_value(spec: &FieldSpec, op: Op, token: Option<Token>) -> Result<SqlVa
                 )),
             }
         }
-        (FieldKind::Text, Some(Token::Str(v))) => Ok(SqlValue::Text(v)),
+        (FieldKind::Text, Some(Token::Str(v))) => no_control_characters(&v, Lines::Single)
+            .map(|()| SqlValue::Text(v))
+            .map_err(|why| QueryError(format!("{field} {why}"))),
         (FieldKind::LeadName, Some(Token::Str(v))) => LeadId::parse_name(&v)
             .map(|id| SqlValue::Uuid(id.as_uuid()))
             .map_err(|why| QueryError(format!("{field} {why}"))),
@@ -549,6 +552,27 @@ mod tests {
         ] {
             assert!(parse_filter(bad, FIELDS).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn text_values_with_control_characters_are_refused_naming_the_field() {
+        const ACTOR: &[FieldSpec] = &[FieldSpec {
+            name: "actor",
+            column: "actor",
+            kind: FieldKind::Text,
+        }];
+        for bad in [
+            "actor = \"a\u{0}b\"",
+            "actor = \"two\nlines\"",
+            "actor != \"\u{1b}[2J\"",
+        ] {
+            let why = parse_filter(bad, ACTOR).unwrap_err().0;
+            assert!(
+                why.starts_with("actor must not contain control characters"),
+                "{bad:?}: {why}"
+            );
+        }
+        assert!(parse_filter("actor = \"ana@example.com\"", ACTOR).is_ok());
     }
 
     #[test]

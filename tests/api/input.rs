@@ -1,0 +1,195 @@
+//! Nothing a caller sends can hurt the server: text that the database cannot store, forged page
+//! tokens, requests with hundreds of bad fields. Each is refused as the caller's mistake
+//! (`INVALID_ARGUMENT`, the field named) and writes nothing.
+
+use leadgate::grpc::pb;
+use pb::audit_service_client::AuditServiceClient;
+use tonic::Code;
+
+use crate::contract;
+use crate::helpers::*;
+
+fn audit(app: &TestApp) -> AuditServiceClient<tonic::transport::Channel> {
+    AuditServiceClient::new(app.channel.clone())
+}
+
+/// A lead to change, and the number of audit entries it has.
+async fn a_lead(app: &TestApp, email: &str) -> pb::Lead {
+    app.leads
+        .clone()
+        .submit_lead(cfo_demo_request(email))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+}
+
+fn sorted(mut fields: Vec<String>) -> Vec<String> {
+    fields.sort();
+    fields
+}
+
+contract! {
+    async fn control_characters_in_single_line_fields_are_refused_by_name(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut request = cfo_demo_request("nul@acme.fr");
+        let contact = request.contact.as_mut().unwrap();
+        contact.given_name = "Cla\0ire".into();
+        contact.family_name = "Martin\nBcc: everyone".into();
+        contact.job_title = "CFO\u{1b}[31m".into();
+        request.company.as_mut().unwrap().name = "Acme\0".into();
+        request.source.as_mut().unwrap().campaign = "demo\tform".into();
+        request.events[0].subject = "demo\rform".into();
+        request.external_reference = "crm-1\0".into();
+        let status = app.leads.clone().submit_lead(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(
+            sorted(bad_fields(&status)),
+            [
+                "company.name",
+                "contact.family_name",
+                "contact.given_name",
+                "contact.job_title",
+                "events[0].subject",
+                "external_reference",
+                "source.campaign",
+            ]
+        );
+        assert!(status.message().contains("control characters"), "{}", status.message());
+        assert_eq!(app.db.leads().await, 0, "nothing written");
+    }
+
+    async fn free_text_keeps_line_feeds_and_tabs_but_refuses_nul(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let lead = a_lead(&app, "evidence@acme.fr").await;
+        let entries = app.db.audit_entries_of(&lead.name).await;
+
+        let mut call = findings(
+            pb::CriterionStatus::Met,
+            pb::CriterionStatus::Unknown,
+            pb::CriterionStatus::Unknown,
+            pb::CriterionStatus::Unknown,
+        );
+        call.need.as_mut().unwrap().evidence = "invoicing by hand\n\t- 3 people full time".into();
+        call.budget.as_mut().unwrap().evidence = "none\0yet".into();
+        call.conducted_by = "rep-7\n".into(); // trailing white space is trimmed
+        let refused = app
+            .leads
+            .clone()
+            .record_discovery_call(pb::RecordDiscoveryCallRequest {
+                name: lead.name.clone(),
+                findings: Some(call.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(bad_fields(&refused), ["findings.budget.evidence"]);
+
+        call.budget.as_mut().unwrap().evidence = "none yet".into();
+        call.conducted_by = "rep\n7".into();
+        let refused = app
+            .leads
+            .clone()
+            .record_discovery_call(pb::RecordDiscoveryCallRequest {
+                name: lead.name.clone(),
+                findings: Some(call.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad_fields(&refused), ["findings.conducted_by"], "a name is one line");
+        assert_eq!(app.db.audit_entries_of(&lead.name).await, entries, "nothing written");
+
+        call.conducted_by = "rep-7".into();
+        let recorded = app
+            .leads
+            .clone()
+            .record_discovery_call(pb::RecordDiscoveryCallRequest {
+                name: lead.name.clone(),
+                findings: Some(call),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .lead
+            .unwrap();
+        let need = recorded.bant.unwrap().need.unwrap();
+        assert_eq!(need.evidence, "invoicing by hand\n\t- 3 people full time");
+    }
+
+    async fn reasons_references_and_agents_refuse_control_characters(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let lead = a_lead(&app, "reasons@acme.fr").await;
+        let entries = app.db.audit_entries_of(&lead.name).await;
+        let override_with = |reason: &str| pb::OverrideLeadStateRequest {
+            name: lead.name.clone(),
+            state: pb::LeadState::Disqualified as i32,
+            disqualification_reason: pb::DisqualificationReason::NoBudget as i32,
+            reason: reason.into(),
+            ..Default::default()
+        };
+        let status = app.leads.clone().override_lead_state(override_with("budget\0next year")).await.unwrap_err();
+        assert_eq!(bad_fields(&status), ["reason"]);
+        let status = app
+            .leads
+            .clone()
+            .convert_lead(pb::ConvertLeadRequest {
+                name: lead.name.clone(),
+                opportunity_reference: "OPP-1\nOPP-2".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad_fields(&status), ["opportunity_reference"]);
+        let status = app
+            .leads
+            .clone()
+            .record_contact_attempt(pb::RecordContactAttemptRequest {
+                name: lead.name.clone(),
+                attempt: Some(pb::ContactAttempt {
+                    channel: pb::ContactChannel::Phone as i32,
+                    outcome: pb::ContactOutcome::Connected as i32,
+                    agent: "rep\u{7f}7".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad_fields(&status), ["attempt.agent"]);
+        assert_eq!(app.db.audit_entries_of(&lead.name).await, entries, "nothing written");
+
+        app.leads
+            .clone()
+            .override_lead_state(override_with("budget next year:\n\tcall back in March"))
+            .await
+            .expect("a reason may span lines");
+    }
+
+    async fn a_text_filter_value_holding_nul_is_refused_up_front(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let status = audit(&app)
+            .list_audit_events(pb::ListAuditEventsRequest {
+                filter: "actor = \"a\0b\"".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(bad_fields(&status), ["filter"]);
+        assert!(status.message().contains("actor must not contain control characters"), "{}", status.message());
+
+        let status = audit(&app)
+            .watch_decisions(pb::WatchDecisionsRequest {
+                filter: "policy_version = \"v\0\"".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "the stream never starts: {status:?}");
+        assert_eq!(bad_fields(&status), ["filter"]);
+    }
+}
