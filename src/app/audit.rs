@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, AppResult};
 use crate::domain::audit::{ChainHead, ChainTip, ChainedEntry, Finding, Verifier};
-use crate::domain::query::{FieldKind, FieldSpec, Filter, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{FieldKind, FieldSpec, Filter, KeyType, ListQuery, OrderSpec, SqlValue};
 
 const STATES: &[&str] = &[
     "LEAD",
@@ -114,12 +114,14 @@ pub const AUDIT_ORDERS: &[OrderSpec] = &[
         name: "position",
         column: "position",
         tie_break: None,
+        key_types: &[KeyType::Int],
         descending: false,
     },
     OrderSpec {
         name: "position desc",
         column: "position",
         tie_break: None,
+        key_types: &[KeyType::Int],
         descending: true,
     },
 ];

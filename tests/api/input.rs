@@ -13,7 +13,7 @@ fn audit(app: &TestApp) -> AuditServiceClient<tonic::transport::Channel> {
     AuditServiceClient::new(app.channel.clone())
 }
 
-/// A lead to change, and the number of audit entries it has.
+/// A lead to change.
 async fn a_lead(app: &TestApp, email: &str) -> pb::Lead {
     app.leads
         .clone()
@@ -28,6 +28,15 @@ async fn a_lead(app: &TestApp, email: &str) -> pb::Lead {
 fn sorted(mut fields: Vec<String>) -> Vec<String> {
     fields.sort();
     fields
+}
+
+/// The same page token with other key values: what a caller who read the token's format can send.
+fn with_key(token: &str, key: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut decoded: serde_json::Value = serde_json::from_slice(&b64.decode(token).unwrap()).unwrap();
+    decoded["k"] = key;
+    b64.encode(serde_json::to_vec(&decoded).unwrap())
 }
 
 contract! {
@@ -191,5 +200,69 @@ contract! {
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "the stream never starts: {status:?}");
         assert_eq!(bad_fields(&status), ["filter"]);
+    }
+
+    async fn a_page_token_with_key_values_of_the_wrong_types_is_refused(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        for i in 0..3 {
+            app.leads.clone().submit_lead(minimal_submission(&format!("page{i}@acme.fr"))).await.unwrap();
+        }
+        app.db.wait_until_chained().await;
+        let list_leads = |page_token: String| pb::ListLeadsRequest { page_size: 1, page_token, ..Default::default() };
+        let token = app.leads.clone().list_leads(list_leads(String::new())).await.unwrap().into_inner().next_page_token;
+        let uuid = serde_json::json!({ "Uuid": "0193f7a4-0000-7000-8000-000000000000" });
+        for key in [
+            serde_json::json!([{ "Text": "2026-01-01" }, uuid]),
+            serde_json::json!([{ "Int": 1 }, { "Text": "x" }]),
+            serde_json::json!([{ "Int": 1 }, { "Int": 2 }]),
+            serde_json::json!([uuid, uuid]),
+        ] {
+            let status = app.leads.clone().list_leads(list_leads(with_key(&token, key.clone()))).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{key}: {status:?}");
+            assert_eq!(bad_fields(&status), ["page_token"], "{key}");
+        }
+
+        let list_events = |page_token: String| pb::ListAuditEventsRequest { page_size: 1, page_token, ..Default::default() };
+        let token = audit(&app).list_audit_events(list_events(String::new())).await.unwrap().into_inner().next_page_token;
+        for key in [serde_json::json!([{ "Text": "1" }]), serde_json::json!([uuid])] {
+            let status = audit(&app).list_audit_events(list_events(with_key(&token, key.clone()))).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{key}: {status:?}");
+            assert_eq!(bad_fields(&status), ["page_token"], "{key}");
+        }
+        // The server's own tokens still work.
+        let next = audit(&app).list_audit_events(list_events(token)).await.unwrap().into_inner();
+        assert_eq!(next.audit_events[0].position, 2);
+
+        use pb::policy_service_client::PolicyServiceClient;
+        let policies = PolicyServiceClient::new(app.channel.clone());
+        let first = policies
+            .clone()
+            .list_policies(pb::ListPoliciesRequest { page_size: 1, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        // One policy, so no token to start from: forge one with the fingerprint of the default
+        // order, as a caller who read the format could.
+        assert!(first.next_page_token.is_empty());
+        let fingerprint = {
+            use sha2::Digest;
+            let digest = sha2::Sha256::new().chain_update("").chain_update([0]).chain_update("activate_time desc").finalize();
+            leadgate::domain::audit::to_hex(&digest[..8])
+        };
+        for key in [
+            serde_json::json!([{ "Int": 1 }, { "Int": 2 }]),
+            serde_json::json!([{ "Int": 1 }, { "Text": "v\u{0}" }]),
+        ] {
+            use base64::Engine;
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::json!({ "q": fingerprint, "k": key }).to_string());
+            let status = policies
+                .clone()
+                .list_policies(pb::ListPoliciesRequest { page_size: 1, page_token: token, ..Default::default() })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{key}: {status:?}");
+            assert_eq!(bad_fields(&status), ["page_token"], "{key}");
+        }
     }
 }
