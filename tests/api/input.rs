@@ -265,4 +265,31 @@ contract! {
             assert_eq!(bad_fields(&status), ["page_token"], "{key}");
         }
     }
+
+    async fn hundreds_of_bad_fields_come_back_in_an_answer_a_default_client_can_read(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut request = minimal_submission("many-mistakes@acme.fr");
+        request.events = (0..100)
+            .map(|_| pb::EngagementEvent {
+                kind: 99,
+                occur_time: Some(prost_types::Timestamp { seconds: 0, nanos: -1 }),
+                subject: format!("{}\0", "s".repeat(150)),
+            })
+            .collect();
+        let status = app.leads.clone().submit_lead(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{:?}: {}", status.code(), status.message());
+        use tonic_types::StatusExt;
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.metadata["violations"], "300");
+        let listed = status.get_details_bad_request().expect("BadRequest").field_violations;
+        assert_eq!(info.metadata["violations_listed"], listed.len().to_string());
+        assert!(!listed.is_empty() && listed.len() < 300, "{} listed", listed.len());
+        assert_eq!(listed[0].field, "events[0].kind", "the first ones, in order");
+        assert!(status.message().contains("300 violations"), "{}", status.message());
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+        assert!(header_bytes < 8 * 1024, "{header_bytes} bytes of headers");
+        assert_eq!(app.db.leads().await, 0);
+    }
 }
