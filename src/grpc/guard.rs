@@ -19,6 +19,7 @@ use tower::{Layer, Service};
 use super::status::ERROR_DOMAIN;
 use crate::app::Caller;
 use crate::auth::{Access, Authenticator, access};
+use crate::domain::values::clip;
 
 /// The limits and credentials every call is checked against.
 #[derive(Clone, Debug)]
@@ -136,24 +137,28 @@ where
                 Ok(identity) => identity,
                 Err(refusal) => return Ok(reject(Code::Unauthenticated, refusal.reason, refusal.message)),
             };
-            let allowed = match needs {
-                Access::Open | Access::Authenticated => true,
-                Access::Roles(roles) => roles.iter().any(|r| identity.roles.has(*r)),
-                Access::Denied => false,
-            };
-            if !allowed {
-                let wanted = match needs {
-                    Access::Roles(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
-                    _ => "none".into(),
-                };
-                return Ok(reject(
-                    Code::PermissionDenied,
-                    "PERMISSION_DENIED",
-                    format!(
-                        "{} may not call {path} (roles allowed: {wanted})",
-                        identity.principal
-                    ),
-                ));
+            match needs {
+                Access::Open | Access::Authenticated => {}
+                Access::Roles(roles) if roles.iter().any(|r| identity.roles.has(*r)) => {}
+                Access::Roles(roles) => {
+                    let wanted = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+                    return Ok(reject(
+                        Code::PermissionDenied,
+                        "PERMISSION_DENIED",
+                        format!(
+                            "{} may not call {path} (roles allowed: {wanted})",
+                            identity.principal
+                        ),
+                    ));
+                }
+                // Answered here, so a method missing from the roles table reaches no service.
+                Access::Unknown => {
+                    return Ok(reject(
+                        Code::Unimplemented,
+                        "UNKNOWN_METHOD",
+                        format!("leadgate has no method {:?}", clip(&path)),
+                    ));
+                }
             }
             request.extensions_mut().insert(Caller {
                 principal: identity.principal,

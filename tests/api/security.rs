@@ -133,6 +133,46 @@ contract! {
             .expect("any role may read the API");
     }
 
+    async fn an_unknown_method_is_unimplemented_for_callers_who_authenticate_and_unauthenticated_for_others(backend: Backend) {
+        let app = spawn_app_with(
+            &backend,
+            Options {
+                auth: tokens_for_every_role(),
+                ..Options::default()
+            },
+        )
+        .await;
+        for path in [
+            "/leadgate.v1.LeadService/DropEverything",
+            "/leadgate.v1.NoSuchService/SubmitLead",
+            "/grpc.reflection.v1.ServerReflection/NoSuchMethod",
+        ] {
+            for role in Role::ALL {
+                let status = call(&app.channel, path, Some(&bearer(&format!("tok-{role}"))))
+                    .await
+                    .unwrap_err();
+                assert_eq!(status.code(), Code::Unimplemented, "{role} on {path}: {status:?}");
+                assert!(!error_reason(&status).is_empty());
+            }
+            let status = call(&app.channel, path, None).await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated, "{path} without credentials");
+            assert_eq!(error_reason(&status), "CREDENTIALS_MISSING");
+            let status = call(&app.channel, path, Some(&bearer("not-a-token"))).await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated, "{path} with a wrong token");
+        }
+        let status = call(&app.channel, "/leadgate.v1.LeadService/DropEverything", Some(&bearer("tok-admin")))
+            .await
+            .unwrap_err();
+        assert_eq!(error_reason(&status), "UNKNOWN_METHOD");
+        assert!(status.message().contains("DropEverything"), "{}", status.message());
+        assert_eq!(app.db.leads().await, 0);
+
+        // With authentication off, every caller is anonymous and authenticated.
+        let open = spawn_app(&backend).await;
+        let status = call(&open.channel, "/leadgate.v1.LeadService/DropEverything", None).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    }
+
     async fn permission_is_checked_before_anything_is_looked_up(backend: Backend) {
         let app = spawn_app_with(
             &backend,
