@@ -169,7 +169,8 @@ impl App {
     }
 
     /// Recomputes the chain over `[start, end]` (0 means the first / the head), also proving
-    /// that `expected` (an earlier digest) is still in it.
+    /// that `expected` (an earlier digest) is still in it. A position past the head (and past
+    /// `expected`) is refused, naming the head.
     pub async fn verify_audit(
         &self,
         start: i64,
@@ -177,6 +178,23 @@ impl App {
         expected: Option<ChainHead>,
     ) -> AppResult<Verification> {
         let head = self.store.chain_head().await?;
+        // Positions past the head are entries that do not exist: the caller's mistake, not a
+        // gap in the trail. An earlier digest may reach past the head (the trail was truncated
+        // since), and a range up to it is verified, so the truncation is reported.
+        let reach = expected.map_or(head.position, |d| d.position.max(head.position));
+        let mut past_head = crate::domain::validation::Violations::default();
+        for (field, position) in [("start_position", start), ("end_position", end)] {
+            if position > reach {
+                past_head.add(
+                    field,
+                    format!(
+                        "must not be past the head of the trail (position {})",
+                        head.position
+                    ),
+                );
+            }
+        }
+        past_head.into_result().map_err(AppError::InvalidArgument)?;
         let start = start.max(1);
         let mut end = if end == 0 { head.position } else { end };
         if let Some(digest) = expected {
