@@ -292,4 +292,36 @@ contract! {
         assert!(header_bytes < 8 * 1024, "{header_bytes} bytes of headers");
         assert_eq!(app.db.leads().await, 0);
     }
+
+    async fn an_email_with_the_trailing_dot_of_a_full_domain_name_is_the_same_lead(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let first = a_lead(&app, "claire@acme.fr").await;
+        for spelling in ["claire@acme.fr.", "Claire@ACME.FR."] {
+            let again = app.leads.clone().submit_lead(minimal_submission(spelling)).await.unwrap().into_inner();
+            assert!(!again.created, "{spelling}: one mailbox is one lead");
+            let lead = again.lead.unwrap();
+            assert_eq!(lead.name, first.name, "{spelling}");
+            assert_eq!(lead.contact.unwrap().email, "claire@acme.fr");
+        }
+        let status = app.leads.clone().submit_lead(minimal_submission("claire@acme.fr..")).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "an empty label is no domain: {status:?}");
+        assert_eq!(bad_fields(&status), ["contact.email"]);
+        assert_eq!(app.db.leads().await, 1);
+    }
+
+    async fn a_country_code_must_be_an_officially_assigned_one(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        for code in ["zz", "UK", "EU", "XA"] {
+            let mut request = cfo_demo_request("country@acme.fr");
+            request.company.as_mut().unwrap().country_code = code.into();
+            let status = app.leads.clone().submit_lead(request).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{code}: {status:?}");
+            assert_eq!(bad_fields(&status), ["company.country_code"], "{code}");
+        }
+        assert_eq!(app.db.leads().await, 0);
+        let mut request = cfo_demo_request("country@acme.fr");
+        request.company.as_mut().unwrap().country_code = "fr".into();
+        let lead = app.leads.clone().submit_lead(request).await.unwrap().into_inner().lead.unwrap();
+        assert_eq!(lead.company.unwrap().country_code, "FR");
+    }
 }
