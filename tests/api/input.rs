@@ -39,6 +39,61 @@ fn with_key(token: &str, key: serde_json::Value) -> String {
     b64.encode(serde_json::to_vec(&decoded).unwrap())
 }
 
+/// An HTTP/2 body of exactly these bytes: what a broken or hostile client can send.
+struct RawBody(Option<tonic::codegen::Bytes>);
+
+impl http_body::Body for RawBody {
+    type Data = tonic::codegen::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|bytes| Ok(http_body::Frame::data(bytes))))
+    }
+}
+
+/// A gRPC frame: not compressed, `length` announced, then `bytes`.
+fn frame(length: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut framed = vec![0];
+    framed.extend_from_slice(&(length as u32).to_be_bytes());
+    framed.extend_from_slice(bytes);
+    framed
+}
+
+/// Sends `body` as the HTTP/2 body of a call to `path` and returns the call's status, from the
+/// headers (an error before any message) or the trailers.
+async fn raw_call(app: &TestApp, path: &str, body: Vec<u8>) -> tonic::Status {
+    use http_body::Body as _;
+    use tonic::codegen::Service as _;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(RawBody(Some(body.into()))))
+        .unwrap();
+    let mut channel = app.channel.clone();
+    std::future::poll_fn(|cx| channel.poll_ready(cx)).await.unwrap();
+    let response = channel.call(request).await.expect("an HTTP answer");
+    if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+        return status;
+    }
+    let mut body = response.into_body();
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        match frame
+            .expect("the answer ends with a status")
+            .expect("a readable answer")
+            .into_trailers()
+        {
+            Ok(trailers) => return tonic::Status::from_header_map(&trailers).expect("a status"),
+            Err(_data) => continue,
+        }
+    }
+}
+
 contract! {
     async fn control_characters_in_single_line_fields_are_refused_by_name(backend: Backend) {
         let app = spawn_app(&backend).await;
@@ -323,5 +378,43 @@ contract! {
         request.company.as_mut().unwrap().country_code = "fr".into();
         let lead = app.leads.clone().submit_lead(request).await.unwrap().into_inner().lead.unwrap();
         assert_eq!(lead.company.unwrap().country_code, "FR");
+    }
+
+    async fn a_request_that_is_not_valid_protobuf_is_the_caller_s_mistake_on_every_method(backend: Backend) {
+        use prost::Message;
+        let app = spawn_app(&backend).await;
+        let submission = cfo_demo_request("malformed@acme.fr").encode_to_vec();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("random bytes", frame(16, &[0xff, 0x13, 0x37, 0xc4, 0x9e, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])),
+            ("a truncated message", frame(submission.len() / 2, &submission[..submission.len() / 2])),
+            ("invalid UTF-8 in a string field", frame(4, &[0x0a, 0x02, 0xff, 0xfe])),
+            ("a frame cut short", frame(100, &[0x0a, 0x03])),
+            ("an empty body", Vec::new()),
+            ("a compression flag that means nothing", { let mut f = frame(0, &[]); f[0] = 7; f }),
+        ];
+        for path in [
+            "/leadgate.v1.LeadService/SubmitLead",
+            "/leadgate.v1.LeadService/GetLead",
+            "/leadgate.v1.LeadService/RecordEngagement",
+            "/leadgate.v1.AuditService/ListAuditEvents",
+            "/leadgate.v1.AuditService/WatchDecisions",
+            "/leadgate.v1.PolicyService/SimulatePolicy",
+            "/leadgate.v1.ReportService/GetFunnelReport",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            for (case, body) in &cases {
+                let status = raw_call(&app, path, body.clone()).await;
+                assert_eq!(status.code(), Code::InvalidArgument, "{case} to {path}: {status:?}");
+                assert_eq!(error_reason(&status), "MALFORMED_REQUEST", "{case} to {path}");
+                assert!(status.message().starts_with("the request is not a valid protobuf message"), "{case} to {path}: {}", status.message());
+            }
+        }
+        assert_eq!(app.db.leads().await, 0, "nothing written");
+        assert_eq!(app.db.audit_entries().await, 1, "only the policy activation");
+
+        // The same path with a valid message is answered.
+        let valid = raw_call(&app, "/leadgate.v1.LeadService/SubmitLead", frame(submission.len(), &submission)).await;
+        assert_eq!(valid.code(), Code::Ok, "{valid:?}");
+        assert_eq!(app.db.leads().await, 1);
     }
 }
