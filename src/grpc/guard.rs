@@ -2,7 +2,7 @@
 //! default), load shedding and the deadline cap — in that order, so a refused caller never reaches
 //! storage and never learns whether a lead exists. Health checks skip all of it. Every error
 //! response leaving the server carries `google.rpc.ErrorInfo`, including tonic's own (an oversized
-//! message, an unknown method).
+//! message); a request tonic could not read is the caller's mistake (INVALID_ARGUMENT).
 
 use std::collections::HashMap;
 use std::pin::Pin;
