@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, AppResult};
 use crate::domain::audit::{ChainHead, ChainTip, ChainedEntry, Finding, Verifier};
-use crate::domain::query::{FieldKind, FieldSpec, Filter, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{FieldKind, FieldSpec, Filter, KeyType, ListQuery, OrderSpec, SqlValue};
 use crate::store::QuarantinedEntry;
 
 const STATES: &[&str] = &[
@@ -115,12 +115,14 @@ pub const AUDIT_ORDERS: &[OrderSpec] = &[
         name: "position",
         column: "position",
         tie_break: None,
+        key_types: &[KeyType::Int],
         descending: false,
     },
     OrderSpec {
         name: "position desc",
         column: "position",
         tie_break: None,
+        key_types: &[KeyType::Int],
         descending: true,
     },
 ];
@@ -131,6 +133,7 @@ pub const QUARANTINE_ORDERS: &[OrderSpec] = &[OrderSpec {
     column: "id",
     tie_break: None,
     descending: true,
+    key_types: &[KeyType::Int],
 }];
 
 /// One page of rows the sequencer set aside.
@@ -200,7 +203,8 @@ impl App {
     }
 
     /// Recomputes the chain over `[start, end]` (0 means the first / the head), also proving
-    /// that `expected` (an earlier digest) is still in it.
+    /// that `expected` (an earlier digest) is still in it. A position past the head (and past
+    /// `expected`) is refused, naming the head.
     pub async fn verify_audit(
         &self,
         start: i64,
@@ -208,6 +212,23 @@ impl App {
         expected: Option<ChainHead>,
     ) -> AppResult<Verification> {
         let head = self.store.chain_head().await?;
+        // Positions past the head are entries that do not exist: the caller's mistake, not a
+        // gap in the trail. An earlier digest may reach past the head (the trail was truncated
+        // since), and a range up to it is verified, so the truncation is reported.
+        let reach = expected.map_or(head.position, |d| d.position.max(head.position));
+        let mut past_head = crate::domain::validation::Violations::default();
+        for (field, position) in [("start_position", start), ("end_position", end)] {
+            if position > reach {
+                past_head.add(
+                    field,
+                    format!(
+                        "must not be past the head of the trail (position {})",
+                        head.position
+                    ),
+                );
+            }
+        }
+        past_head.into_result().map_err(AppError::InvalidArgument)?;
         let start = start.max(1);
         let mut end = if end == 0 { head.position } else { end };
         if let Some(digest) = expected {

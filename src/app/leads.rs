@@ -7,7 +7,7 @@ use super::{App, AppError, AppResult, Caller, MAX_ATTEMPTS, RequestKey, backoff,
 use crate::domain::audit::ENGINE_ACTOR;
 use crate::domain::engine::{self, Command, Context, Decision, EventInput};
 use crate::domain::lead::Lead;
-use crate::domain::query::{FieldKind, FieldSpec, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{FieldKind, FieldSpec, KeyType, ListQuery, OrderSpec, SqlValue};
 use crate::domain::sla::{self, SlaState};
 use crate::domain::values::{LeadId, Profile, Timestamp};
 use crate::store::{LeadWrite, WriteOutcome};
@@ -113,30 +113,35 @@ pub const LEAD_ORDERS: &[OrderSpec] = &[
         name: "create_time",
         column: "create_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: false,
     },
     OrderSpec {
         name: "create_time desc",
         column: "create_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: true,
     },
     OrderSpec {
         name: "update_time",
         column: "update_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: false,
     },
     OrderSpec {
         name: "update_time desc",
         column: "update_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: true,
     },
     OrderSpec {
         name: "scores.combined_points desc",
         column: "combined_points",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: true,
     },
 ];

@@ -15,7 +15,7 @@ use crate::domain::facts::{
 };
 use crate::domain::lifecycle::LeadState;
 use crate::domain::sla;
-use crate::domain::validation::Violations;
+use crate::domain::validation::{Lines, Violations, no_control_characters};
 use crate::domain::values::{
     self, BudgetStatus, Code, Company, Contact, ContactChannel, ContactOutcome, CountryCode, CriterionStatus,
     DisqualificationReason, DomainName, Email, EngagementKind, FitGrade, LeadId, Seniority, SlaTrigger,
@@ -132,19 +132,42 @@ fn optional_time(v: &mut Violations, field: &str, t: Option<prost_types::Timesta
     t.and_then(|t| v.check(field, time_from_proto(&t)))
 }
 
-/// A required text: trimmed, not empty, at most `max` characters.
+/// A required single-line text (names, references): trimmed, not empty, at most `max`
+/// characters, no control character.
 pub fn required_text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    required(v, field, value, max, Lines::Single)
+}
+
+/// A required free text (a reason): like [`required_text`], but line feeds and tabs are kept.
+pub fn required_multiline_text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    required(v, field, value, max, Lines::Multi)
+}
+
+fn required(v: &mut Violations, field: &str, value: String, max: usize, lines: Lines) -> String {
     if value.trim().is_empty() {
         v.add(field, "is required");
         return String::new();
     }
-    text(v, field, value, max)
+    checked_text(v, field, value, max, lines)
 }
 
+/// An optional single-line text: trimmed, at most `max` characters, no control character.
 fn text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    checked_text(v, field, value, max, Lines::Single)
+}
+
+/// An optional free text (evidence): line feeds and tabs are kept, other controls refused.
+fn multiline_text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    checked_text(v, field, value, max, Lines::Multi)
+}
+
+/// Every text a request carries to the database passes here, so none holds a NUL.
+fn checked_text(v: &mut Violations, field: &str, value: String, max: usize, lines: Lines) -> String {
     let trimmed = value.trim();
     if trimmed.chars().count() > max {
         v.add(field, format!("must be at most {max} characters"));
+    } else {
+        v.check(field, no_control_characters(trimmed, lines));
     }
     trimmed.to_owned()
 }
@@ -335,7 +358,7 @@ pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) 
     let pb::NeedFinding { status, evidence } = need.unwrap_or_default();
     let need = NeedFinding {
         status: criterion(v, "findings.need.status", status),
-        evidence: text(v, "findings.need.evidence", evidence, 1000),
+        evidence: multiline_text(v, "findings.need.evidence", evidence, 1000),
     };
     let pb::BudgetFinding {
         status,
@@ -365,7 +388,7 @@ pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) 
         budget_status: optional_enum(v, "findings.budget.budget_status", budget_status),
         amount,
         available_at: optional_time(v, "findings.budget.available_time", available_time),
-        evidence: text(v, "findings.budget.evidence", evidence, 1000),
+        evidence: multiline_text(v, "findings.budget.evidence", evidence, 1000),
     };
     let pb::AuthorityFinding {
         status,
@@ -401,7 +424,7 @@ pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) 
     let authority = AuthorityFinding {
         status: criterion(v, "findings.authority.status", status),
         decision_maker,
-        evidence: text(v, "findings.authority.evidence", evidence, 1000),
+        evidence: multiline_text(v, "findings.authority.evidence", evidence, 1000),
     };
     let pb::TimingFinding {
         status,
@@ -411,7 +434,7 @@ pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) 
     let timing = TimingFinding {
         status: criterion(v, "findings.timing.status", status),
         target_at: optional_time(v, "findings.timing.target_time", target_time),
-        evidence: text(v, "findings.timing.evidence", evidence, 1000),
+        evidence: multiline_text(v, "findings.timing.evidence", evidence, 1000),
     };
     if [need.status, budget.status, authority.status, timing.status]
         .iter()
@@ -473,7 +496,7 @@ pub fn submission(
     let contact = contact(&mut v, contact_in);
     let company = company(&mut v, company_in);
     let source = source(&mut v, source_in);
-    let external_reference = v.max_chars("external_reference", external_reference.trim(), 128);
+    let external_reference = text(&mut v, "external_reference", external_reference, 128);
     let events = events(&mut v, "events", events_in);
     finish(v)?;
     let submission = crate::app::Submission {

@@ -381,6 +381,40 @@ contract! {
         }
     }
 
+    async fn a_range_past_the_head_is_refused_naming_the_position_and_giving_the_head(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        some_history(&app).await;
+        let range = |start_position, end_position| pb::VerifyAuditTrailRequest { start_position, end_position, expected_digest: None };
+        for (request, fields) in [
+            (range(0, 9), vec!["end_position"]),
+            (range(3, 7), vec!["end_position"]),
+            (range(8, 0), vec!["start_position"]),
+            (range(8, 9), vec!["start_position", "end_position"]),
+        ] {
+            let status = audit(&app).verify_audit_trail(request.clone()).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{request:?}: {status:?}");
+            assert_eq!(bad_fields(&status), fields, "{request:?}");
+            assert!(status.message().contains("past the head of the trail (position 6)"), "{}", status.message());
+        }
+        let whole = audit(&app).verify_audit_trail(range(1, 6)).await.unwrap().into_inner();
+        assert!(whole.ok && whole.verified_count == 6, "{whole:?}");
+
+        // Truncated to 4: a range to the old head is refused, but an earlier digest still finds
+        // what is missing, also when the range ends at its position.
+        let kept = digest(&app).await;
+        app.db.tamper(&["DELETE FROM audit_log WHERE position >= 5".into()]).await;
+        let status = audit(&app).verify_audit_trail(range(0, 6)).await.unwrap_err();
+        assert_eq!(bad_fields(&status), ["end_position"]);
+        assert!(status.message().contains("(position 4)"), "{}", status.message());
+        let expected_digest = Some(pb::AuditDigest { position: kept.position, hash: to_hex(&kept.hash), ..Default::default() });
+        let answer = audit(&app)
+            .verify_audit_trail(pb::VerifyAuditTrailRequest { start_position: 0, end_position: 6, expected_digest })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(broken(&answer), (5, pb::VerificationProblem::Truncated));
+    }
+
     async fn a_watcher_sees_every_entry_once_in_order_across_reconnects_while_writers_race(backend: Backend) {
         let app = spawn_app(&backend).await;
         let writers: Vec<_> = (0..4)
