@@ -22,7 +22,7 @@ pub enum Command {
     /// Run the gRPC server (SQLite file in the working directory unless told otherwise).
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit (for a Kubernetes Job).
-    Migrate(DatabaseArgs),
+    Migrate(MigrateArgs),
     /// Check or print qualification policies.
     Policy {
         #[command(subcommand)]
@@ -273,6 +273,17 @@ fn size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} must be at least 1MiB"))
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// PostgreSQL: after migrating, give this role exactly what the service needs, and no more:
+    /// it may append to the audit tables but never change, remove or alter them. Run the service
+    /// as that role, with --migrate false.
+    #[arg(long, env = "LEADGATE_GRANT_TO")]
+    pub grant_to: Option<String>,
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -289,6 +300,10 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Apply pending migrations at start. With false, wait (NOT_SERVING) until `leadgate migrate`
+    /// has applied them: for a service role that may not change the schema.
+    #[arg(long, env = "LEADGATE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate: bool,
     /// The qualification policy (TOML); the shipped default when not given.
     #[arg(long, env = "LEADGATE_POLICY")]
     pub policy: Option<PathBuf>,

@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     pub app: AppSettings,
     pub reflection: bool,
+    /// Apply pending migrations at start; otherwise wait until someone else has.
+    pub migrate: bool,
     /// Who may call; with nothing configured, everyone (and only loopback may be bound).
     pub auth: Arc<Authenticator>,
     /// PEM certificate chain and key: serve TLS (required for client certificates).
@@ -255,7 +257,12 @@ impl Application {
         tracing::info!(%addr, backend = %store.backend(), policy = %config.policy.version, "leadgate listening");
 
         let background_stop = CancellationToken::new();
-        let readiness = tokio::spawn(become_ready(app, reporter.clone(), background_stop.clone()));
+        let readiness = tokio::spawn(become_ready(
+            app,
+            config.migrate,
+            reporter.clone(),
+            background_stop.clone(),
+        ));
 
         tokio::select! {
             _ = shutdown => {}
@@ -309,13 +316,18 @@ async fn readiness_check(store: &dyn Store) -> Result<(), StoreError> {
 /// tasks, then keeps readiness in step with the database until `stop`.
 async fn become_ready(
     app: App,
+    migrate: bool,
     reporter: HealthReporter,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut pause = Duration::from_millis(200);
     loop {
         let attempt = async {
-            app.store().migrate().await?;
+            if migrate {
+                app.store().migrate().await?;
+            } else {
+                app.store().check_migrated().await?;
+            }
             app.activate_policy()
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -330,6 +342,11 @@ async fn become_ready(
             _ = stop.cancelled() => return Vec::new(),
         }
         pause = (pause * 2).min(MAX_RETRY_PAUSE);
+    }
+    match app.store().privilege_warning().await {
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "could not check the database role's privileges"),
     }
     let mut handles = spawn_background(&app, stop.clone());
     set_readiness(&reporter, ServingStatus::Serving).await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::app::AppSettings;
 use crate::auth::Authenticator;
-use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
+use crate::config::{DatabaseArgs, LogFormat, MigrateArgs, ServeArgs};
 use crate::domain::audit::AuditKeys;
 use crate::domain::policy::Policy;
 use crate::server::{Application, Limits, ServerConfig, TlsFiles};
@@ -110,6 +110,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             accept_unsealed_until: args.audit_accept_unsealed_until,
         },
         reflection: args.reflection,
+        migrate: args.migrate,
         auth: Arc::new(auth),
         tls,
         limits: Limits {
@@ -143,11 +144,21 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
 }
 
 /// `leadgate migrate`.
-pub async fn migrate(args: DatabaseArgs) -> ExitCode {
+pub async fn migrate(args: MigrateArgs) -> ExitCode {
     let _telemetry = telemetry::init(LogFormat::Text);
+    if let Some(role) = &args.grant_to
+        && !store::valid_role_name(role)
+    {
+        eprintln!("error: --grant-to: {role:?} is not a role name (lower-case letters, digits and _)");
+        return ExitCode::from(2);
+    }
     let result = async {
-        let store = store::connect(&connect_options(&args)).await?;
+        let store = store::connect(&connect_options(&args.database)).await?;
         store.migrate().await?;
+        if let Some(role) = &args.grant_to {
+            store.grant_service_role(role).await?;
+            tracing::info!(%role, "service role granted what it needs and no more");
+        }
         Ok::<_, store::StoreError>(store.backend())
     };
     match result.await {

@@ -242,6 +242,19 @@ pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations (safe with several replicas at once).
     async fn migrate(&self) -> StoreResult<()>;
 
+    /// Fails (as unavailable) until every migration this version knows was applied, by
+    /// whoever runs them (`leadgate migrate`, e.g. as a Kubernetes Job).
+    async fn check_migrated(&self) -> StoreResult<()>;
+
+    /// Gives `role` exactly what the service needs: read and write leads, keys and policies,
+    /// append to the audit tables — never change or remove audit entries, nor alter any table.
+    /// PostgreSQL only.
+    async fn grant_service_role(&self, role: &str) -> StoreResult<()>;
+
+    /// Why the privileges this connection holds weaken the trail (e.g. it owns the audit tables,
+    /// so it could drop their protection), if they do.
+    async fn privilege_warning(&self) -> StoreResult<Option<String>>;
+
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -328,6 +341,34 @@ pub struct ConnectOptions {
     /// SQLite only: the most bytes the database file may hold (rounded down to whole pages).
     /// Writes past it answer RESOURCE_EXHAUSTED, as on a full disk.
     pub sqlite_max_size: Option<u64>,
+}
+
+/// Whether `name` may be used as a database role name: lower-case letters, digits and `_`,
+/// starting with a letter or `_`, at most 63 characters (PostgreSQL's limit).
+pub fn valid_role_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Which migrations of `migrator` are missing from those applied.
+fn missing_migrations(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> StoreResult<()> {
+    let missing: Vec<i64> = migrator
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "{} migrations not applied yet ({}): run `leadgate migrate`",
+            missing.len(),
+            missing.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+        )))
+    }
 }
 
 /// Opens the store the URL names. Does not migrate.

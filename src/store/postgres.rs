@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{ConnectOptions as _, Postgres, QueryBuilder};
 
 use super::held::HeldConnection;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
@@ -254,6 +254,73 @@ impl Store for PgStore {
             sqlx::migrate::MigrateError::Execute(e) => classify(e),
             other => StoreError::Database(other.to_string()),
         })
+    }
+
+    async fn check_migrated(&self) -> StoreResult<()> {
+        let applied: Vec<i64> = sqlx::query_scalar(sql::SELECT_APPLIED_MIGRATIONS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| match classify(e) {
+                StoreError::Database(m) => {
+                    StoreError::Unavailable(format!("migrations not applied yet: {m}"))
+                }
+                other => other,
+            })?;
+        super::missing_migrations(&sqlx::migrate!("migrations/postgres"), &applied)
+    }
+
+    async fn grant_service_role(&self, role: &str) -> StoreResult<()> {
+        if !super::valid_role_name(role) {
+            return Err(StoreError::Database(format!(
+                "{role:?} is not a role name leadgate accepts (a-z, 0-9, _)"
+            )));
+        }
+        let mut connection = self.migrations.connect().await.map_err(classify)?;
+        // `current_schema` is a function, not a name, in GRANT: spell the schema out.
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(classify)?;
+        // Exactly these privileges: whatever was granted before is taken back first.
+        let statements = [
+            format!("REVOKE ALL ON ALL TABLES IN SCHEMA current_schema FROM {role}"),
+            format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA current_schema FROM {role}"),
+            format!("GRANT USAGE ON SCHEMA current_schema TO {role}"),
+            format!("GRANT SELECT, INSERT, UPDATE ON leads TO {role}"),
+            format!("GRANT SELECT, INSERT, DELETE ON idempotency_keys, audit_inbox, storage_probe TO {role}"),
+            format!(
+                "GRANT SELECT, INSERT ON audit_log, audit_quarantine, policies, policy_activations TO {role}"
+            ),
+            format!("GRANT SELECT ON audit_settings, _sqlx_migrations TO {role}"),
+            format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA current_schema TO {role}"),
+        ];
+        let mut tx = sqlx::Connection::begin(&mut connection).await.map_err(classify)?;
+        for statement in statements {
+            let statement = statement.replace("current_schema", &format!("\"{schema}\""));
+            sqlx::query(&statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        let _ = sqlx::Connection::close(connection).await;
+        Ok(())
+    }
+
+    async fn privilege_warning(&self) -> StoreResult<Option<String>> {
+        let (owner, can_change): (bool, bool) = sqlx::query_as(
+            "SELECT pg_catalog.pg_get_userbyid(c.relowner) = current_user, \
+                    has_table_privilege('audit_log', 'UPDATE') OR has_table_privilege('audit_log', 'DELETE') \
+             FROM pg_catalog.pg_class c WHERE c.oid = 'audit_log'::regclass",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok((owner || can_change).then(|| {
+            "the service's database role owns the audit tables or may change them: it could alter \
+             or remove audit entries. Run the service as a role granted by `leadgate migrate --grant-to`"
+                .to_string()
+        }))
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -74,6 +74,8 @@ pub const INSERT_ACTIVATION: &str = "INSERT INTO policy_activations (version, ac
 pub const SELECT_POLICY: &str =
     "SELECT version, name, content, activate_time FROM policies WHERE version = $1";
 
+pub const SELECT_APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+
 /// The write probe's row, and its removal (with any a crash left behind).
 pub const INSERT_PROBE: &str = "INSERT INTO storage_probe (id, filler) VALUES ($1, $2)";
 pub const DELETE_PROBE: &str = "DELETE FROM storage_probe";

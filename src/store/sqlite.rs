@@ -231,6 +231,25 @@ impl Store for SqliteStore {
             })
     }
 
+    async fn check_migrated(&self) -> StoreResult<()> {
+        let applied: Vec<i64> = sqlx::query_scalar(sql::SELECT_APPLIED_MIGRATIONS)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations not applied yet: {e}")))?;
+        super::missing_migrations(&sqlx::migrate!("migrations/sqlite"), &applied)
+    }
+
+    async fn grant_service_role(&self, _role: &str) -> StoreResult<()> {
+        Err(StoreError::Database(
+            "SQLite has no roles: --grant-to is for PostgreSQL".into(),
+        ))
+    }
+
+    async fn privilege_warning(&self) -> StoreResult<Option<String>> {
+        // One process over one file: whoever can write the file holds the trail.
+        Ok(None)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)

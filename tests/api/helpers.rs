@@ -75,6 +75,8 @@ pub struct Options {
     pub client_tls: Option<tonic::transport::ClientTlsConfig>,
     /// SQLite: the database's size cap, to fill it up.
     pub sqlite_max_size: Option<u64>,
+    /// Apply migrations at start (otherwise wait for them).
+    pub migrate: bool,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             limits: leadgate::server::Limits::default(),
             client_tls: None,
             sqlite_max_size: None,
+            migrate: true,
         }
     }
 }
@@ -234,6 +237,7 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
             accept_unsealed_until: None,
         },
         reflection: true,
+        migrate: options.migrate,
         auth: Arc::new(options.auth),
         tls: options.tls,
         limits: options.limits,

@@ -151,3 +151,200 @@ async fn the_cli_lists_the_quarantine_and_exits_one_when_it_is_not_empty() {
     assert_eq!(line["reason"], "UNSEALED");
     assert_eq!(line["actor"], "mallory");
 }
+
+/// A PostgreSQL login role made for one test, dropped after its database.
+struct TestRole {
+    admin_url: String,
+    name: String,
+}
+
+impl TestRole {
+    async fn create(admin_url: &str) -> TestRole {
+        use sqlx::{Connection, Executor};
+        let name = format!("leadgate_svc_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
+        admin
+            .execute(format!("CREATE ROLE {name} LOGIN").as_str())
+            .await
+            .unwrap();
+        TestRole {
+            admin_url: admin_url.to_owned(),
+            name,
+        }
+    }
+
+    /// `db`'s URL, as this role.
+    fn url(&self, db: &TestDatabase) -> String {
+        use sqlx::ConnectOptions;
+        let options: sqlx::postgres::PgConnectOptions = db.url.parse().unwrap();
+        options.username(&self.name).to_url_lossy().to_string()
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::{Connection, Executor};
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = admin
+                        .execute(format!("DROP ROLE IF EXISTS {name}").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn migrate_granting(db: &TestDatabase, role: &TestRole) -> std::process::Output {
+    Command::new(BINARY)
+        .args(["migrate", "--database-url", &db.url, "--grant-to", &role.name])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL skipped: set LEADGATE_TEST_POSTGRES_URL to run it"
+)]
+async fn the_service_role_appends_to_the_trail_but_can_never_change_it_postgres() {
+    let admin_url = std::env::var("LEADGATE_TEST_POSTGRES_URL").unwrap();
+    let role = TestRole::create(&admin_url).await;
+    let owner_db = std::sync::Arc::new(TestDatabase::create(&Backend::postgres()).await);
+    let service_db = std::sync::Arc::new(TestDatabase::at_url(&role.url(&owner_db)));
+
+    // The service waits, NOT_SERVING, for the migration Job; it may not migrate itself.
+    let app = spawn_on(
+        service_db.clone(),
+        Options {
+            migrate: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        app.health_of("").await,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing,
+        "not ready before the migrations"
+    );
+    let migrated = tokio::task::spawn_blocking({
+        let (db, role) = (owner_db.clone(), role.name.clone());
+        move || {
+            Command::new(BINARY)
+                .args(["migrate", "--database-url", &db.url, "--grant-to", &role])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let ready = eventually(std::time::Duration::from_secs(20), || async {
+        app.health_of("").await == tonic_health::pb::health_check_response::ServingStatus::Serving
+    })
+    .await;
+    assert!(ready, "ready once the Job has migrated");
+
+    // It does all its work as the service role.
+    let lead = app
+        .leads
+        .clone()
+        .submit_lead(cfo_demo_request("service@acme.fr"))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    app.leads
+        .clone()
+        .record_engagement(pb::RecordEngagementRequest {
+            name: lead.name.clone(),
+            events: vec![engagement(pb::EngagementKind::EmailClick, None)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    owner_db.wait_until_chained().await;
+    let verification = AuditServiceClient::new(app.channel.clone())
+        .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        verification.ok && verification.verified_count == 3,
+        "{verification:?}"
+    );
+
+    // What the service's credentials cannot do to the trail.
+    for sql in [
+        "UPDATE audit_log SET actor = 'mallory'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "ALTER TABLE audit_log DISABLE TRIGGER USER",
+        "DROP TABLE audit_log",
+        "UPDATE audit_settings SET sealed_from = 1000",
+        "DELETE FROM audit_quarantine",
+        "UPDATE audit_inbox SET actor = 'mallory'",
+        "ALTER TABLE audit_inbox DISABLE TRIGGER USER",
+        "DELETE FROM leads",
+    ] {
+        let refused = service_db.try_execute(sql).await.expect_err(sql);
+        assert!(
+            refused.contains("permission denied") || refused.contains("must be owner"),
+            "{sql}: {refused}"
+        );
+    }
+    // It may write into the inbox, but what it writes is not chained.
+    service_db
+        .try_execute(&format!(
+            "INSERT INTO audit_inbox {SEALED_INBOX_COLUMNS} VALUES {}",
+            forged_row(&service_db, "LEAD_CONVERTED", "mallory", "{}", None)
+        ))
+        .await
+        .unwrap();
+    owner_db.wait_until_chained().await;
+    assert_eq!(owner_db.count("SELECT COUNT(*) FROM audit_quarantine").await, 1);
+    assert_eq!(
+        owner_db
+            .count("SELECT COUNT(*) FROM audit_log WHERE actor = 'mallory'")
+            .await,
+        0
+    );
+
+    // Granting again (the next deploy's Job) is harmless.
+    let again = migrate_granting(&owner_db, &role);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    drop(app);
+}
+
+#[test]
+fn migrate_refuses_a_role_name_it_would_have_to_quote() {
+    let output = Command::new(BINARY)
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://x@127.0.0.1:1/x",
+            "--grant-to",
+            "svc; DROP TABLE leads",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--grant-to"));
+}

@@ -577,6 +577,7 @@ async fn a_public_address_without_authentication_is_refused() {
         drain_timeout: Duration::from_secs(1),
         app: leadgate::app::AppSettings::with_keys(test_audit_keys()),
         reflection: true,
+        migrate: true,
         auth: std::sync::Arc::new(Authenticator::default()),
         tls: None,
         limits: Default::default(),
