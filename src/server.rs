@@ -73,6 +73,12 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
     /// Connections are closed (gracefully) after this long, so load balancers rebalance them.
     pub max_connection_age: Duration,
+    /// Watch streams open at once, counted apart from calls (a stream's call ends once its
+    /// headers are out); more are refused with RESOURCE_EXHAUSTED.
+    pub max_open_streams: usize,
+    /// A stream whose consumer takes nothing for this long while entries wait is ended
+    /// (RESOURCE_EXHAUSTED, `SLOW_CONSUMER`) and its buffer freed.
+    pub slow_consumer_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -85,6 +91,8 @@ impl Default for Limits {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             max_connection_age: Duration::from_secs(300),
+            max_open_streams: 512,
+            slow_consumer_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -191,9 +199,14 @@ impl Application {
         // Ends open streams at shutdown, so they do not hold the drain.
         let streams_stop = CancellationToken::new();
         let limits = &config.limits;
+        let streams = grpc::StreamLimits {
+            max_open_streams: limits.max_open_streams,
+            slow_consumer_timeout: limits.slow_consumer_timeout,
+            stop: streams_stop.clone(),
+        };
         let services = grpc::services(
             &app,
-            streams_stop.clone(),
+            &streams,
             limits.max_request_bytes,
             limits.max_response_bytes,
         );

@@ -1,5 +1,6 @@
-//! Work every replica runs beside the requests: chaining audit entries, recording what falls due
-//! (SLA breaches, nurture revisits) and forgetting expired idempotency keys.
+//! Work every replica runs beside the requests: chaining audit entries (and following the chain's
+//! head for the watchers), recording what falls due (SLA breaches, nurture revisits) and
+//! forgetting expired idempotency keys.
 
 use std::time::Duration;
 
@@ -21,12 +22,14 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Starts the background tasks; they stop when `stop` is cancelled.
 pub fn spawn_background(app: &App, stop: CancellationToken) -> Vec<JoinHandle<()>> {
-    vec![
+    let mut handles = vec![
         tokio::spawn(sequencer(app.clone(), stop.clone())),
         tokio::spawn(sweeper(app.clone(), stop.clone())),
         tokio::spawn(purger(app.clone(), stop.clone())),
-        tokio::spawn(gauges(app.clone(), stop)),
-    ]
+        tokio::spawn(gauges(app.clone(), stop.clone())),
+    ];
+    handles.extend(super::heads::follow_heads(app, stop));
+    handles
 }
 
 /// How often gauges read from the database are refreshed.
@@ -59,7 +62,7 @@ async fn sequencer(app: App, stop: CancellationToken) {
     loop {
         let chained = app.store.sequence(SEQUENCE_BATCH).await;
         if let Ok(n @ 1..) = chained {
-            app.chain_changes.send_modify(|count| *count += n as u64);
+            app.heads.chained();
             crate::metrics::entries_chained(n);
         }
         let pause = match chained {

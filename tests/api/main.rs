@@ -16,3 +16,4 @@ mod process;
 mod scenarios;
 mod security;
 mod sla;
+mod streams;
