@@ -297,6 +297,10 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED (SLOW_CONSUMER) and the position to resume after.
     #[arg(long, env = "LEADGATE_SLOW_CONSUMER_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub slow_consumer_timeout: Duration,
+    /// A connection that has not sent the HTTP/2 preface (or completed its TLS handshake) within
+    /// this is closed.
+    #[arg(long, env = "LEADGATE_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub handshake_timeout: Duration,
     /// Serve Prometheus metrics over HTTP on this address (`/metrics`); off when not given.
     #[arg(long, env = "LEADGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -332,6 +336,7 @@ impl ServeArgs {
             ("--keepalive-timeout", self.keepalive_timeout),
             ("--max-connection-age", self.max_connection_age),
             ("--slow-consumer-timeout", self.slow_consumer_timeout),
+            ("--handshake-timeout", self.handshake_timeout),
         ] {
             if value < Duration::from_millis(100) {
                 return Err(format!("{flag} must be at least 100ms"));

@@ -110,6 +110,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             max_connection_age: args.max_connection_age,
             max_open_streams: args.max_open_streams,
             slow_consumer_timeout: args.slow_consumer_timeout,
+            handshake_timeout: args.handshake_timeout,
         },
     };
     if let Err(message) = config.check_exposure(args.allow_unauthenticated) {

@@ -1,12 +1,13 @@
 //! What a stream may cost the server: a consumer that stops reading is ended and resumes without
 //! gaps, open streams are limited apart from calls, idle streams wait for news instead of polling,
-//! and a stream whose reads cannot succeed ends.
+//! a stream whose reads cannot succeed ends, and silent connections are closed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use leadgate::grpc::pb;
 use leadgate::server::Limits;
 use pb::audit_service_client::AuditServiceClient;
+use tokio::io::AsyncReadExt;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -263,4 +264,51 @@ async fn a_watcher_goes_on_when_the_database_connections_are_cut_postgres() {
         .unwrap()
         .position;
     assert_eq!(position, 2);
+}
+
+/// Reads from `stream` until the server closes it; returns how long that took.
+async fn wait_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> Duration {
+    let started = Instant::now();
+    let closed = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 1024];
+        while let Ok(1..) = stream.read(&mut buf).await {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server closes the connection within {within:?}"
+    );
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_sends_the_http2_preface_is_closed_after_the_handshake_timeout() {
+    let limits = Limits {
+        handshake_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let app = spawn_app_with(
+        &Backend::Sqlite,
+        Options {
+            limits,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let took = wait_until_closed(&mut silent, Duration::from_secs(5)).await;
+    assert!(
+        took >= Duration::from_millis(400),
+        "not before the timeout: {took:?}"
+    );
+
+    // Half a preface is no better.
+    use tokio::io::AsyncWriteExt;
+    let mut halting = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    halting.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    wait_until_closed(&mut halting, Duration::from_secs(5)).await;
+
+    // A client that introduces itself is served as before, past the timeout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.wait_until_serving().await;
 }
