@@ -5,7 +5,7 @@
 //! and, on PostgreSQL, when any process's sequencer does: its transaction sends `NOTIFY` with the
 //! new head, and one listener per process receives it. While that listener is down, one shared
 //! slow poll of the head stands in for it, and it reads the head again once it is back (notices
-//! sent meanwhile are lost).
+//! sent meanwhile are lost). A read every 30 seconds bounds what a notice lost otherwise delays.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,9 @@ use super::App;
 
 /// How often the head is read while the PostgreSQL listener is down.
 const FALLBACK_POLL: Duration = Duration::from_secs(1);
+/// How often the head is read anyway: the most a lost notice can delay entries (one sent by a
+/// replica of an earlier version, which sends none, during a rolling upgrade).
+const BACKSTOP_READ: Duration = Duration::from_secs(30);
 /// The longest pause between two attempts to reconnect the listener, or to read the head.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(10);
 /// The first pause after a failed attempt; it doubles up to [`MAX_RETRY_PAUSE`].
@@ -70,11 +73,13 @@ pub(super) fn follow_heads(app: &App, stop: CancellationToken) -> Vec<tokio::tas
     ]
 }
 
-/// Reads the head whenever asked, retrying with backoff until a read succeeds.
+/// Reads the head whenever asked (and every [`BACKSTOP_READ`]), retrying with backoff until a
+/// read succeeds.
 async fn read_heads(app: App, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = app.heads.read_requested.notified() => {}
+            _ = tokio::time::sleep(BACKSTOP_READ) => {}
             _ = stop.cancelled() => return,
         }
         let mut pause = FIRST_RETRY_PAUSE;

@@ -279,6 +279,11 @@ impl Producer {
         let guard = ProducerGuard(self.shared.clone());
         let Err(stop) = self.produce().await;
         if let Stop::Ended(end) = stop {
+            crate::metrics::watch_stream_ended(match end {
+                End::SlowConsumer { .. } => "SLOW_CONSUMER",
+                End::ShuttingDown => "SHUTTING_DOWN",
+                End::Failed(_) => "FAILED",
+            });
             guard.0.end(end);
         }
     }

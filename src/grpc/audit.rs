@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::ErrorDetails;
@@ -146,7 +146,8 @@ impl pb::audit_service_server::AuditService for AuditService {
         );
         c::finish(v)?;
         let filter = c::validated(filter)?;
-        let Ok(slot) = self.open_streams.clone().try_acquire_owned() else {
+        let Ok(permit) = self.open_streams.clone().try_acquire_owned() else {
+            crate::metrics::watch_stream_refused();
             return Err(status(
                 Code::ResourceExhausted,
                 "TOO_MANY_STREAMS",
@@ -162,6 +163,7 @@ impl pb::audit_service_server::AuditService for AuditService {
         } else {
             WatchStart::After(after_position)
         };
+        let slot = StreamSlot::take(permit);
         let entries = self.app.watch(start, filter, &self.terms).await?;
         let stream = entries.map(move |item| {
             // The stream holds its slot until the transport drops it (ended, reset, or its
@@ -175,6 +177,24 @@ impl pb::audit_service_server::AuditService for AuditService {
             }
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// One open stream's place under `--max-open-streams`, counted in the metrics while held.
+struct StreamSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl StreamSlot {
+    fn take(permit: OwnedSemaphorePermit) -> Self {
+        crate::metrics::watch_streams(1.0);
+        Self { _permit: permit }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        crate::metrics::watch_streams(-1.0);
     }
 }
 
