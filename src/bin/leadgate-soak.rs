@@ -80,6 +80,9 @@ enum Scenario {
     },
 }
 
+/// Streams opened concurrently (the server's default limit on calls in progress is 512).
+const OPEN_AT_ONCE: usize = 64;
+
 fn duration(text: &str) -> Result<Duration, String> {
     leadgate::domain::policy::parse_duration(text)
 }
@@ -315,16 +318,20 @@ async fn open_watchers(
     for _ in 0..connections {
         channels.push(server.channel().await.unwrap());
     }
-    let opening: Vec<_> = (0..watchers)
-        .map(|w| {
-            let mut client = AuditServiceClient::new(channels[w % connections].clone());
-            let request = request.clone();
-            tokio::spawn(async move { client.watch_decisions(request).await })
-        })
-        .collect();
     let mut streams = Vec::new();
-    for open in opening {
-        streams.push(open.await.unwrap().expect("a watch stream").into_inner());
+    // A few at a time, so that opening them stays under the server's limit on calls.
+    for batch in (0..watchers).collect::<Vec<_>>().chunks(OPEN_AT_ONCE) {
+        let opening: Vec<_> = batch
+            .iter()
+            .map(|w| {
+                let mut client = AuditServiceClient::new(channels[w % connections].clone());
+                let request = request.clone();
+                tokio::spawn(async move { client.watch_decisions(request).await })
+            })
+            .collect();
+        for open in opening {
+            streams.push(open.await.unwrap().expect("a watch stream").into_inner());
+        }
     }
     (channels, streams)
 }
