@@ -31,7 +31,8 @@ use crate::domain::query::{Filter, ListQuery, SqlValue};
 /// control lets out to the client. The buffer is refilled once it is half empty; one entry
 /// larger than all of it still passes, alone.
 pub const WATCH_BUFFER_BYTES: usize = 64 * 1024;
-/// Most entries read by one query.
+/// Most entries read by one query: with small entries, the buffer's room would ask for more
+/// than a read needs to keep a consumer busy.
 const MAX_READ: usize = 64;
 /// What an entry is assumed to weigh before any was read: a quarter of the buffer, so the first
 /// read brings a few entries whatever their size; later reads follow the sizes seen.
@@ -41,6 +42,7 @@ const ENTRY_OVERHEAD_BYTES: usize = 256;
 /// The first pause after a failed read that may succeed if retried; it doubles up to
 /// [`MAX_RETRY_PAUSE`].
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// The longest pause between two attempts: a database back within it is read again soon.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 /// How long reads may keep failing before the stream ends with the error: the client then
 /// reconnects, perhaps to a replica that reaches the database.
@@ -78,6 +80,7 @@ enum End {
 
 /// What the producer and the consumer share.
 struct Shared {
+    /// Locked briefly by either side; never across an await.
     state: Mutex<Buffer>,
     /// Wakes the producer when the consumer takes an entry.
     taken: Notify,
@@ -86,6 +89,7 @@ struct Shared {
 /// The entries read and not yet handed to the transport.
 #[derive(Default)]
 struct Buffer {
+    /// In position order, each with its [`entry_bytes`].
     entries: VecDeque<(ChainedEntry, usize)>,
     /// The sum of the entries' [`entry_bytes`].
     bytes: usize,
@@ -166,6 +170,7 @@ fn entry_bytes(entry: &ChainedEntry) -> usize {
 /// The consumer's side of a watch: entries in position order, then at most one error. Dropping
 /// it stops the producer.
 pub struct Watch {
+    /// The buffer the producer fills.
     shared: Arc<Shared>,
     /// The last position handed out (or the starting cursor): where the consumer resumes.
     position: i64,
@@ -253,7 +258,9 @@ impl App {
 
 /// One stream's reader of the trail.
 struct Producer {
+    /// Reads the trail through its store.
     app: App,
+    /// The buffer it fills for the consumer.
     shared: Arc<Shared>,
     /// The filter, and the position of the last entry read.
     query: ListQuery,
@@ -261,6 +268,7 @@ struct Producer {
     heads: watch::Receiver<i64>,
     /// Every matching entry up to this position has been read.
     read_through: i64,
+    /// The slow-consumer timeout and the server's stop.
     terms: WatchTerms,
     /// Cancelled when the consumer is dropped.
     gone: CancellationToken,

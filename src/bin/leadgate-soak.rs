@@ -57,6 +57,7 @@ enum Scenario {
     /// Watchers that never read, from the start of a trail of ~30 KB entries: server RSS before,
     /// while they stall (sampled), and after they leave.
     Stalled {
+        /// Streams opened, one connection each.
         #[arg(long, default_value_t = 200)]
         watchers: usize,
         /// Entries of ~30 KB written before the watchers come.
@@ -70,11 +71,13 @@ enum Scenario {
     /// Watchers that follow the head where nothing happens: the server's CPU time over the
     /// period, with them and without them.
     Idle {
+        /// Streams opened from the head.
         #[arg(long, default_value_t = 2000)]
         watchers: usize,
         /// HTTP/2 connections the watchers share.
         #[arg(long, default_value_t = 20)]
         connections: usize,
+        /// How long the CPU time is measured, with the watchers and without them.
         #[arg(long, default_value = "60s", value_parser = duration)]
         duration: Duration,
     },
@@ -97,7 +100,9 @@ fn free_port() -> u16 {
 
 /// The server process, killed when dropped.
 struct Server {
+    /// The `leadgate serve` process, measured through `/proc/{pid}`.
     child: Child,
+    /// Where it listens, on 127.0.0.1.
     port: u16,
 }
 
@@ -203,8 +208,11 @@ fn clock_ticks_per_second() -> f64 {
 
 /// A database for one run: a file in a scratch directory, or a scratch PostgreSQL database.
 struct ScratchDatabase {
+    /// What the server is given.
     url: String,
+    /// The administration URL and the database to drop (PostgreSQL).
     postgres: Option<(String, String)>,
+    /// The scratch directory (the SQLite file), removed at the end.
     dir: PathBuf,
 }
 

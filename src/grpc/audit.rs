@@ -182,6 +182,7 @@ impl pb::audit_service_server::AuditService for AuditService {
 
 /// One open stream's place under `--max-open-streams`, counted in the metrics while held.
 struct StreamSlot {
+    /// Returned to `open_streams` when the slot is dropped.
     _permit: OwnedSemaphorePermit,
 }
 

@@ -19,6 +19,7 @@ const PREFACE_BYTES: usize = 24;
 /// A connection that fails its next read once its deadline passes before the peer sent
 /// [`PREFACE_BYTES`]; reads and writes pass through unchanged.
 pub struct Handshaking<IO> {
+    /// The connection itself.
     io: IO,
     /// Disarmed (None) once the preface is in.
     deadline: Option<Pin<Box<Sleep>>>,

@@ -17,6 +17,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One process's subscription to [`CHAIN_HEAD_CHANNEL`], on a connection of its own.
 pub struct HeadListener {
+    /// sqlx's listener, over a pool of one connection of its own.
     listener: PgListener,
 }
 
