@@ -38,6 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // A request that does not decode is the caller's mistake, not INTERNAL: see src/grpc/codec.rs.
+        .codec_path("crate::grpc::codec::ProtoCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

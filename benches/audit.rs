@@ -101,6 +101,23 @@ where
     });
 }
 
+fn keys() -> leadgate::domain::audit::AuditKeys {
+    leadgate::domain::audit::AuditKeys::parse("bench:YmVuY2gtYXVkaXQta2V5LWJlbmNoLWF1ZGl0LWtleS1iZW5jaA==")
+        .unwrap()
+}
+
+/// The seeded rows are written unsealed, straight into the inbox: the sequencer takes them as it
+/// would during an upgrade, and seals their links.
+fn seeding() -> leadgate::domain::audit::Admission<'static> {
+    static KEYS: std::sync::LazyLock<leadgate::domain::audit::AuditKeys> = std::sync::LazyLock::new(keys);
+    let now = chrono::Utc::now();
+    leadgate::domain::audit::Admission {
+        keys: &KEYS,
+        accept_unsealed_until: Some(now + chrono::Duration::days(1)),
+        now,
+    }
+}
+
 /// Fills the inbox, then lets the store's sequencer chain everything.
 async fn seed(url: &str, store: &Arc<dyn Store>, total: usize) -> Duration {
     let started = Instant::now();
@@ -125,11 +142,11 @@ async fn seed(url: &str, store: &Arc<dyn Store>, total: usize) -> Duration {
         }
         done += n;
         if done % 50_000 == 0 {
-            while store.sequence(50_000).await.unwrap() > 0 {}
+            while store.sequence(50_000, &seeding()).await.unwrap().chained > 0 {}
             eprint!("\r  seeded {done}/{total}");
         }
     }
-    while store.sequence(50_000).await.unwrap() > 0 {}
+    while store.sequence(50_000, &seeding()).await.unwrap().chained > 0 {}
     eprintln!();
     if !url.starts_with("sqlite:") {
         // What autovacuum does after a bulk load in production: give the planner statistics.
@@ -173,6 +190,7 @@ async fn bench(label: &str, url: &str, total: usize) {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
         statement_timeout: None,
+        sqlite_max_size: None,
     };
     let store = leadgate::store::connect(&options).await.unwrap();
     store.migrate().await.unwrap();
@@ -181,7 +199,7 @@ async fn bench(label: &str, url: &str, total: usize) {
     let app = App::new(
         store.clone(),
         Arc::new(Policy::default_policy()),
-        AppSettings::default(),
+        AppSettings::with_keys(keys()),
     );
     let head = app.audit_digest().await.unwrap();
     assert_eq!(head.position as usize, total);

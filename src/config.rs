@@ -22,7 +22,7 @@ pub enum Command {
     /// Run the gRPC server (SQLite file in the working directory unless told otherwise).
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit (for a Kubernetes Job).
-    Migrate(DatabaseArgs),
+    Migrate(MigrateArgs),
     /// Check or print qualification policies.
     Policy {
         #[command(subcommand)]
@@ -72,6 +72,12 @@ pub enum AuthCommand {
     },
     /// Read a token on standard input and print its hash.
     HashToken,
+    /// Print a new random key for sealing the audit trail, as ID:BASE64 (LEADGATE_AUDIT_KEYS).
+    NewAuditKey {
+        /// The key's id, recorded with every seal it makes (e.g. the month it was made).
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
 }
 
 /// How client commands reach the server.
@@ -160,6 +166,16 @@ pub enum AuditCommand {
     },
     /// Print the trail's head as POSITION:HASH, to keep outside leadgate.
     Digest,
+    /// List the rows the sequencer refused to chain (written into the database by someone other
+    /// than leadgate, or unreadable), newest first; exits 1 if there are any.
+    Quarantine {
+        /// Stop after this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// table (for people) or jsonl (one JSON object per line).
+        #[arg(long, value_enum, default_value = "table")]
+        format: AuditFormat,
+    },
     /// Follow new entries as they are chained; reconnects by itself.
     Watch {
         /// Start after this position (0: from the first entry).
@@ -202,6 +218,12 @@ pub enum PolicyCommand {
     Default,
 }
 
+fn rfc3339(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time such as 2026-12-31T18:00:00Z"))
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
 }
@@ -217,6 +239,49 @@ pub struct DatabaseArgs {
     /// How long a call waits for a database connection before failing with UNAVAILABLE.
     #[arg(long, env = "LEADGATE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub db_acquire_timeout: Duration,
+    /// SQLite: the most the database file may hold (e.g. 500MiB, 2GiB); writes past it answer
+    /// RESOURCE_EXHAUSTED (STORAGE_FULL), as on a full disk. No cap when not given.
+    #[arg(long, env = "LEADGATE_SQLITE_MAX_SIZE", value_parser = size)]
+    pub sqlite_max_size: Option<u64>,
+}
+
+/// A size in bytes: a number with an optional unit (B, KB, MB, GB, KiB, MiB, GiB).
+fn size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 500MiB"))?;
+    let unit = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}: use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit)
+        .filter(|bytes| *bytes >= 1 << 20)
+        .ok_or_else(|| format!("{text:?} must be at least 1MiB"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// PostgreSQL: after migrating, give this role exactly what the service needs, and no more:
+    /// it may append to the audit tables but never change, remove or alter them. Run the service
+    /// as that role, with --migrate false.
+    #[arg(long, env = "LEADGATE_GRANT_TO")]
+    pub grant_to: Option<String>,
 }
 
 /// How logs are written.
@@ -235,6 +300,10 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Apply pending migrations at start. With false, wait (NOT_SERVING) until `leadgate migrate`
+    /// has applied them: for a service role that may not change the schema.
+    #[arg(long, env = "LEADGATE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate: bool,
     /// The qualification policy (TOML); the shipped default when not given.
     #[arg(long, env = "LEADGATE_POLICY")]
     pub policy: Option<PathBuf>,
@@ -259,6 +328,16 @@ pub struct ServeArgs {
     /// Bearer tokens as `principal:role+role:sha256;...` (hashes, never the tokens themselves).
     #[arg(long, env = "LEADGATE_AUTH_TOKENS", hide_env_values = true)]
     pub auth_tokens: Option<String>,
+    /// The keys that seal the audit trail, as `ID:BASE64,ID:BASE64` (`leadgate auth new-audit-key`
+    /// makes one): the first seals, every one verifies (keep retired keys listed after the new
+    /// one). Required with PostgreSQL; with SQLite, a key kept in a file beside the database
+    /// (`<database>.audit-key`) is made on first start when none is given.
+    #[arg(long, env = "LEADGATE_AUDIT_KEYS", hide_env_values = true)]
+    pub audit_keys: Option<String>,
+    /// Until this time (RFC 3339), also chain audit entries that carry no seal: entries written by
+    /// an earlier version of leadgate while an upgrade rolls out. Unset afterwards.
+    #[arg(long, env = "LEADGATE_AUDIT_ACCEPT_UNSEALED_UNTIL", value_parser = rfc3339)]
+    pub audit_accept_unsealed_until: Option<chrono::DateTime<chrono::Utc>>,
     /// Serve a non-loopback address without authentication (only on a network you trust).
     #[arg(long, env = "LEADGATE_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,

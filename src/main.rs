@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::Auth { command } => match command {
             AuthCommand::NewToken { principal, roles } => leadgate::cli::new_token(&principal, &roles),
             AuthCommand::HashToken => leadgate::cli::hash_token(),
+            AuthCommand::NewAuditKey { id } => leadgate::cli::new_audit_key(&id),
         },
     }
 }

@@ -144,6 +144,11 @@ pub fn entries_chained(n: usize) {
     counter!("leadgate_audit_entries_chained_total").increment(n as u64);
 }
 
+/// Rows of the audit inbox the sequencer set aside, by reason (UNSEALED, UNAUTHENTIC...).
+pub fn entries_quarantined(reason: &'static str) {
+    counter!("leadgate_audit_entries_quarantined_total", "reason" => reason).increment(1);
+}
+
 pub fn pool(in_use: u32, idle: u32, max: u32) {
     gauge!("leadgate_db_pool_connections", "state" => "in_use").set(f64::from(in_use));
     gauge!("leadgate_db_pool_connections", "state" => "idle").set(f64::from(idle));

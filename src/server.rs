@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     pub app: AppSettings,
     pub reflection: bool,
+    /// Apply pending migrations at start; otherwise wait until someone else has.
+    pub migrate: bool,
     /// Who may call; with nothing configured, everyone (and only loopback may be bound).
     pub auth: Arc<Authenticator>,
     /// PEM certificate chain and key: serve TLS (required for client certificates).
@@ -279,7 +281,12 @@ impl Application {
         tracing::info!(%addr, backend = %store.backend(), policy = %config.policy.version, "leadgate listening");
 
         let background_stop = CancellationToken::new();
-        let readiness = tokio::spawn(become_ready(app, reporter.clone(), background_stop.clone()));
+        let readiness = tokio::spawn(become_ready(
+            app,
+            config.migrate,
+            reporter.clone(),
+            background_stop.clone(),
+        ));
 
         tokio::select! {
             _ = shutdown => {}
@@ -319,17 +326,32 @@ impl Application {
     }
 }
 
+/// Ready when the database answers and, after a write was refused for lack of room or permission,
+/// when a probe write commits again: a full disk or a read-only database is not ready.
+async fn readiness_check(store: &dyn Store) -> Result<(), StoreError> {
+    store.ping().await?;
+    if store.writes_refused() {
+        store.probe_write().await?;
+    }
+    Ok(())
+}
+
 /// Migrates (retrying while the database is down), activates the policy, starts the background
 /// tasks, then keeps readiness in step with the database until `stop`.
 async fn become_ready(
     app: App,
+    migrate: bool,
     reporter: HealthReporter,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut pause = Duration::from_millis(200);
     loop {
         let attempt = async {
-            app.store().migrate().await?;
+            if migrate {
+                app.store().migrate().await?;
+            } else {
+                app.store().check_migrated().await?;
+            }
             app.activate_policy()
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -345,6 +367,11 @@ async fn become_ready(
         }
         pause = (pause * 2).min(MAX_RETRY_PAUSE);
     }
+    match app.store().privilege_warning().await {
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "could not check the database role's privileges"),
+    }
     let mut handles = spawn_background(&app, stop.clone());
     set_readiness(&reporter, ServingStatus::Serving).await;
     tracing::info!("database migrated and answering: SERVING");
@@ -356,20 +383,22 @@ async fn become_ready(
                 _ = tokio::time::sleep(READINESS_INTERVAL) => {}
                 _ = stop.cancelled() => return,
             }
-            let healthy = matches!(
-                tokio::time::timeout(READINESS_TIMEOUT, app.store().ping()).await,
-                Ok(Ok(()))
-            );
+            let check = tokio::time::timeout(READINESS_TIMEOUT, readiness_check(app.store().as_ref())).await;
+            let healthy = matches!(check, Ok(Ok(())));
             if stop.is_cancelled() {
                 return;
             }
             if healthy != serving {
                 serving = healthy;
                 if healthy {
-                    tracing::info!("database answers again: SERVING");
+                    tracing::info!("database answers and takes writes again: SERVING");
                     set_readiness(&reporter, ServingStatus::Serving).await;
                 } else {
-                    tracing::warn!("database does not answer: NOT_SERVING");
+                    let error = match check {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => "no answer in time".to_owned(),
+                    };
+                    tracing::warn!(%error, "database does not answer or refuses writes: NOT_SERVING");
                     set_readiness(&reporter, ServingStatus::NotServing).await;
                 }
             }

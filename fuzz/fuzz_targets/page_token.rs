@@ -10,7 +10,7 @@ fuzz_target!(|input: (&str, &str, &str, i32)| {
     let (token, filter, order_by, size) = input;
     let _ = parse_list(filter, order_by, token, size, AUDIT_FILTER_FIELDS, AUDIT_ORDERS);
     if let Ok(query) = parse_list(filter, order_by, token, size, LEAD_FILTER_FIELDS, LEAD_ORDERS) {
-        let issued = query.token_after(vec![SqlValue::Int(size.into()), SqlValue::Text(token.into())]);
+        let issued = query.token_after(vec![SqlValue::Int(size.into()), SqlValue::Uuid(Default::default())]);
         assert!(parse_list(filter, order_by, &issued, size, LEAD_FILTER_FIELDS, LEAD_ORDERS).is_ok());
     }
 });

@@ -2,7 +2,8 @@
 
 use super::{App, AppError, AppResult};
 use crate::domain::audit::{ChainHead, ChainTip, ChainedEntry, Finding, Verifier};
-use crate::domain::query::{FieldKind, FieldSpec, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{FieldKind, FieldSpec, KeyType, ListQuery, OrderSpec, SqlValue};
+use crate::store::QuarantinedEntry;
 
 const STATES: &[&str] = &[
     "LEAD",
@@ -109,15 +110,32 @@ pub const AUDIT_ORDERS: &[OrderSpec] = &[
         name: "position",
         column: "position",
         tie_break: None,
+        key_types: &[KeyType::Int],
         descending: false,
     },
     OrderSpec {
         name: "position desc",
         column: "position",
         tie_break: None,
+        key_types: &[KeyType::Int],
         descending: true,
     },
 ];
+
+/// The order of the quarantine's list: newest first.
+pub const QUARANTINE_ORDERS: &[OrderSpec] = &[OrderSpec {
+    name: "id desc",
+    column: "id",
+    tie_break: None,
+    descending: true,
+    key_types: &[KeyType::Int],
+}];
+
+/// One page of rows the sequencer set aside.
+pub struct QuarantinePage {
+    pub entries: Vec<QuarantinedEntry>,
+    pub next_page_token: String,
+}
 
 /// Entries read per query while verifying.
 const READ_BATCH: usize = 5000;
@@ -154,12 +172,31 @@ impl App {
         })
     }
 
+    /// Rows of the inbox the sequencer refused to chain, newest first.
+    pub async fn list_quarantine(&self, query: &ListQuery) -> AppResult<QuarantinePage> {
+        let mut entries = self.store.list_quarantine(query).await?;
+        let next_page_token = if entries.len() > query.limit {
+            entries.truncate(query.limit);
+            entries
+                .last()
+                .map(|e| query.token_after(vec![SqlValue::Int(e.id)]))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(QuarantinePage {
+            entries,
+            next_page_token,
+        })
+    }
+
     pub async fn audit_digest(&self) -> AppResult<ChainHead> {
         Ok(self.store.chain_head().await?)
     }
 
     /// Recomputes the chain over `[start, end]` (0 means the first / the head), also proving
-    /// that `expected` (an earlier digest) is still in it.
+    /// that `expected` (an earlier digest) is still in it. A position past the head (and past
+    /// `expected`) is refused, naming the head.
     pub async fn verify_audit(
         &self,
         start: i64,
@@ -167,6 +204,23 @@ impl App {
         expected: Option<ChainHead>,
     ) -> AppResult<Verification> {
         let head = self.store.chain_head().await?;
+        // Positions past the head are entries that do not exist: the caller's mistake, not a
+        // gap in the trail. An earlier digest may reach past the head (the trail was truncated
+        // since), and a range up to it is verified, so the truncation is reported.
+        let reach = expected.map_or(head.position, |d| d.position.max(head.position));
+        let mut past_head = crate::domain::validation::Violations::default();
+        for (field, position) in [("start_position", start), ("end_position", end)] {
+            if position > reach {
+                past_head.add(
+                    field,
+                    format!(
+                        "must not be past the head of the trail (position {})",
+                        head.position
+                    ),
+                );
+            }
+        }
+        past_head.into_result().map_err(AppError::InvalidArgument)?;
         let start = start.max(1);
         let mut end = if end == 0 { head.position } else { end };
         if let Some(digest) = expected {
@@ -196,7 +250,9 @@ impl App {
                 }
             }
         };
-        let mut verifier = Verifier::new(anchor, expected);
+        let sealed_from = self.store.sealed_from().await?;
+        let mut verifier =
+            Verifier::new(anchor, expected).with_seals((*self.settings.audit_keys).clone(), sealed_from);
         let mut after = start - 1;
         let finding = 'read: loop {
             let batch = self

@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{App, now};
+use crate::store::{DueLead, Sequenced};
 
 /// Entries chained per sequencer transaction.
 const SEQUENCE_BATCH: usize = 1000;
@@ -60,14 +61,13 @@ async fn gauges(app: App, stop: CancellationToken) {
 
 async fn sequencer(app: App, stop: CancellationToken) {
     loop {
-        let chained = app.store.sequence(SEQUENCE_BATCH).await;
-        if let Ok(n @ 1..) = chained {
-            app.heads.chained();
-            crate::metrics::entries_chained(n);
-        }
-        let pause = match chained {
-            Ok(n) if n == SEQUENCE_BATCH => Duration::ZERO,
-            Ok(_) => SEQUENCE_POLL,
+        let sequenced = app.store.sequence(SEQUENCE_BATCH, &app.admission()).await;
+        let pause = match &sequenced {
+            Ok(done) => {
+                report(&app, done);
+                let busy = done.chained + done.quarantined.len() == SEQUENCE_BATCH;
+                if busy { Duration::ZERO } else { SEQUENCE_POLL }
+            }
             Err(error) => {
                 tracing::warn!(%error, "audit sequencer failed; retrying");
                 ERROR_BACKOFF
@@ -83,23 +83,53 @@ async fn sequencer(app: App, stop: CancellationToken) {
         }
     }
     // Chain what this replica wrote last, so the trail is complete on a clean stop.
-    if let Err(error) = app.store.sequence(SEQUENCE_BATCH).await {
-        tracing::warn!(%error, "final audit sequencing failed; the next start chains the rest");
+    match app.store.sequence(SEQUENCE_BATCH, &app.admission()).await {
+        Ok(done) => report(&app, &done),
+        Err(error) => tracing::warn!(%error, "final audit sequencing failed; the next start chains the rest"),
+    }
+}
+
+/// Wakes watchers after entries were chained; counts and logs rows set aside.
+fn report(app: &App, done: &Sequenced) {
+    if done.chained > 0 {
+        app.heads.chained();
+        crate::metrics::entries_chained(done.chained);
+    }
+    for (inbox_id, refusal) in &done.quarantined {
+        crate::metrics::entries_quarantined(refusal.code());
+        tracing::error!(
+            inbox_id,
+            reason = refusal.code(),
+            detail = %refusal,
+            "audit inbox row quarantined, not chained: leadgate did not write it or cannot read it"
+        );
     }
 }
 
 async fn sweeper(app: App, stop: CancellationToken) {
+    // Each pass walks every due lead once, oldest due first, page after page: a lead that cannot
+    // be swept (its sweep fails each time) is passed over, never in the way of the others.
+    let mut after: Option<DueLead> = None;
     loop {
-        match app.store.leads_due(now(), SWEEP_BATCH).await {
-            Ok(ids) => {
-                for id in ids {
-                    if let Err(error) = app.sweep_lead(id).await {
-                        tracing::warn!(%error, lead = %id, "sweeping a lead failed");
+        let more = match app.store.leads_due(now(), after.as_ref(), SWEEP_BATCH).await {
+            Ok(due) => {
+                for lead in &due {
+                    if let Err(error) = app.sweep_lead(lead.id).await {
+                        tracing::warn!(%error, lead = %lead.id, "sweeping a lead failed");
                     }
                 }
+                after = due.last().copied();
+                due.len() == SWEEP_BATCH
             }
-            Err(error) => tracing::warn!(%error, "looking for due leads failed"),
+            Err(error) => {
+                tracing::warn!(%error, "looking for due leads failed");
+                false
+            }
+        };
+        if more && !stop.is_cancelled() {
+            continue;
         }
+        after = None;
         tokio::select! {
             _ = tokio::time::sleep(app.settings.sweep_interval) => {}
             _ = stop.cancelled() => break,

@@ -22,6 +22,13 @@ pub enum AppError {
     /// The database cannot be reached (`UNAVAILABLE`): retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// The database has no room for the write (`RESOURCE_EXHAUSTED`): nothing was written; retry
+    /// once space is freed.
+    #[error("{0}")]
+    StorageFull(String),
+    /// The database refuses writes (`UNAVAILABLE`): nothing was written; retry later.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The work took longer than the server allows and was abandoned, writing nothing
     /// (`DEADLINE_EXCEEDED`).
     #[error("{0}")]
@@ -46,7 +53,12 @@ impl AppError {
     /// Whether the same work may succeed if tried again shortly, as is.
     pub fn is_transient(&self) -> bool {
         match self {
-            AppError::Unavailable(_) | AppError::DeadlineExceeded(_) | AppError::Aborted { .. } => true,
+            // Storage that is full or read-only may come back: retried like the others.
+            AppError::Unavailable(_)
+            | AppError::DeadlineExceeded(_)
+            | AppError::Aborted { .. }
+            | AppError::StorageFull(_)
+            | AppError::ReadOnly(_) => true,
             AppError::InvalidArgument(_)
             | AppError::NotFound(_)
             | AppError::FailedPrecondition { .. }
@@ -68,6 +80,8 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Timeout(m) => AppError::DeadlineExceeded(m),
+            StoreError::StorageFull(m) => AppError::StorageFull(m),
+            StoreError::ReadOnly(m) => AppError::ReadOnly(m),
             StoreError::Corrupt(m) | StoreError::Database(m) => AppError::Internal(m),
         }
     }

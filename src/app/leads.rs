@@ -7,7 +7,7 @@ use super::{App, AppError, AppResult, Caller, MAX_ATTEMPTS, RequestKey, backoff,
 use crate::domain::audit::ENGINE_ACTOR;
 use crate::domain::engine::{self, Command, Context, Decision, EventInput};
 use crate::domain::lead::Lead;
-use crate::domain::query::{FieldKind, FieldSpec, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{FieldKind, FieldSpec, KeyType, ListQuery, OrderSpec, SqlValue};
 use crate::domain::sla::{self, SlaState};
 use crate::domain::values::{LeadId, Profile, Timestamp};
 use crate::store::{LeadWrite, WriteOutcome};
@@ -113,30 +113,35 @@ pub const LEAD_ORDERS: &[OrderSpec] = &[
         name: "create_time",
         column: "create_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: false,
     },
     OrderSpec {
         name: "create_time desc",
         column: "create_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: true,
     },
     OrderSpec {
         name: "update_time",
         column: "update_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: false,
     },
     OrderSpec {
         name: "update_time desc",
         column: "update_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: true,
     },
     OrderSpec {
         name: "scores.combined_points desc",
         column: "combined_points",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: true,
     },
 ];
@@ -217,9 +222,10 @@ impl App {
                 lead: self.view(applied.lead, now),
             };
             let record = key.as_ref().map(|k| idempotency_record(caller, k, &change, now));
+            let sealed = self.seal(&applied.entries);
             let write = LeadWrite {
                 lead: &change.lead.lead,
-                entries: &applied.entries,
+                entries: &sealed,
                 idempotency: record.as_ref(),
             };
             let outcome = match expected_revision {
@@ -272,9 +278,10 @@ impl App {
                 lead: self.view(applied.lead, now),
             };
             let record = key.as_ref().map(|k| idempotency_record(caller, k, &change, now));
+            let sealed = self.seal(&applied.entries);
             let write = LeadWrite {
                 lead: &change.lead.lead,
-                entries: &applied.entries,
+                entries: &sealed,
                 idempotency: record.as_ref(),
             };
             match self.store.update_lead(write, lead.revision).await? {
@@ -306,9 +313,10 @@ impl App {
         if applied.entries.is_empty() {
             return Ok(false);
         }
+        let sealed = self.seal(&applied.entries);
         let write = LeadWrite {
             lead: &applied.lead,
-            entries: &applied.entries,
+            entries: &sealed,
             idempotency: None,
         };
         let written = self.store.update_lead(write, lead.revision).await? == WriteOutcome::Written;

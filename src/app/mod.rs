@@ -18,7 +18,10 @@ use std::time::Duration;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Notify;
 
-pub use audit::{AUDIT_FILTER_FIELDS, AUDIT_ORDERS, AuditPage, Verification, watch_filter_fields};
+pub use audit::{
+    AUDIT_FILTER_FIELDS, AUDIT_ORDERS, AuditPage, QUARANTINE_ORDERS, QuarantinePage, Verification,
+    watch_filter_fields,
+};
 pub use background::spawn_background;
 pub use error::{AppError, AppResult};
 pub use leads::{LEAD_FILTER_FIELDS, LEAD_ORDERS, LeadChange, LeadPage, LeadView, Submission};
@@ -26,7 +29,9 @@ pub use policy::{POLICY_ORDERS, PolicySelector, PolicyView, SimulatedLead, Simul
 pub use report::FunnelReport;
 pub use watch::{WATCH_BUFFER_BYTES, Watch, WatchStart, WatchTerms};
 
-use crate::domain::audit::{AuditBody, AuditEntry, AuditKind, ENGINE_ACTOR, encode_body};
+use crate::domain::audit::{
+    Admission, AuditBody, AuditEntry, AuditKeys, AuditKind, ENGINE_ACTOR, SealedEntry, encode_body,
+};
 use crate::domain::policy::Policy;
 use crate::domain::values::{Timestamp, to_storage_precision};
 use crate::store::{IdempotencyKey, IdempotencyRecord, PolicyRecord, Store};
@@ -55,13 +60,21 @@ pub struct AppSettings {
     pub idempotency_retention: Duration,
     /// How often due SLA breaches and nurture revisits are looked for.
     pub sweep_interval: Duration,
+    /// The keys that seal audit entries when they are written and links when they are chained.
+    pub audit_keys: Arc<AuditKeys>,
+    /// Until then, the sequencer also chains unsealed entries (written by an earlier version of
+    /// leadgate while an upgrade rolls out).
+    pub accept_unsealed_until: Option<Timestamp>,
 }
 
-impl Default for AppSettings {
-    fn default() -> Self {
+impl AppSettings {
+    /// The usual settings, with these audit keys.
+    pub fn with_keys(audit_keys: AuditKeys) -> Self {
         Self {
             idempotency_retention: Duration::from_secs(72 * 3600),
             sweep_interval: Duration::from_secs(1),
+            audit_keys: Arc::new(audit_keys),
+            accept_unsealed_until: None,
         }
     }
 }
@@ -117,6 +130,20 @@ impl App {
         }
     }
 
+    /// Seals entries as they are written: the sequencer chains only what leadgate sealed.
+    fn seal(&self, entries: &[AuditEntry]) -> Vec<SealedEntry> {
+        self.settings.audit_keys.seal_all(entries)
+    }
+
+    /// What the sequencer admits into the chain now.
+    fn admission(&self) -> Admission<'_> {
+        Admission {
+            keys: &self.settings.audit_keys,
+            accept_unsealed_until: self.settings.accept_unsealed_until,
+            now: now(),
+        }
+    }
+
     /// After a write committed entries: wake the sequencer, count them.
     fn written(&self, entries: &[AuditEntry]) {
         self.entries_written.notify_one();
@@ -156,7 +183,8 @@ impl App {
             content: policy.content.clone(),
             activated_at: now,
         };
-        let activated = self.store.activate_policy(&record, &entry).await?;
+        let sealed = self.settings.audit_keys.seal_all(std::slice::from_ref(&entry));
+        let activated = self.store.activate_policy(&record, &sealed[0]).await?;
         if activated {
             self.written(std::slice::from_ref(&entry));
         }

@@ -8,7 +8,7 @@ use crate::domain::engine;
 use crate::domain::facts::{Reason, Scores};
 use crate::domain::lifecycle::LeadState;
 use crate::domain::policy::Policy;
-use crate::domain::query::{Filter, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{Filter, KeyType, ListQuery, OrderSpec, SqlValue};
 use crate::domain::values::LeadId;
 use crate::store::PolicyRecord;
 
@@ -32,6 +32,7 @@ pub const POLICY_ORDERS: &[OrderSpec] = &[OrderSpec {
     name: "activate_time desc",
     column: "activate_time",
     tie_break: Some("version"),
+    key_types: &[KeyType::Int, KeyType::Text],
     descending: true,
 }];
 

@@ -13,10 +13,80 @@ use sha2::{Digest, Sha256};
 
 pub use roles::{Access, OPEN_TO_ALL, RPC_ROLES, Role, Roles, access};
 
-use crate::domain::audit::{from_hex, to_hex};
+use crate::domain::audit::{ENGINE_ACTOR, from_hex, to_hex};
 
 /// The principal of callers when authentication is off.
 pub const ANONYMOUS: &str = "anonymous";
+
+/// The longest principal accepted, in characters.
+pub const MAX_PRINCIPAL_CHARS: usize = 128;
+
+/// Names leadgate writes as actors itself: a caller with one of them would pass for leadgate in
+/// the audit trail (and the engine's own entries are treated differently).
+pub const RESERVED_PRINCIPALS: &[&str] = &[ENGINE_ACTOR, ANONYMOUS, "leadgate", "system"];
+
+/// Unicode's invisible formatting characters (general category Cf: bidirectional overrides such
+/// as U+202E, zero-width spaces and joiners, tags) and the line and paragraph separators. In an
+/// actor they hide or reorder what a person reading the trail sees.
+const FORMAT_CHARACTERS: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Checks a principal, whatever its source (token configuration, JWT claim, client certificate):
+/// it becomes the actor of every audit entry the caller causes, so it is one line of visible
+/// characters, at most [`MAX_PRINCIPAL_CHARS`] long, and none of leadgate's own names. The
+/// refusal never quotes the principal back.
+pub fn check_principal(principal: &str) -> Result<(), String> {
+    if principal.is_empty() {
+        return Err("is empty".into());
+    }
+    if principal.trim() != principal {
+        return Err("starts or ends with white space".into());
+    }
+    if principal.chars().count() > MAX_PRINCIPAL_CHARS {
+        return Err(format!("is longer than {MAX_PRINCIPAL_CHARS} characters"));
+    }
+    let hidden = |c: char| {
+        let code = u32::from(c);
+        c.is_control()
+            || FORMAT_CHARACTERS
+                .iter()
+                .any(|(first, last)| (*first..=*last).contains(&code))
+    };
+    if let Some(c) = principal.chars().find(|c| hidden(*c)) {
+        return Err(format!(
+            "holds the control or invisible formatting character U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    if let Some(reserved) = RESERVED_PRINCIPALS
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(principal))
+    {
+        return Err(format!("is {reserved:?}, a name leadgate keeps for itself"));
+    }
+    Ok(())
+}
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +233,7 @@ impl Authenticator {
             if principal.trim().is_empty() {
                 return Err(format!("{at}: principal is required"));
             }
+            check_principal(principal.trim()).map_err(|why| format!("{at}: principal {why}"))?;
             let identity = Identity {
                 principal: principal.trim().to_owned(),
                 roles: Roles::of(roles),
@@ -210,12 +281,13 @@ impl Authenticator {
             let ca = resolve(Some(path), &mtls.client_ca_file);
             let pem = std::fs::read(&ca).map_err(|e| format!("mtls.client_ca_file {}: {e}", ca.display()))?;
             auth.client_ca_pem = Some(pem);
-            auth.clients = Some(
-                mtls.clients
-                    .into_iter()
-                    .map(|c| (c.subject, Roles::of(&c.roles)))
-                    .collect(),
-            );
+            let mut clients = HashMap::new();
+            for (i, c) in mtls.clients.into_iter().enumerate() {
+                check_principal(&c.subject)
+                    .map_err(|why| format!("{}: mtls.clients[{i}]: subject {why}", path.display()))?;
+                clients.insert(c.subject, Roles::of(&c.roles));
+            }
+            auth.clients = Some(clients);
         }
         Ok(auth)
     }
@@ -263,6 +335,12 @@ impl Authenticator {
         if let (Some(clients), Some(der)) = (&self.clients, client_certificate) {
             let subject = certificate_subject(der)
                 .ok_or_else(|| refused("CREDENTIALS_INVALID", "the client certificate names no subject"))?;
+            check_principal(&subject).map_err(|why| {
+                refused(
+                    "CREDENTIALS_INVALID",
+                    format!("the client certificate's subject {why}"),
+                )
+            })?;
             let roles = clients.get(&subject).copied().unwrap_or_default();
             return Ok(Identity {
                 principal: subject,
@@ -307,7 +385,10 @@ impl JwtVerifier {
         validation.algorithms = algorithms;
         validation.set_issuer(&[&entry.issuer]);
         validation.set_audience(&[&entry.audience]);
+        // `nbf` (not before) is checked with the same leeway as `exp`: a token issued for later
+        // is not valid yet.
         validation.leeway = entry.leeway_seconds;
+        validation.validate_nbf = true;
         validation.required_spec_claims = ["exp", "iss", "aud"].iter().map(|s| s.to_string()).collect();
         Ok(JwtVerifier {
             keys,
@@ -332,6 +413,7 @@ impl JwtVerifier {
             jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, key, &self.validation)
                 .map_err(|e| match e.kind() {
                     ErrorKind::ExpiredSignature => refused("CREDENTIALS_EXPIRED", "the token has expired"),
+                    ErrorKind::ImmatureSignature => invalid("not valid yet (nbf is in the future)"),
                     ErrorKind::InvalidAudience => invalid("wrong audience"),
                     ErrorKind::InvalidIssuer => invalid("wrong issuer"),
                     ErrorKind::InvalidAlgorithm => invalid("algorithm not accepted"),
@@ -345,6 +427,8 @@ impl JwtVerifier {
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| invalid(&format!("no {} claim", self.principal_claim)))?;
+        check_principal(principal)
+            .map_err(|why| invalid(&format!("the {} claim {why}", self.principal_claim)))?;
         let names: Vec<String> = match claims.get(&self.roles_claim) {
             Some(serde_json::Value::Array(items)) => items
                 .iter()
@@ -429,6 +513,66 @@ mod tests {
         let id = auth.authenticate(None, None).unwrap();
         assert_eq!(id.principal, ANONYMOUS);
         assert_eq!(id.roles, Roles::ALL);
+    }
+
+    #[test]
+    fn principals_are_one_visible_line_and_not_leadgate_s_own_names() {
+        for good in [
+            "web-forms",
+            "ana@example.com",
+            "Zoë Dupont",
+            "crm.internal",
+            "東京-dialer",
+        ] {
+            assert_eq!(check_principal(good), Ok(()), "{good}");
+        }
+        let long = "x".repeat(MAX_PRINCIPAL_CHARS + 1);
+        for (bad, why) in [
+            ("", "is empty"),
+            (" ana", "white space"),
+            ("engine", "leadgate keeps for itself"),
+            ("Anonymous", "leadgate keeps for itself"),
+            ("LEADGATE", "leadgate keeps for itself"),
+            ("ana\nactor: engine", "U+000A"),
+            ("ana\0", "U+0000"),
+            ("ana\u{202e}nimda", "U+202E"),
+            ("an\u{200b}a", "U+200B"),
+            ("ana\u{2028}b", "U+2028"),
+            (long.as_str(), "longer than 128"),
+        ] {
+            let refusal = check_principal(bad).unwrap_err();
+            assert!(refusal.contains(why), "{bad:?}: {refusal}");
+        }
+        assert_eq!(check_principal(&"x".repeat(MAX_PRINCIPAL_CHARS)), Ok(()));
+    }
+
+    #[test]
+    fn a_configuration_naming_a_bad_principal_is_refused_at_load() {
+        for principal in ["engine", "anonymous", "ops\u{202e}", "ops\tteam"] {
+            let entry = format!("{principal}:admin:{}", hash_token("t"));
+            let error = Authenticator::load(None, Some(&entry)).unwrap_err();
+            assert!(error.contains("entry 1: principal"), "{principal:?}: {error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auth.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[tokens]]\nprincipal = \"engine\"\nroles = [\"admin\"]\nsha256 = \"{}\"\n",
+                hash_token("t")
+            ),
+        )
+        .unwrap();
+        let error = Authenticator::load(Some(&file), None).unwrap_err();
+        assert!(error.contains("tokens[0]: principal is \"engine\""), "{error}");
+        std::fs::write(dir.path().join("ca.pem"), "not read until a client connects").unwrap();
+        std::fs::write(
+            &file,
+            "[mtls]\nclient_ca_file = \"ca.pem\"\n[[mtls.clients]]\nsubject = \"crm\\u202e\"\nroles = [\"sales\"]\n",
+        )
+        .unwrap();
+        let error = Authenticator::load(Some(&file), None).unwrap_err();
+        assert!(error.contains("mtls.clients[0]: subject holds"), "{error}");
     }
 
     #[test]

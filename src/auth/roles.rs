@@ -22,7 +22,7 @@ named_enum! {
 
 use Role::{Admin, Analyst, Manager, Sales, Submitter};
 
-/// Every RPC and the roles that may call it. An RPC missing here is refused to everyone.
+/// Every RPC and the roles that may call it. An RPC missing here is served to no one.
 pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ("/leadgate.v1.LeadService/SubmitLead", &[Submitter]),
     ("/leadgate.v1.LeadService/RecordEngagement", &[Submitter]),
@@ -38,6 +38,10 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ("/leadgate.v1.AuditService/VerifyAuditTrail", &[Analyst]),
     ("/leadgate.v1.AuditService/GetAuditDigest", &[Analyst]),
     ("/leadgate.v1.AuditService/WatchDecisions", &[Analyst]),
+    (
+        "/leadgate.v1.AuditService/ListQuarantinedAuditEntries",
+        &[Analyst, Admin],
+    ),
     ("/leadgate.v1.ReportService/GetFunnelReport", &[Analyst]),
     ("/leadgate.v1.PolicyService/GetPolicy", &[Admin, Analyst]),
     ("/leadgate.v1.PolicyService/ListPolicies", &[Admin, Analyst]),
@@ -87,8 +91,9 @@ pub enum Access {
     Authenticated,
     /// An authenticated caller with one of these roles.
     Roles(&'static [Role]),
-    /// Nobody (not in the table).
-    Denied,
+    /// No such method (not in the table): answered `UNIMPLEMENTED` to authenticated callers,
+    /// and never passed on to a service.
+    Unknown,
 }
 
 /// What calling `path` (`/package.Service/Method`) needs.
@@ -102,7 +107,7 @@ pub fn access(path: &str) -> Access {
     RPC_ROLES
         .iter()
         .find(|(rpc, _)| *rpc == path)
-        .map_or(Access::Denied, |(_, roles)| Access::Roles(roles))
+        .map_or(Access::Unknown, |(_, roles)| Access::Roles(roles))
 }
 
 #[cfg(test)]
@@ -132,8 +137,8 @@ mod tests {
     }
 
     #[test]
-    fn unknown_methods_are_denied_and_health_is_open() {
-        assert_eq!(access("/leadgate.v1.LeadService/DropEverything"), Access::Denied);
+    fn unknown_methods_are_unknown_and_health_is_open() {
+        assert_eq!(access("/leadgate.v1.LeadService/DropEverything"), Access::Unknown);
         assert_eq!(access("/grpc.health.v1.Health/Check"), Access::Open);
         assert_eq!(
             access("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),

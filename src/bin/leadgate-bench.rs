@@ -113,12 +113,17 @@ impl Drop for Server {
     }
 }
 
+/// The key the benchmark's servers seal the audit trail with.
+const BENCH_AUDIT_KEYS: &str = "bench:YmVuY2gtYXVkaXQta2V5LWJlbmNoLWF1ZGl0LWtleS1iZW5jaA==";
+
 impl Server {
     fn spawn(args: &[String]) -> Server {
         let port = free_port();
         let mut command = Command::new(std::env::current_exe().expect("the benchmark's own path"));
         command.args(args.iter().map(|a| a.replace("{port}", &port.to_string())));
         command.stdout(Stdio::null()).stderr(Stdio::null());
+        // Every replica of one database seals the audit trail with the same key.
+        command.env("LEADGATE_AUDIT_KEYS", BENCH_AUDIT_KEYS);
         Server {
             child: command.spawn().expect("a server process"),
             port,

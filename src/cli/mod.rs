@@ -4,4 +4,4 @@
 pub mod client;
 mod ops;
 
-pub use ops::{hash_token, migrate, new_token, policy_check, serve};
+pub use ops::{hash_token, migrate, new_audit_key, new_token, policy_check, serve};

@@ -2,11 +2,13 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::app::AppSettings;
 use crate::auth::Authenticator;
-use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
+use crate::config::{DatabaseArgs, LogFormat, MigrateArgs, ServeArgs};
+use crate::domain::audit::AuditKeys;
 use crate::domain::policy::Policy;
 use crate::server::{Application, Limits, ServerConfig, TlsFiles};
 use crate::store::{self, ConnectOptions};
@@ -18,6 +20,7 @@ fn connect_options(args: &DatabaseArgs) -> ConnectOptions {
         max_connections: args.db_max_connections,
         acquire_timeout: args.db_acquire_timeout,
         statement_timeout: None,
+        sqlite_max_size: args.sqlite_max_size,
     }
 }
 
@@ -88,6 +91,13 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         },
         _ => None,
     };
+    let audit_keys = match load_audit_keys(&args) {
+        Ok(keys) => keys,
+        Err(message) => {
+            eprintln!("error: audit keys: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let config = ServerConfig {
         listen: args.listen,
         database: connect_options(&args.database),
@@ -96,8 +106,11 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         app: AppSettings {
             idempotency_retention: args.idempotency_retention,
             sweep_interval: args.sweep_interval,
+            audit_keys: Arc::new(audit_keys),
+            accept_unsealed_until: args.audit_accept_unsealed_until,
         },
         reflection: args.reflection,
+        migrate: args.migrate,
         auth: Arc::new(auth),
         tls,
         limits: Limits {
@@ -134,11 +147,21 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
 }
 
 /// `leadgate migrate`.
-pub async fn migrate(args: DatabaseArgs) -> ExitCode {
+pub async fn migrate(args: MigrateArgs) -> ExitCode {
     let _telemetry = telemetry::init(LogFormat::Text);
+    if let Some(role) = &args.grant_to
+        && !store::valid_role_name(role)
+    {
+        eprintln!("error: --grant-to: {role:?} is not a role name (lower-case letters, digits and _)");
+        return ExitCode::from(2);
+    }
     let result = async {
-        let store = store::connect(&connect_options(&args)).await?;
+        let store = store::connect(&connect_options(&args.database)).await?;
         store.migrate().await?;
+        if let Some(role) = &args.grant_to {
+            store.grant_service_role(role).await?;
+            tracing::info!(%role, "service role granted what it needs and no more");
+        }
         Ok::<_, store::StoreError>(store.backend())
     };
     match result.await {
@@ -175,6 +198,69 @@ async fn shutdown_signal() {
         _ = ctrl_c => tracing::info!("Ctrl-C received"),
         _ = terminate => tracing::info!("SIGTERM received"),
     }
+}
+
+/// The audit keys given, or for SQLite the key kept beside the database (made on first start).
+fn load_audit_keys(args: &ServeArgs) -> Result<AuditKeys, String> {
+    if let Some(text) = &args.audit_keys {
+        return AuditKeys::parse(text);
+    }
+    let url = &args.database.database_url;
+    if !url.starts_with("sqlite:") {
+        return Err(
+            "LEADGATE_AUDIT_KEYS (--audit-keys) is required with PostgreSQL: every replica seals the \
+             audit trail with the same key. Make one with `leadgate auth new-audit-key` and keep it in a \
+             Secret"
+                .into(),
+        );
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(|e| format!("{url}: {e}"))?;
+    let database = options.get_filename();
+    if database.as_os_str().is_empty() || database.to_string_lossy().contains(":memory:") {
+        return Err("an in-memory SQLite database needs --audit-keys".into());
+    }
+    let mut path = database.as_os_str().to_owned();
+    path.push(".audit-key");
+    local_key_file(Path::new(&path))
+}
+
+/// Reads the key file, or makes it (readable by its owner only) when it does not exist.
+fn local_key_file(path: &Path) -> Result<AuditKeys, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => AuditKeys::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let line = random_audit_key("local");
+            let mut file = std::fs::OpenOptions::new();
+            file.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            let mut file = file.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "made the audit key of this database");
+            AuditKeys::parse(&line)
+        }
+        Err(error) => Err(format!("{}: {error}", path.display())),
+    }
+}
+
+/// `ID:BASE64` of 32 random bytes (from the operating system, through UUID v4).
+fn random_audit_key(id: &str) -> String {
+    use base64::Engine as _;
+    let bytes: Vec<u8> = (0..2).flat_map(|_| *uuid::Uuid::new_v4().as_bytes()).collect();
+    format!("{id}:{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// `leadgate auth new-audit-key`.
+pub fn new_audit_key(id: &str) -> ExitCode {
+    let line = random_audit_key(id);
+    if let Err(message) = AuditKeys::parse(&line) {
+        eprintln!("error: --id: {message}");
+        return ExitCode::from(2);
+    }
+    println!("{line}");
+    ExitCode::SUCCESS
 }
 
 /// `leadgate auth new-token`.

@@ -4,6 +4,9 @@
 //! entry's hash and a length-prefixed encoding of every field, so that changing, removing,
 //! inserting or reordering entries breaks the chain at the first entry concerned.
 
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -102,6 +105,8 @@ pub struct ChainedEntry {
     /// the chain, so "recorded at or after T" starts at the first position where it reaches T:
     /// time filters become position ranges. Derived from hashed fields, and checked.
     pub time_max: Timestamp,
+    /// The sequencer's seal over this link (`None` for entries chained before seals existed).
+    pub seal: Option<Seal>,
 }
 
 /// Where the chain ends: what the next entry links to.
@@ -177,12 +182,19 @@ pub fn chain_hash(position: i64, previous: &[u8; 32], entry: &AuditEntry) -> [u8
     h.update([0u8]);
     h.update(position.to_be_bytes());
     h.update(previous);
+    feed_fields(entry, |bytes| h.update(bytes));
+    h.finalize().into()
+}
+
+/// Feeds every field of an entry, length-prefixed, to a hash or a MAC: one encoding for the chain
+/// and the seals, so that no two different entries encode alike.
+fn feed_fields(entry: &AuditEntry, mut update: impl FnMut(&[u8])) {
     let mut field = |bytes: Option<&[u8]>| match bytes {
-        None => h.update([0u8]),
+        None => update(&[0u8]),
         Some(b) => {
-            h.update([1u8]);
-            h.update((b.len() as u64).to_be_bytes());
-            h.update(b);
+            update(&[1u8]);
+            update(&(b.len() as u64).to_be_bytes());
+            update(b);
         }
     };
     let lead = entry.lead.map(|l| *l.as_uuid().as_bytes());
@@ -196,7 +208,6 @@ pub fn chain_hash(position: i64, previous: &[u8; 32], entry: &AuditEntry) -> [u8
     field(entry.source_channel.map(|s| s.as_str().as_bytes()));
     field(Some(entry.policy_version.as_bytes()));
     field(Some(entry.body.as_bytes()));
-    h.finalize().into()
 }
 
 /// Links entries after `tip`, in the order given.
@@ -213,11 +224,21 @@ pub fn link(tip: ChainTip, entries: Vec<AuditEntry>) -> Vec<ChainedEntry> {
                 entry,
                 previous_hash: previous.head.hash,
                 hash,
+                seal: None,
             };
             previous = ChainTip::of(&chained);
             chained
         })
         .collect()
+}
+
+/// Links entries after `tip` and seals each link with the signing key.
+pub fn link_and_seal(tip: ChainTip, entries: Vec<AuditEntry>, keys: &AuditKeys) -> Vec<ChainedEntry> {
+    let mut chained = link(tip, entries);
+    for c in &mut chained {
+        c.seal = Some(keys.seal_link(c.position, &c.hash));
+    }
+    chained
 }
 
 /// Lower-case hexadecimal.
@@ -244,6 +265,226 @@ pub fn from_hex(text: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
+// ---- seals: proof that leadgate wrote an entry ----
+
+/// The algorithm of every seal.
+pub const SEAL_ALGORITHM: &str = "hmac-sha256";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A keyed MAC over an entry (or a link of the chain), with the id of the key that made it, so
+/// that keys can rotate. Only holders of the key can make one: rows written into the database by
+/// anyone else carry none that holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seal {
+    pub key_id: String,
+    pub tag: [u8; 32],
+}
+
+/// Why a seal does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SealProblem {
+    #[error("it carries no seal")]
+    Missing,
+    #[error("its seal names key {0:?}, which this server does not have")]
+    UnknownKey(String),
+    #[error("its seal does not match its content")]
+    Mismatch,
+}
+
+/// The keys that seal the audit trail: the first configured signs; every one (retired ones
+/// included) verifies.
+#[derive(Clone)]
+pub struct AuditKeys {
+    signing: String,
+    keys: BTreeMap<String, Vec<u8>>,
+}
+
+impl std::fmt::Debug for AuditKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_struct("AuditKeys")
+            .field("signing", &self.signing)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The shortest key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+
+impl AuditKeys {
+    /// Keys as `id:base64,id:base64,...` (the first signs). Ids are 1 to 32 characters of
+    /// a-z, A-Z, 0-9, `_`, `-`, `.`; keys are at least 32 bytes.
+    pub fn parse(text: &str) -> Result<AuditKeys, String> {
+        use base64::Engine as _;
+        let mut keys = BTreeMap::new();
+        let mut signing = None;
+        for (i, item) in text
+            .split([',', ';', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .enumerate()
+        {
+            let (id, key) = item
+                .split_once(':')
+                .ok_or_else(|| format!("key {}: expected ID:BASE64", i + 1))?;
+            let id = id.trim();
+            let valid_id = (1..=32).contains(&id.len())
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            if !valid_id {
+                return Err(format!(
+                    "key {}: the id must be 1 to 32 characters of A-Z a-z 0-9 _ - .",
+                    i + 1
+                ));
+            }
+            let secret = base64::engine::general_purpose::STANDARD
+                .decode(key.trim())
+                .map_err(|_| format!("key {id}: not base64"))?;
+            if secret.len() < MIN_KEY_BYTES {
+                return Err(format!("key {id}: must be at least {MIN_KEY_BYTES} bytes"));
+            }
+            if keys.insert(id.to_owned(), secret).is_some() {
+                return Err(format!("key {id}: given twice"));
+            }
+            signing.get_or_insert_with(|| id.to_owned());
+        }
+        let signing = signing.ok_or("no key given")?;
+        Ok(AuditKeys { signing, keys })
+    }
+
+    /// The id of the key that seals new entries.
+    pub fn signing_key_id(&self) -> &str {
+        &self.signing
+    }
+
+    fn mac(&self, key_id: &str) -> Option<HmacSha256> {
+        self.keys
+            .get(key_id)
+            .map(|key| HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length"))
+    }
+
+    fn sign(&self, feed: impl FnOnce(&mut HmacSha256)) -> Seal {
+        let mut mac = self
+            .mac(&self.signing)
+            .expect("the signing key is one of the keys");
+        feed(&mut mac);
+        Seal {
+            key_id: self.signing.clone(),
+            tag: mac.finalize().into_bytes().into(),
+        }
+    }
+
+    fn check(&self, seal: Option<&Seal>, feed: impl FnOnce(&mut HmacSha256)) -> Result<(), SealProblem> {
+        let seal = seal.ok_or(SealProblem::Missing)?;
+        let mut mac = self
+            .mac(&seal.key_id)
+            .ok_or_else(|| SealProblem::UnknownKey(seal.key_id.clone()))?;
+        feed(&mut mac);
+        // Constant time.
+        mac.verify_slice(&seal.tag).map_err(|_| SealProblem::Mismatch)
+    }
+
+    /// Seals an entry as it is written: proves that leadgate wrote it.
+    pub fn seal_entry(&self, entry: &AuditEntry) -> Seal {
+        self.sign(|mac| feed_entry_seal(mac, entry))
+    }
+
+    pub fn check_entry(&self, entry: &AuditEntry, seal: Option<&Seal>) -> Result<(), SealProblem> {
+        self.check(seal, |mac| feed_entry_seal(mac, entry))
+    }
+
+    /// Seals a link of the chain as it is made: proves that leadgate's sequencer put this entry
+    /// at this position (the chain hash covers the position, the previous hash and the entry).
+    pub fn seal_link(&self, position: i64, hash: &[u8; 32]) -> Seal {
+        self.sign(|mac| feed_link_seal(mac, position, hash))
+    }
+
+    pub fn check_link(&self, position: i64, hash: &[u8; 32], seal: Option<&Seal>) -> Result<(), SealProblem> {
+        self.check(seal, |mac| feed_link_seal(mac, position, hash))
+    }
+}
+
+fn feed_entry_seal(mac: &mut HmacSha256, entry: &AuditEntry) {
+    mac.update(b"leadgate-entry-seal-v1\0");
+    feed_fields(entry, |bytes| mac.update(bytes));
+}
+
+fn feed_link_seal(mac: &mut HmacSha256, position: i64, hash: &[u8; 32]) {
+    mac.update(b"leadgate-link-seal-v1\0");
+    mac.update(&position.to_be_bytes());
+    mac.update(hash);
+}
+
+/// An entry with the seal it was written with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedEntry {
+    pub entry: AuditEntry,
+    pub seal: Seal,
+}
+
+impl AuditKeys {
+    /// Seals entries as they are written.
+    pub fn seal_all(&self, entries: &[AuditEntry]) -> Vec<SealedEntry> {
+        entries
+            .iter()
+            .map(|entry| SealedEntry {
+                seal: self.seal_entry(entry),
+                entry: entry.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Why the sequencer set a row of the inbox aside instead of chaining it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A row this version cannot read (a kind or state it does not know: written by a newer
+    /// version, or by hand).
+    #[error("it cannot be read: {0}")]
+    Undecodable(String),
+    /// No seal, and no upgrade window open in which unsealed rows are accepted.
+    #[error("it carries no seal: leadgate did not write it")]
+    Unsealed,
+    #[error("{0}: leadgate did not write it")]
+    Unauthentic(SealProblem),
+    /// Its inbox id was chained already: a copy of an entry that is in the trail.
+    #[error("its inbox id {0} is already in the trail")]
+    Duplicate(i64),
+}
+
+impl Refusal {
+    /// The reason as stored and listed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Undecodable(_) => "UNDECODABLE",
+            Refusal::Unsealed => "UNSEALED",
+            Refusal::Unauthentic(_) => "UNAUTHENTIC",
+            Refusal::Duplicate(_) => "DUPLICATE",
+        }
+    }
+}
+
+/// What the sequencer lets into the chain: entries leadgate sealed when it wrote them.
+#[derive(Clone, Copy, Debug)]
+pub struct Admission<'a> {
+    pub keys: &'a AuditKeys,
+    /// Until then, rows without a seal are chained too: rows written by an earlier version of
+    /// leadgate while an upgrade rolls out. `None`: never.
+    pub accept_unsealed_until: Option<Timestamp>,
+    pub now: Timestamp,
+}
+
+impl Admission<'_> {
+    pub fn admit(&self, entry: &AuditEntry, seal: Option<&Seal>) -> Result<(), Refusal> {
+        match seal {
+            None if self.accept_unsealed_until.is_some_and(|until| self.now < until) => Ok(()),
+            None => Err(Refusal::Unsealed),
+            Some(_) => self.keys.check_entry(entry, seal).map_err(Refusal::Unauthentic),
+        }
+    }
+}
+
 named_enum! {
     /// What can be wrong in the chain.
     pub enum Problem {
@@ -252,6 +493,7 @@ named_enum! {
         MissingEntry => "MISSING_ENTRY",
         Truncated => "TRUNCATED",
         DigestMismatch => "DIGEST_MISMATCH",
+        Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -269,6 +511,8 @@ pub struct Finding {
 pub struct Verifier {
     previous: ChainTip,
     expected: Option<ChainHead>,
+    /// The keys to check seals with, and the first position that must carry one.
+    seals: Option<(AuditKeys, i64)>,
     pub checked: i64,
 }
 
@@ -277,8 +521,16 @@ impl Verifier {
         Self {
             previous: anchor,
             expected,
+            seals: None,
             checked: 0,
         }
+    }
+
+    /// Also checks the seal of every link from `sealed_from` on (entries chained earlier, before
+    /// leadgate sealed its trail, carry none).
+    pub fn with_seals(mut self, keys: AuditKeys, sealed_from: i64) -> Self {
+        self.seals = Some((keys, sealed_from));
+        self
     }
 
     /// The next position the verifier expects.
@@ -323,6 +575,16 @@ impl Verifier {
                 message: format!(
                     "entry {position}'s time index does not follow from the entries up to it: it was changed"
                 ),
+            });
+        }
+        if let Some((keys, sealed_from)) = &self.seals
+            && (position >= *sealed_from || chained.seal.is_some())
+            && let Err(problem) = keys.check_link(position, &chained.hash, chained.seal.as_ref())
+        {
+            return Err(Finding {
+                position,
+                problem: Problem::Unauthenticated,
+                message: format!("entry {position} is not one leadgate chained: {problem}"),
             });
         }
         if let Some(expected) = self.expected.filter(|e| e.position == position)
@@ -395,6 +657,95 @@ mod tests {
         }
         v.finish(end)?;
         Ok(v.checked)
+    }
+
+    fn parse_keys(text: &str) -> AuditKeys {
+        AuditKeys::parse(text).unwrap()
+    }
+
+    const KEYS: &str =
+        "k2:a2V5LXR3by1rZXktdHdvLWtleS10d28ta2V5LXR3by1r, k1:a2V5LW9uZS1rZXktb25lLWtleS1vbmUta2V5LW9uZS1r";
+
+    #[test]
+    fn an_entry_sealed_with_a_known_key_is_admitted_and_anything_else_is_refused() {
+        let keys = parse_keys(KEYS);
+        assert_eq!(keys.signing_key_id(), "k2", "the first key seals");
+        let e = entry(1);
+        let seal = keys.seal_entry(&e);
+        let admission = Admission {
+            keys: &keys,
+            accept_unsealed_until: None,
+            now: e.recorded_at,
+        };
+        assert_eq!(admission.admit(&e, Some(&seal)), Ok(()));
+        // A retired key still verifies what it sealed.
+        let retired = parse_keys("k1:a2V5LW9uZS1rZXktb25lLWtleS1vbmUta2V5LW9uZS1r").seal_entry(&e);
+        assert_eq!(admission.admit(&e, Some(&retired)), Ok(()));
+        let mut changed = e.clone();
+        changed.actor = "mallory".into();
+        assert_eq!(
+            admission.admit(&changed, Some(&seal)),
+            Err(Refusal::Unauthentic(SealProblem::Mismatch))
+        );
+        let unknown = Seal {
+            key_id: "k9".into(),
+            ..seal.clone()
+        };
+        assert_eq!(
+            admission.admit(&e, Some(&unknown)),
+            Err(Refusal::Unauthentic(SealProblem::UnknownKey("k9".into())))
+        );
+        assert_eq!(admission.admit(&e, None), Err(Refusal::Unsealed));
+        let upgrading = Admission {
+            accept_unsealed_until: Some(e.recorded_at + chrono::Duration::hours(1)),
+            ..admission
+        };
+        assert_eq!(upgrading.admit(&e, None), Ok(()), "during an upgrade window");
+        assert_eq!(
+            upgrading.admit(&changed, Some(&seal)),
+            Err(Refusal::Unauthentic(SealProblem::Mismatch)),
+            "a seal present is always checked"
+        );
+    }
+
+    #[test]
+    fn bad_key_settings_are_refused_and_secrets_never_printed() {
+        for bad in [
+            "",
+            "k1",
+            "k1:not base64!",
+            "k1:c2hvcnQ=",
+            "bad id:a2V5LW9uZS1rZXktb25lLWtleS1vbmUta2V5LW9uZS1r",
+            "k1:a2V5LW9uZS1rZXktb25lLWtleS1vbmUta2V5LW9uZS1r,k1:a2V5LW9uZS1rZXktb25lLWtleS1vbmUta2V5LW9uZS1r",
+        ] {
+            assert!(AuditKeys::parse(bad).is_err(), "{bad:?}");
+        }
+        let printed = format!("{:?}", parse_keys(KEYS));
+        assert!(printed.contains("k1") && !printed.contains("a2V5"), "{printed}");
+    }
+
+    #[test]
+    fn links_from_the_first_sealed_position_must_carry_a_seal_that_holds() {
+        let keys = parse_keys(KEYS);
+        let mut chain = link_and_seal(ChainTip::GENESIS, (1..=4).map(entry).collect(), &keys);
+        chain[0].seal = None; // chained before seals existed
+        let check = |chain: &[ChainedEntry], sealed_from: i64| {
+            let mut v = Verifier::new(ChainTip::GENESIS, None).with_seals(keys.clone(), sealed_from);
+            chain.iter().try_for_each(|c| v.check(c))
+        };
+        assert_eq!(check(&chain, 2), Ok(()));
+        let f = check(&chain, 1).unwrap_err();
+        assert_eq!((f.position, f.problem), (1, Problem::Unauthenticated));
+        // A link appended by someone without the key: its hash is right, its seal is not.
+        let mut forged = chain.clone();
+        forged[3].seal = Some(Seal {
+            key_id: "k2".into(),
+            tag: [7; 32],
+        });
+        let f = check(&forged, 2).unwrap_err();
+        assert_eq!((f.position, f.problem), (4, Problem::Unauthenticated));
+        forged[3].seal = None;
+        assert_eq!(check(&forged, 2).unwrap_err().position, 4);
     }
 
     #[test]

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle::LeadState;
 use super::values::{
-    BudgetStatus, ContactChannel, ContactOutcome, CriterionStatus, EngagementKind, FitGrade, SlaTrigger,
-    Timestamp,
+    BudgetStatus, ContactChannel, ContactOutcome, CriterionStatus, DecisionMakerInvolvement, EngagementKind,
+    FitGrade, SlaTrigger, Timestamp,
 };
 
 /// Points in hundredths, so that every explanation line adds up exactly.
@@ -123,13 +123,53 @@ pub struct BudgetFinding {
 
 /// What is known about authority.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredAuthorityFinding")]
 pub struct AuthorityFinding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<CriterionStatus>,
-    #[serde(default)]
-    pub decision_maker_involved: bool,
+    /// Whether the final decision-maker takes part; `None` when nobody said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_maker: Option<DecisionMakerInvolvement>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub evidence: String,
+}
+
+impl AuthorityFinding {
+    /// Whether authority counts as met: MET, unless the final decision-maker is said not to take
+    /// part (the CIO who depends on a committee that is not involved stays short of prospect).
+    pub fn is_met(&self) -> bool {
+        self.status == Some(CriterionStatus::Met)
+            && self.decision_maker != Some(DecisionMakerInvolvement::NotInvolved)
+    }
+}
+
+/// An authority finding as lead documents and audit inputs hold it, written by this version or by
+/// an earlier one that kept only `decision_maker_involved: bool`.
+#[derive(Deserialize)]
+struct StoredAuthorityFinding {
+    #[serde(default)]
+    status: Option<CriterionStatus>,
+    #[serde(default)]
+    decision_maker: Option<DecisionMakerInvolvement>,
+    #[serde(default)]
+    decision_maker_involved: bool,
+    #[serde(default)]
+    evidence: String,
+}
+
+impl From<StoredAuthorityFinding> for AuthorityFinding {
+    fn from(stored: StoredAuthorityFinding) -> Self {
+        // The old `true` said the decision-maker takes part; the old `false` was also the default,
+        // so it says nothing.
+        let legacy = stored
+            .decision_maker_involved
+            .then_some(DecisionMakerInvolvement::Involved);
+        Self {
+            status: stored.status,
+            decision_maker: stored.decision_maker.or(legacy),
+            evidence: stored.evidence,
+        }
+    }
 }
 
 /// What is known about timing.
@@ -168,17 +208,13 @@ pub struct Bant {
 }
 
 impl Bant {
-    /// How many criteria are MET.
+    /// How many criteria are met (authority as [`AuthorityFinding::is_met`] says).
     pub fn met_count(&self) -> u8 {
-        [
-            self.need.status,
-            self.budget.status,
-            self.authority.status,
-            self.timing.status,
-        ]
-        .iter()
-        .filter(|s| **s == Some(CriterionStatus::Met))
-        .count() as u8
+        let met = |status: Option<CriterionStatus>| u8::from(status == Some(CriterionStatus::Met));
+        met(self.need.status)
+            + met(self.budget.status)
+            + u8::from(self.authority.is_met())
+            + met(self.timing.status)
     }
 
     /// Whether any discovery call assessed anything.

@@ -89,7 +89,60 @@ pub struct KindRule {
     pub points: Points,
     /// The most a kind adds up to (for penalties: the least).
     pub cap: Points,
+    /// Whether the points halve every `half_life_days`. Either way an event stops counting after
+    /// `max_age_days`, unless the kind is held until lifted.
     pub decays: bool,
+    /// When not empty, an event of this kind keeps its full points whatever its age, until the
+    /// contact does one of these things after it (an unsubscribe stands until the contact comes
+    /// back). Left out of the canonical form when empty, so policies without it keep their version.
+    #[serde(skip_serializing_if = "KindSet::is_empty")]
+    pub lifted_by: KindSet,
+}
+
+impl KindRule {
+    /// Whether events of this kind hold until a newer signal lifts them.
+    pub fn is_held(&self) -> bool {
+        !self.lifted_by.is_empty()
+    }
+}
+
+/// A set of engagement kinds, one bit per kind: scoring tests it for every event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindSet(u32);
+
+const _: () = assert!(EngagementKind::ALL.len() <= 32, "a KindSet has a bit per kind");
+
+impl KindSet {
+    pub fn contains(&self, kind: EngagementKind) -> bool {
+        self.0 & (1 << kind as u32) != 0
+    }
+
+    pub fn insert(&mut self, kind: EngagementKind) {
+        self.0 |= 1 << kind as u32;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds in the set, in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = EngagementKind> + '_ {
+        EngagementKind::ALL.iter().copied().filter(|k| self.contains(*k))
+    }
+}
+
+impl FromIterator<EngagementKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = EngagementKind>>(kinds: I) -> Self {
+        let mut set = KindSet::default();
+        kinds.into_iter().for_each(|k| set.insert(k));
+        set
+    }
+}
+
+impl Serialize for KindSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 /// What happens to a lead that fails a knockout criterion.
@@ -202,8 +255,9 @@ struct RawEngagement {
 struct RawKind {
     points: f64,
     cap: Option<f64>,
-    #[serde(default = "yes")]
-    decays: bool,
+    /// Defaults to true, or to false for a kind with `lifted_by`.
+    decays: Option<bool>,
+    lifted_by: Option<Vec<EngagementKind>>,
 }
 
 fn yes() -> bool {
@@ -522,8 +576,26 @@ impl Policy {
             if !same_sign || cap.0.abs() < points.0.abs() {
                 checker.problem(
                     &format!("{key}.cap"),
-                    Some(span),
+                    Some(span.clone()),
                     "must have the sign of points and be at least as large".into(),
+                );
+            }
+            let lifted_by: KindSet = r.lifted_by.iter().flatten().copied().collect();
+            if r.lifted_by.is_some() && lifted_by.is_empty() {
+                checker.problem(
+                    &format!("{key}.lifted_by"),
+                    Some(span.clone()),
+                    "must name at least one kind; leave it out for a signal that stops counting after \
+                     max_age_days"
+                        .into(),
+                );
+            }
+            if !lifted_by.is_empty() && r.decays == Some(true) {
+                checker.problem(
+                    &format!("{key}.decays"),
+                    Some(span),
+                    "a kind held until lifted keeps its full points: leave decays out or set it to false"
+                        .into(),
                 );
             }
             kinds.insert(
@@ -531,7 +603,8 @@ impl Policy {
                 KindRule {
                     points,
                     cap,
-                    decays: r.decays,
+                    decays: r.decays.unwrap_or(lifted_by.is_empty()),
+                    lifted_by,
                 },
             );
         }
@@ -665,6 +738,55 @@ mod tests {
         assert!(keys.contains(&"sla.at_risk_ratio"), "{keys:?}");
         assert!(keys.contains(&"sla.demo_request_first_touch"), "{keys:?}");
         assert!(problems.iter().all(|p| p.line > 0));
+    }
+
+    #[test]
+    fn a_kind_held_until_lifted_must_name_what_lifts_it_and_not_decay() {
+        let with_bounce = |table: &str| {
+            let start = DEFAULT_POLICY.find("[engagement.kinds.EMAIL_BOUNCE]").unwrap();
+            let end = DEFAULT_POLICY.find("[qualification]").unwrap();
+            let policy = format!(
+                "{}[engagement.kinds.EMAIL_BOUNCE]\n{table}\n\n{}",
+                &DEFAULT_POLICY[..start],
+                &DEFAULT_POLICY[end..]
+            );
+            Policy::parse(&policy)
+        };
+        let held = with_bounce("points = -20\nlifted_by = [\"EMAIL_OPEN\"]").unwrap();
+        let bounce = held.rules.engagement.kinds[&EngagementKind::EmailBounce];
+        assert!(!bounce.decays, "a held kind does not decay");
+        assert!(bounce.lifted_by.contains(EngagementKind::EmailOpen));
+
+        let problems = with_bounce("points = -20\nlifted_by = []").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "engagement.kinds.EMAIL_BOUNCE.lifted_by");
+
+        let problems = with_bounce("points = -20\ndecays = true\nlifted_by = [\"EMAIL_OPEN\"]").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "engagement.kinds.EMAIL_BOUNCE.decays");
+
+        assert!(
+            with_bounce("points = -20\nlifted_by = [\"EMAIL_OPENED\"]").is_err(),
+            "an unknown kind is refused"
+        );
+    }
+
+    #[test]
+    fn a_kind_without_lifted_by_keeps_the_policy_version_it_had() {
+        // The canonical form leaves out an empty `lifted_by`: policies written before it was
+        // added keep their version (and their decisions replay under it).
+        let policy = Policy::default_policy();
+        let canonical = |kind| serde_json::to_string(&policy.rules.engagement.kinds[&kind]).unwrap();
+        assert_eq!(
+            canonical(EngagementKind::FormFill),
+            r#"{"points":500,"cap":1000,"decays":true}"#,
+            "the form every kind had before lifted_by"
+        );
+        assert!(
+            canonical(EngagementKind::Unsubscribe).ends_with(r#""decays":false,"lifted_by":["FORM_FILL","CONTENT_DOWNLOAD","CASE_STUDY_DOWNLOAD","WEBINAR_REGISTERED","DEMO_REQUEST","EMAIL_REPLY","TRADE_SHOW_SCAN","RESUBMISSION"]}"#),
+            "{}",
+            canonical(EngagementKind::Unsubscribe)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::validation::{Lines, no_control_characters};
 use super::values::{LeadId, clip};
 
 /// The longest filter accepted, in bytes.
@@ -292,7 +293,9 @@ fn convert_value(spec: &FieldSpec, op: Op, token: Option<Token>) -> Result<SqlVa
                 )),
             }
         }
-        (FieldKind::Text, Some(Token::Str(v))) => Ok(SqlValue::Text(v)),
+        (FieldKind::Text, Some(Token::Str(v))) => no_control_characters(&v, Lines::Single)
+            .map(|()| SqlValue::Text(v))
+            .map_err(|why| QueryError(format!("{field} {why}"))),
         (FieldKind::LeadName, Some(Token::Str(v))) => LeadId::parse_name(&v)
             .map(|id| SqlValue::Uuid(id.as_uuid()))
             .map_err(|why| QueryError(format!("{field} {why}"))),
@@ -351,6 +354,26 @@ pub fn parse_filter(input: &str, fields: &[FieldSpec]) -> Result<Filter, QueryEr
     }
 }
 
+/// The type of one sort-key value. A page token comes back from the caller, so the values it
+/// carries are checked against these before they are compared with a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    Int,
+    Text,
+    Uuid,
+}
+
+impl SqlValue {
+    fn has_type(&self, key_type: KeyType) -> bool {
+        matches!(
+            (self, key_type),
+            (SqlValue::Int(_), KeyType::Int)
+                | (SqlValue::Text(_), KeyType::Text)
+                | (SqlValue::Uuid(_), KeyType::Uuid)
+        )
+    }
+}
+
 /// One way a list may be ordered: by `column`, ties broken by `tie_break` (a unique column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrderSpec {
@@ -358,6 +381,8 @@ pub struct OrderSpec {
     pub name: &'static str,
     pub column: &'static str,
     pub tie_break: Option<&'static str>,
+    /// The types of the sort key: the column's, then the tie-break's.
+    pub key_types: &'static [KeyType],
     pub descending: bool,
 }
 
@@ -365,6 +390,20 @@ impl OrderSpec {
     /// How many key values a page token carries for this order.
     pub fn key_len(&self) -> usize {
         1 + usize::from(self.tie_break.is_some())
+    }
+
+    /// Whether `key` is a sort key of this order: as many values as the order has columns, each
+    /// of its column's type, and no text the database would refuse.
+    fn accepts(&self, key: &[SqlValue]) -> bool {
+        key.len() == self.key_len()
+            && key.len() == self.key_types.len()
+            && key.iter().zip(self.key_types).all(|(value, key_type)| {
+                value.has_type(*key_type)
+                    && match value {
+                        SqlValue::Text(text) => no_control_characters(text, Lines::Single).is_ok(),
+                        SqlValue::Int(_) | SqlValue::Uuid(_) => true,
+                    }
+            })
     }
 }
 
@@ -461,7 +500,10 @@ fn decode_token(token: &str, fingerprint: &str, order: &OrderSpec) -> Result<Vec
     if decoded.q != fingerprint {
         return err("page_token was issued for another filter or order_by");
     }
-    if decoded.k.len() != order.key_len() {
+    // A token is a caller's text: a forged one with the right fingerprint may carry values of
+    // the wrong types, which PostgreSQL refuses (an error that is not the server's) and SQLite
+    // compares by its own type order (a wrong page).
+    if !order.accepts(&decoded.k) {
         return Err(invalid());
     }
     Ok(decoded.k)
@@ -481,6 +523,11 @@ impl ListQuery {
 
     /// The token that resumes after an item with this sort key.
     pub fn token_after(&self, key: Vec<SqlValue>) -> String {
+        debug_assert!(
+            self.order.accepts(&key),
+            "the sort key {key:?} does not fit the order {:?}",
+            self.order
+        );
         let token = PageToken {
             q: self.fingerprint.clone(),
             k: key,
@@ -517,6 +564,7 @@ mod tests {
         name: "create_time",
         column: "create_time",
         tie_break: Some("id"),
+        key_types: &[KeyType::Int, KeyType::Uuid],
         descending: false,
     }];
 
@@ -552,6 +600,27 @@ mod tests {
     }
 
     #[test]
+    fn text_values_with_control_characters_are_refused_naming_the_field() {
+        const ACTOR: &[FieldSpec] = &[FieldSpec {
+            name: "actor",
+            column: "actor",
+            kind: FieldKind::Text,
+        }];
+        for bad in [
+            "actor = \"a\u{0}b\"",
+            "actor = \"two\nlines\"",
+            "actor != \"\u{1b}[2J\"",
+        ] {
+            let why = parse_filter(bad, ACTOR).unwrap_err().0;
+            assert!(
+                why.starts_with("actor must not contain control characters"),
+                "{bad:?}: {why}"
+            );
+        }
+        assert!(parse_filter("actor = \"ana@example.com\"", ACTOR).is_ok());
+    }
+
+    #[test]
     fn page_tokens_are_bound_to_their_query() {
         let q = parse_list("state = LEAD", "", "", 10, FIELDS, ORDERS).unwrap();
         let token = q.token_after(vec![SqlValue::Int(5), SqlValue::Uuid(Uuid::nil())]);
@@ -559,6 +628,67 @@ mod tests {
         let (field, _) = parse_list("state = NURTURING", "", &token, 10, FIELDS, ORDERS).unwrap_err();
         assert_eq!(field, "page_token");
         assert!(parse_list("", "", "garbage!", 10, FIELDS, ORDERS).is_err());
+    }
+
+    #[test]
+    fn a_page_token_with_key_values_of_the_wrong_types_is_refused() {
+        let q = parse_list("", "", "", 10, FIELDS, ORDERS).unwrap();
+        let forge = |k: Vec<SqlValue>| {
+            URL_SAFE_NO_PAD.encode(
+                serde_json::to_vec(&PageToken {
+                    q: q.fingerprint.clone(),
+                    k,
+                })
+                .unwrap(),
+            )
+        };
+        for key in [
+            vec![SqlValue::Text("2026-01-01".into()), SqlValue::Uuid(Uuid::nil())],
+            vec![SqlValue::Int(5), SqlValue::Int(7)],
+            vec![SqlValue::Int(5), SqlValue::Text("x".into())],
+            vec![SqlValue::Uuid(Uuid::nil()), SqlValue::Uuid(Uuid::nil())],
+            vec![SqlValue::Int(5)],
+        ] {
+            let (field, why) = parse_list("", "", &forge(key.clone()), 10, FIELDS, ORDERS).unwrap_err();
+            assert_eq!(field, "page_token", "{key:?}");
+            assert!(why.0.contains("not a token this list returned"), "{key:?}: {why}");
+        }
+        assert!(
+            parse_list(
+                "",
+                "",
+                &forge(vec![SqlValue::Int(5), SqlValue::Uuid(Uuid::nil())]),
+                10,
+                FIELDS,
+                ORDERS
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_text_key_holding_nul_is_refused() {
+        const BY_VERSION: &[OrderSpec] = &[OrderSpec {
+            name: "activate_time desc",
+            column: "activate_time",
+            tie_break: Some("version"),
+            key_types: &[KeyType::Int, KeyType::Text],
+            descending: true,
+        }];
+        let q = parse_list("", "", "", 10, &[], BY_VERSION).unwrap();
+        let token = q.token_after(vec![SqlValue::Int(1), SqlValue::Text("v1".into())]);
+        assert!(parse_list("", "", &token, 10, &[], BY_VERSION).is_ok());
+        let forged = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&PageToken {
+                q: q.fingerprint.clone(),
+                k: vec![SqlValue::Int(1), SqlValue::Text("v\0".into())],
+            })
+            .unwrap(),
+        );
+        assert_eq!(
+            parse_list("", "", &forged, 10, &[], BY_VERSION).unwrap_err().0,
+            "page_token"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! [`explain_engagement`] turn the same computation into lines for people.
 
 use super::facts::{EngagementEvent, Points, Scores};
-use super::policy::{FitField, FitRule, Matcher, Rules};
-use super::values::{FitGrade, Profile, Timestamp};
+use super::policy::{FitField, FitRule, KindRule, Matcher, Rules};
+use super::values::{EngagementKind, FitGrade, Profile, Timestamp};
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
@@ -115,10 +115,40 @@ pub fn explain_fit(profile: &Profile, rules: &Rules) -> Vec<ScoreLine> {
         .collect()
 }
 
-/// The points an event is worth at `now`, after decay; `None` once it is too old to count.
-fn event_points(event: &EngagementEvent, rules: &Rules, now: Timestamp) -> Option<Points> {
+/// When the contact last did each kind of thing: what lifts a held signal (an unsubscribe) is a
+/// listed kind done after it.
+pub struct LastSeen([Option<Timestamp>; EngagementKind::ALL.len()]);
+
+impl LastSeen {
+    pub fn of(events: &[EngagementEvent]) -> Self {
+        let mut last = [None; EngagementKind::ALL.len()];
+        for event in events {
+            let seen = &mut last[event.kind as usize];
+            *seen = (*seen).max(Some(event.occurred_at));
+        }
+        LastSeen(last)
+    }
+
+    /// The kind done after `event` that lifts it under `rule`, if any.
+    fn lifter(&self, event: &EngagementEvent, rule: &KindRule) -> Option<EngagementKind> {
+        rule.lifted_by
+            .iter()
+            .find(|kind| self.0[*kind as usize].is_some_and(|at| at > event.occurred_at))
+    }
+}
+
+/// The points an event is worth at `now`, after decay; `None` once it no longer counts.
+fn event_points(
+    event: &EngagementEvent,
+    rules: &Rules,
+    last_seen: &LastSeen,
+    now: Timestamp,
+) -> Option<Points> {
     let e = &rules.engagement;
     let kind = e.kinds.get(&event.kind)?;
+    if kind.is_held() {
+        return last_seen.lifter(event, kind).is_none().then_some(kind.points);
+    }
     let age_seconds = (now - event.occurred_at).num_seconds().max(0) as f64;
     if age_seconds > f64::from(e.max_age_days) * SECONDS_PER_DAY {
         return None;
@@ -132,21 +162,36 @@ fn event_points(event: &EngagementEvent, rules: &Rules, now: Timestamp) -> Optio
     ))
 }
 
-/// Whether an event is too old to ever count again under these rules.
-pub fn expired(event: &EngagementEvent, rules: &Rules, now: Timestamp) -> bool {
-    (now - event.occurred_at).num_seconds() > i64::from(rules.engagement.max_age_days) * 86_400
+/// Whether an event can never count again under these rules: older than `max_age_days`, or, for
+/// a kind held until lifted, lifted by something the contact did after it (whatever its age).
+pub fn expired(event: &EngagementEvent, rules: &Rules, last_seen: &LastSeen, now: Timestamp) -> bool {
+    match rules.engagement.kinds.get(&event.kind) {
+        Some(rule) if rule.is_held() => last_seen.lifter(event, rule).is_some(),
+        _ => (now - event.occurred_at).num_seconds() > i64::from(rules.engagement.max_age_days) * 86_400,
+    }
+}
+
+/// Whether an event of this kind holds until a newer signal lifts it (and so is kept whatever its
+/// age).
+pub fn is_held(event: &EngagementEvent, rules: &Rules) -> bool {
+    rules
+        .engagement
+        .kinds
+        .get(&event.kind)
+        .is_some_and(KindRule::is_held)
 }
 
 /// Engagement points: decayed event points, capped per kind.
 pub fn engagement(events: &[EngagementEvent], rules: &Rules, now: Timestamp) -> Points {
+    let last_seen = LastSeen::of(events);
     // Per-kind sums in a small fixed array: no allocation on the hot path.
-    let mut sums = [Points::ZERO; super::values::EngagementKind::ALL.len()];
+    let mut sums = [Points::ZERO; EngagementKind::ALL.len()];
     for event in events {
-        if let Some(points) = event_points(event, rules, now) {
+        if let Some(points) = event_points(event, rules, &last_seen, now) {
             sums[event.kind as usize] = sums[event.kind as usize] + points;
         }
     }
-    super::values::EngagementKind::ALL
+    EngagementKind::ALL
         .iter()
         .map(|kind| {
             capped(
@@ -167,11 +212,12 @@ fn capped(sum: Points, cap: Option<Points>) -> Points {
 
 /// The engagement computation as lines: one per counted event, one per cap applied.
 pub fn explain_engagement(events: &[EngagementEvent], rules: &Rules, now: Timestamp) -> Vec<ScoreLine> {
+    let last_seen = LastSeen::of(events);
     let mut lines = Vec::new();
-    for kind in super::values::EngagementKind::ALL {
+    for kind in EngagementKind::ALL {
         let mut sum = Points::ZERO;
         for event in events.iter().filter(|e| e.kind == *kind) {
-            let Some(points) = event_points(event, rules, now) else {
+            let Some(points) = event_points(event, rules, &last_seen, now) else {
                 continue;
             };
             sum = sum + points;
@@ -190,10 +236,7 @@ pub fn explain_engagement(events: &[EngagementEvent], rules: &Rules, now: Timest
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 ),
                 points,
-                reason: format!(
-                    "{kind} is worth {} points, {age_days:.1} days old",
-                    rules.engagement.kinds[kind].points
-                ),
+                reason: engagement_reason(*kind, &rules.engagement.kinds[kind], age_days),
             });
         }
         let cap = rules.engagement.kinds.get(kind).map(|k| k.cap);
@@ -208,6 +251,18 @@ pub fn explain_engagement(events: &[EngagementEvent], rules: &Rules, now: Timest
         }
     }
     lines
+}
+
+fn engagement_reason(kind: EngagementKind, rule: &KindRule, age_days: f64) -> String {
+    if !rule.is_held() {
+        return format!("{kind} is worth {} points, {age_days:.1} days old", rule.points);
+    }
+    let lifters: Vec<_> = rule.lifted_by.iter().map(EngagementKind::as_str).collect();
+    format!(
+        "{kind} is worth {} points, {age_days:.1} days old; it holds until a later {}",
+        rule.points,
+        lifters.join(" or ")
+    )
 }
 
 /// All scores at `now`.

@@ -65,6 +65,38 @@ impl std::fmt::Display for Violations {
     }
 }
 
+/// Which control characters a text may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lines {
+    /// Names, titles, references, identifiers: no control character at all.
+    Single,
+    /// Free text (evidence, reasons): line feeds and tabs, nothing else.
+    Multi,
+}
+
+/// Refuses control characters: PostgreSQL refuses NUL in text (the call would fail as the
+/// server's fault), and the others forge lines in logs, exports and audit trails.
+pub fn no_control_characters(value: &str, lines: Lines) -> Result<(), String> {
+    let allowed = |c: char| lines == Lines::Multi && matches!(c, '\n' | '\t');
+    match value
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !allowed(*c))
+    {
+        None => Ok(()),
+        Some((at, c)) => Err(format!(
+            "must not contain control characters{} (found U+{:04X} at character {})",
+            if lines == Lines::Multi {
+                " other than line feed and tab"
+            } else {
+                ""
+            },
+            u32::from(c),
+            at + 1
+        )),
+    }
+}
+
 /// Checks the length of a required text.
 pub fn required_text(value: &str, max: usize) -> Result<String, String> {
     let trimmed = value.trim();
@@ -74,5 +106,33 @@ pub fn required_text(value: &str, max: usize) -> Result<String, String> {
     if trimmed.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
+    no_control_characters(trimmed, Lines::Single)?;
     Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_line_text_refuses_every_control_character() {
+        for bad in ["a\0b", "a\nb", "tab\there", "cr\r", "del\u{7f}", "c1\u{85}"] {
+            assert!(no_control_characters(bad, Lines::Single).is_err(), "{bad:?}");
+        }
+        assert!(no_control_characters("Directrice financière — 東京", Lines::Single).is_ok());
+    }
+
+    #[test]
+    fn multi_line_text_keeps_line_feeds_and_tabs_only() {
+        assert!(no_control_characters("line one\n\tline two", Lines::Multi).is_ok());
+        for bad in ["a\0b", "a\r\nb", "bell\u{7}", "esc\u{1b}[31m"] {
+            assert!(no_control_characters(bad, Lines::Multi).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_refusal_says_which_character_and_where() {
+        let why = no_control_characters("ab\0", Lines::Single).unwrap_err();
+        assert!(why.contains("U+0000 at character 3"), "{why}");
+    }
 }

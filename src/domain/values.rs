@@ -21,6 +21,8 @@ pub struct LeadId(Uuid);
 
 impl LeadId {
     pub const COLLECTION: &'static str = "leads/";
+    /// The smallest id, which no lead has.
+    pub const NIL: LeadId = LeadId(Uuid::nil());
 
     pub fn from_uuid(id: Uuid) -> Self {
         Self(id)
@@ -59,7 +61,9 @@ pub fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// A syntactically valid email address, trimmed and lower-cased: the deduplication key.
+/// A syntactically valid email address, normalised: the deduplication key, so one mailbox is
+/// one lead. Surrounding white space is dropped, letters are lower-cased, and the domain is
+/// normalised as [`DomainName::parse`] does (`Claire@Acme.FR.` is `claire@acme.fr`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Email(String);
@@ -91,11 +95,12 @@ impl Email {
         if !local_ok {
             return Err("must be an email address (invalid part before @)".into());
         }
-        DomainName::parse(domain)
+        let domain = DomainName::parse(domain)
             .ok()
             .filter(|d| d.0.contains('.'))
             .ok_or_else(|| "must be an email address (invalid domain)".to_string())?;
-        Ok(Self(email))
+        // Rebuilt from the normalised domain, so every spelling of one mailbox is one key.
+        Ok(Self(format!("{local}@{}", domain.as_str())))
     }
 
     pub fn as_str(&self) -> &str {
@@ -108,14 +113,18 @@ impl Email {
     }
 }
 
-/// A DNS domain name such as `example.com`, lower-cased.
+/// A DNS domain name such as `example.com`, normalised: lower-cased, and without the trailing dot
+/// of a fully qualified name (`acme.fr.` is `acme.fr`). Every label is 1 to 63 letters, digits or
+/// hyphens, so an empty label (`acme..fr`, `acme.fr..`) is refused rather than guessed at.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DomainName(String);
 
 impl DomainName {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let domain = raw.trim().trim_end_matches('.').to_lowercase();
+        let domain = raw.trim().to_lowercase();
+        // One trailing dot names the DNS root: the same domain.
+        let domain = domain.strip_suffix('.').unwrap_or(&domain);
         let valid = !domain.is_empty()
             && domain.len() <= 253
             && domain.split('.').all(|label| {
@@ -126,7 +135,7 @@ impl DomainName {
                     && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
         if valid {
-            Ok(Self(domain))
+            Ok(Self(domain.to_owned()))
         } else {
             Err("must be a domain name such as example.com".into())
         }
@@ -166,19 +175,62 @@ impl Code {
     }
 }
 
-/// An ISO 3166-1 alpha-2 country code, upper-cased.
+/// An officially assigned ISO 3166-1 alpha-2 country code, upper-cased.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CountryCode(String);
 
+/// The officially assigned ISO 3166-1 alpha-2 codes (ISO/TC 46 N1108, 2023-04-05; the same list
+/// as tzdata's `iso3166.tab`), sorted. User-assigned (`AA`, `QM`–`QZ`, `XA`–`XZ`, `ZZ`) and
+/// reserved codes (`UK`, `EU`) are not countries.
+#[rustfmt::skip]
+const ASSIGNED_COUNTRY_CODES: &[&str] = &[
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ",
+    "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW",
+    "CX", "CY", "CZ",
+    "DE", "DJ", "DK", "DM", "DO", "DZ",
+    "EC", "EE", "EG", "EH", "ER", "ES", "ET",
+    "FI", "FJ", "FK", "FM", "FO", "FR",
+    "GA", "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT",
+    "GU", "GW", "GY",
+    "HK", "HM", "HN", "HR", "HT", "HU",
+    "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT",
+    "JE", "JM", "JO", "JP",
+    "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ",
+    "LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY",
+    "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS",
+    "MT", "MU", "MV", "MW", "MX", "MY", "MZ",
+    "NA", "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ",
+    "OM",
+    "PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY",
+    "QA",
+    "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ",
+    "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TW", "TZ",
+    "UA", "UG", "UM", "US", "UY", "UZ",
+    "VA", "VC", "VE", "VG", "VI", "VN", "VU",
+    "WF", "WS",
+    "YE", "YT",
+    "ZA", "ZM", "ZW",
+];
+
 impl CountryCode {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let code = raw.trim().to_ascii_uppercase();
-        if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
-            Ok(Self(code))
-        } else {
-            Err("must be an ISO 3166-1 alpha-2 country code such as FR".into())
+        if ASSIGNED_COUNTRY_CODES.binary_search(&code.as_str()).is_ok() {
+            return Ok(Self(code));
         }
+        let hint = if code == "UK" {
+            " (the United Kingdom is GB)"
+        } else {
+            ""
+        };
+        Err(format!(
+            "must be an officially assigned ISO 3166-1 alpha-2 country code such as FR{hint}"
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -279,6 +331,16 @@ named_enum! {
         Unknown => "UNKNOWN",
         Met => "MET",
         NotMet => "NOT_MET",
+    }
+}
+
+named_enum! {
+    /// Whether the final decision-maker (the person or committee who signs) takes part.
+    pub enum DecisionMakerInvolvement {
+        /// Takes part, or is the contact.
+        Involved => "INVOLVED",
+        /// The contact depends on a decision-maker or committee that is not involved yet.
+        NotInvolved => "NOT_INVOLVED",
     }
 }
 
@@ -388,5 +450,60 @@ impl Profile {
             .domain
             .as_ref()
             .map_or_else(|| self.contact.email.domain(), DomainName::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_mailbox_has_one_spelling() {
+        for spelling in [
+            "claire@acme.fr",
+            "  Claire@ACME.fr ",
+            "claire@acme.fr.",
+            "CLAIRE@Acme.FR.",
+        ] {
+            assert_eq!(
+                Email::parse(spelling).unwrap().as_str(),
+                "claire@acme.fr",
+                "{spelling:?}"
+            );
+        }
+        assert_eq!(Email::parse("claire@acme.fr.").unwrap().domain(), "acme.fr");
+    }
+
+    #[test]
+    fn an_empty_domain_label_is_refused() {
+        for bad in [
+            "claire@acme.fr..",
+            "claire@acme..fr",
+            "claire@.acme.fr",
+            "claire@acme.fr..",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["acme.fr..", "acme..fr", ".acme.fr", ".", ""] {
+            assert!(DomainName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(DomainName::parse("Acme.FR.").unwrap().as_str(), "acme.fr");
+    }
+
+    #[test]
+    fn country_codes_are_the_officially_assigned_ones() {
+        assert_eq!(ASSIGNED_COUNTRY_CODES.len(), 249);
+        assert!(
+            ASSIGNED_COUNTRY_CODES.windows(2).all(|w| w[0] < w[1]),
+            "sorted, for the binary search"
+        );
+        for good in ["FR", "fr", " de ", "GB", "AX", "SS", "BQ"] {
+            assert!(CountryCode::parse(good).is_ok(), "{good:?}");
+        }
+        assert_eq!(CountryCode::parse("fr").unwrap().as_str(), "FR");
+        for bad in ["ZZ", "zz", "XK", "AA", "QM", "EU", "UK", "F", "FRA", "", "F\0"] {
+            assert!(CountryCode::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(CountryCode::parse("UK").unwrap_err().contains("GB"));
     }
 }

@@ -12,7 +12,8 @@ use super::convert as c;
 use super::pb;
 use super::status::status;
 use crate::app::{
-    AUDIT_FILTER_FIELDS, AUDIT_ORDERS, App, AppError, WatchStart, WatchTerms, watch_filter_fields,
+    AUDIT_FILTER_FIELDS, AUDIT_ORDERS, App, AppError, QUARANTINE_ORDERS, WatchStart, WatchTerms,
+    watch_filter_fields,
 };
 use crate::domain::audit::{ChainHead, from_hex};
 use crate::domain::query::{parse_filter, parse_list};
@@ -120,6 +121,23 @@ impl pb::audit_service_server::AuditService for AuditService {
         }))
     }
 
+    async fn list_quarantined_audit_entries(
+        &self,
+        request: Request<pb::ListQuarantinedAuditEntriesRequest>,
+    ) -> Answer<pb::ListQuarantinedAuditEntriesResponse> {
+        let pb::ListQuarantinedAuditEntriesRequest {
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let query = parse_list("", "", &page_token, page_size, &[], QUARANTINE_ORDERS)
+            .map_err(|(field, e)| AppError::invalid(field, e.0))?;
+        let page = self.app.list_quarantine(&query).await?;
+        Ok(Response::new(pb::ListQuarantinedAuditEntriesResponse {
+            quarantined_audit_entries: page.entries.iter().map(quarantined).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
     async fn get_audit_digest(&self, _: Request<pb::GetAuditDigestRequest>) -> Answer<pb::AuditDigest> {
         Ok(Response::new(c::digest(&self.app.audit_digest().await?)))
     }
@@ -199,6 +217,22 @@ impl Drop for StreamSlot {
     }
 }
 
+fn quarantined(e: &crate::store::QuarantinedEntry) -> pb::QuarantinedAuditEntry {
+    pb::QuarantinedAuditEntry {
+        name: format!("quarantinedAuditEntries/{}", e.id),
+        inbox_id: e.inbox_id,
+        quarantine_time: Some(c::time_to_proto(e.quarantined_at)),
+        reason: e.reason.clone(),
+        detail: e.detail.clone(),
+        lead: e.lead.map(|l| l.name()).unwrap_or_default(),
+        kind: e.kind.clone(),
+        record_time: chrono::DateTime::from_timestamp_micros(e.record_time).map(c::time_to_proto),
+        actor: e.actor.clone(),
+        request_id: e.request_id.clone().unwrap_or_default(),
+        seal_key_id: e.seal_key_id.clone().unwrap_or_default(),
+    }
+}
+
 fn problem(p: crate::domain::audit::Problem) -> pb::VerificationProblem {
     use crate::domain::audit::Problem as P;
     match p {
@@ -207,5 +241,6 @@ fn problem(p: crate::domain::audit::Problem) -> pb::VerificationProblem {
         P::MissingEntry => pb::VerificationProblem::MissingEntry,
         P::Truncated => pb::VerificationProblem::Truncated,
         P::DigestMismatch => pb::VerificationProblem::DigestMismatch,
+        P::Unauthenticated => pb::VerificationProblem::Unauthenticated,
     }
 }

@@ -15,7 +15,7 @@ use crate::domain::facts::{
 };
 use crate::domain::lifecycle::LeadState;
 use crate::domain::sla;
-use crate::domain::validation::Violations;
+use crate::domain::validation::{Lines, Violations, no_control_characters};
 use crate::domain::values::{
     self, BudgetStatus, Code, Company, Contact, ContactChannel, ContactOutcome, CountryCode, CriterionStatus,
     DisqualificationReason, DomainName, Email, EngagementKind, FitGrade, LeadId, Seniority, SlaTrigger,
@@ -132,19 +132,42 @@ fn optional_time(v: &mut Violations, field: &str, t: Option<prost_types::Timesta
     t.and_then(|t| v.check(field, time_from_proto(&t)))
 }
 
-/// A required text: trimmed, not empty, at most `max` characters.
+/// A required single-line text (names, references): trimmed, not empty, at most `max`
+/// characters, no control character.
 pub fn required_text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    required(v, field, value, max, Lines::Single)
+}
+
+/// A required free text (a reason): like [`required_text`], but line feeds and tabs are kept.
+pub fn required_multiline_text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    required(v, field, value, max, Lines::Multi)
+}
+
+fn required(v: &mut Violations, field: &str, value: String, max: usize, lines: Lines) -> String {
     if value.trim().is_empty() {
         v.add(field, "is required");
         return String::new();
     }
-    text(v, field, value, max)
+    checked_text(v, field, value, max, lines)
 }
 
+/// An optional single-line text: trimmed, at most `max` characters, no control character.
 fn text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    checked_text(v, field, value, max, Lines::Single)
+}
+
+/// An optional free text (evidence): line feeds and tabs are kept, other controls refused.
+fn multiline_text(v: &mut Violations, field: &str, value: String, max: usize) -> String {
+    checked_text(v, field, value, max, Lines::Multi)
+}
+
+/// Every text a request carries to the database passes here, so none holds a NUL.
+fn checked_text(v: &mut Violations, field: &str, value: String, max: usize, lines: Lines) -> String {
     let trimmed = value.trim();
     if trimmed.chars().count() > max {
         v.add(field, format!("must be at most {max} characters"));
+    } else {
+        v.check(field, no_control_characters(trimmed, lines));
     }
     trimmed.to_owned()
 }
@@ -318,6 +341,7 @@ fn criterion(v: &mut Violations, field: &str, status: i32) -> Option<CriterionSt
     optional_enum(v, field, status)
 }
 
+#[allow(deprecated)] // reads `decision_maker_involved` to map it onto `decision_maker`
 pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) -> DiscoveryCall {
     let Some(pb::DiscoveryCallFindings {
         call_time,
@@ -334,7 +358,7 @@ pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) 
     let pb::NeedFinding { status, evidence } = need.unwrap_or_default();
     let need = NeedFinding {
         status: criterion(v, "findings.need.status", status),
-        evidence: text(v, "findings.need.evidence", evidence, 1000),
+        evidence: multiline_text(v, "findings.need.evidence", evidence, 1000),
     };
     let pb::BudgetFinding {
         status,
@@ -364,17 +388,43 @@ pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) 
         budget_status: optional_enum(v, "findings.budget.budget_status", budget_status),
         amount,
         available_at: optional_time(v, "findings.budget.available_time", available_time),
-        evidence: text(v, "findings.budget.evidence", evidence, 1000),
+        evidence: multiline_text(v, "findings.budget.evidence", evidence, 1000),
     };
     let pb::AuthorityFinding {
         status,
         decision_maker_involved,
         evidence,
+        decision_maker,
     } = authority.unwrap_or_default();
+    let decision_maker = {
+        use crate::domain::values::DecisionMakerInvolvement as Involvement;
+        use pb::DecisionMakerInvolvement as Proto;
+        match Proto::try_from(decision_maker) {
+            // The deprecated bool can only say "involved": its `false` is also "not given".
+            Ok(Proto::Unspecified) => decision_maker_involved.then_some(Involvement::Involved),
+            Ok(Proto::Involved) => Some(Involvement::Involved),
+            Ok(Proto::NotInvolved) => {
+                if decision_maker_involved {
+                    v.add(
+                        "findings.authority.decision_maker_involved",
+                        "contradicts decision_maker (NOT_INVOLVED); send decision_maker alone",
+                    );
+                }
+                Some(Involvement::NotInvolved)
+            }
+            Err(_) => {
+                v.add(
+                    "findings.authority.decision_maker",
+                    format!("{decision_maker} is not a known value"),
+                );
+                None
+            }
+        }
+    };
     let authority = AuthorityFinding {
         status: criterion(v, "findings.authority.status", status),
-        decision_maker_involved,
-        evidence: text(v, "findings.authority.evidence", evidence, 1000),
+        decision_maker,
+        evidence: multiline_text(v, "findings.authority.evidence", evidence, 1000),
     };
     let pb::TimingFinding {
         status,
@@ -384,7 +434,7 @@ pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) 
     let timing = TimingFinding {
         status: criterion(v, "findings.timing.status", status),
         target_at: optional_time(v, "findings.timing.target_time", target_time),
-        evidence: text(v, "findings.timing.evidence", evidence, 1000),
+        evidence: multiline_text(v, "findings.timing.evidence", evidence, 1000),
     };
     if [need.status, budget.status, authority.status, timing.status]
         .iter()
@@ -446,7 +496,7 @@ pub fn submission(
     let contact = contact(&mut v, contact_in);
     let company = company(&mut v, company_in);
     let source = source(&mut v, source_in);
-    let external_reference = v.max_chars("external_reference", external_reference.trim(), 128);
+    let external_reference = text(&mut v, "external_reference", external_reference, 128);
     let events = events(&mut v, "events", events_in);
     finish(v)?;
     let submission = crate::app::Submission {
@@ -506,6 +556,7 @@ fn recommendation(r: &Recommendation) -> pb::Recommendation {
     }
 }
 
+#[allow(deprecated)] // fills `decision_maker_involved` for callers that still read it
 fn bant(b: &Bant) -> pb::BantAssessment {
     pb::BantAssessment {
         need: Some(pb::NeedFinding {
@@ -522,10 +573,21 @@ fn bant(b: &Bant) -> pb::BantAssessment {
             available_time: b.budget.available_at.map(time_to_proto),
             evidence: b.budget.evidence.clone(),
         }),
-        authority: Some(pb::AuthorityFinding {
-            status: opt_enum(b.authority.status),
-            decision_maker_involved: b.authority.decision_maker_involved,
-            evidence: b.authority.evidence.clone(),
+        authority: Some({
+            use crate::domain::values::DecisionMakerInvolvement as Involvement;
+            use pb::DecisionMakerInvolvement as Proto;
+            let decision_maker = match b.authority.decision_maker {
+                None => Proto::Unspecified,
+                Some(Involvement::Involved) => Proto::Involved,
+                Some(Involvement::NotInvolved) => Proto::NotInvolved,
+            };
+            pb::AuthorityFinding {
+                status: opt_enum(b.authority.status),
+                // Kept for callers built before `decision_maker`.
+                decision_maker_involved: decision_maker == Proto::Involved,
+                evidence: b.authority.evidence.clone(),
+                decision_maker: decision_maker as i32,
+            }
         }),
         timing: Some(pb::TimingFinding {
             status: opt_enum(b.timing.status),
@@ -731,6 +793,12 @@ pub fn audit_event(c: &crate::domain::audit::ChainedEntry) -> pb::AuditEvent {
         hash: crate::domain::audit::to_hex(&c.hash),
         previous_hash: crate::domain::audit::to_hex(&c.previous_hash),
         hash_algorithm: crate::domain::audit::HASH_ALGORITHM.into(),
+        seal_key_id: c.seal.as_ref().map(|s| s.key_id.clone()).unwrap_or_default(),
+        seal: c
+            .seal
+            .as_ref()
+            .map(|s| crate::domain::audit::to_hex(&s.tag))
+            .unwrap_or_default(),
     }
 }
 

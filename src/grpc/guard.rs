@@ -2,7 +2,7 @@
 //! default), load shedding and the deadline cap — in that order, so a refused caller never reaches
 //! storage and never learns whether a lead exists. Health checks skip all of it. Every error
 //! response leaving the server carries `google.rpc.ErrorInfo`, including tonic's own (an oversized
-//! message, an unknown method).
+//! message); a request tonic could not read is the caller's mistake (INVALID_ARGUMENT).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -16,9 +16,11 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
+use super::codec::malformed_request;
 use super::status::ERROR_DOMAIN;
 use crate::app::Caller;
 use crate::auth::{Access, Authenticator, access};
+use crate::domain::values::clip;
 
 /// The limits and credentials every call is checked against.
 #[derive(Clone, Debug)]
@@ -68,7 +70,23 @@ fn reject<B: Default>(code: Code, reason: &str, message: impl Into<String>) -> h
     Status::with_error_details(code, message, details).into_http()
 }
 
-/// Adds ErrorInfo to an error answered without details (by tonic itself).
+/// What tonic answers, as INTERNAL, when it cannot read a request's frames before any codec
+/// runs (tonic 0.14 `codec/decode.rs`, `server/grpc.rs`), and what prost says through the codecs
+/// of the services that are not leadgate's (health, reflection). Leadgate's own codec answers
+/// decode errors itself (`codec.rs`). Pinned by the malformed-request tests.
+const UNREADABLE_REQUEST: &[&str] = &[
+    // A body without any message.
+    "Missing request message.",
+    // A body that ends inside a frame.
+    "Unexpected EOF decoding stream.",
+    // A frame whose compressed flag is neither 0 nor 1, or 1 without `grpc-encoding`.
+    "protocol error: received message with",
+    // prost's `DecodeError`.
+    "failed to decode Protobuf message",
+];
+
+/// Adds ErrorInfo to an error answered without details (by tonic itself). A request tonic could
+/// not read is the caller's mistake: INVALID_ARGUMENT rather than tonic's INTERNAL.
 fn with_error_info<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
     if headers.contains_key("grpc-status-details-bin") {
@@ -77,6 +95,10 @@ fn with_error_info<B>(mut response: http::Response<B>) -> http::Response<B> {
     let Some(status) = Status::from_header_map(headers).filter(|s| s.code() != Code::Ok) else {
         return response;
     };
+    if status.code() == Code::Internal && UNREADABLE_REQUEST.iter().any(|m| status.message().starts_with(m)) {
+        let _ = malformed_request(status.message()).add_header(headers);
+        return response;
+    }
     let reason = format!("{:?}", status.code());
     let reason: String = reason
         .chars()
@@ -136,24 +158,28 @@ where
                 Ok(identity) => identity,
                 Err(refusal) => return Ok(reject(Code::Unauthenticated, refusal.reason, refusal.message)),
             };
-            let allowed = match needs {
-                Access::Open | Access::Authenticated => true,
-                Access::Roles(roles) => roles.iter().any(|r| identity.roles.has(*r)),
-                Access::Denied => false,
-            };
-            if !allowed {
-                let wanted = match needs {
-                    Access::Roles(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
-                    _ => "none".into(),
-                };
-                return Ok(reject(
-                    Code::PermissionDenied,
-                    "PERMISSION_DENIED",
-                    format!(
-                        "{} may not call {path} (roles allowed: {wanted})",
-                        identity.principal
-                    ),
-                ));
+            match needs {
+                Access::Open | Access::Authenticated => {}
+                Access::Roles(roles) if roles.iter().any(|r| identity.roles.has(*r)) => {}
+                Access::Roles(roles) => {
+                    let wanted = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+                    return Ok(reject(
+                        Code::PermissionDenied,
+                        "PERMISSION_DENIED",
+                        format!(
+                            "{} may not call {path} (roles allowed: {wanted})",
+                            identity.principal
+                        ),
+                    ));
+                }
+                // Answered here, so a method missing from the roles table reaches no service.
+                Access::Unknown => {
+                    return Ok(reject(
+                        Code::Unimplemented,
+                        "UNKNOWN_METHOD",
+                        format!("leadgate has no method {:?}", clip(&path)),
+                    ));
+                }
             }
             request.extensions_mut().insert(Caller {
                 principal: identity.principal,
@@ -178,5 +204,50 @@ where
                 )),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    fn answered(status: Status) -> Status {
+        let response = with_error_info(status.into_http::<()>());
+        Status::from_header_map(response.headers()).unwrap()
+    }
+
+    #[test]
+    fn a_request_tonic_could_not_read_is_invalid_argument() {
+        for message in [
+            "Missing request message.",
+            "Unexpected EOF decoding stream.",
+            "protocol error: received message with invalid compression flag: 7 (valid flags are 0 and 1), while sending request",
+            "failed to decode Protobuf message: invalid wire type value: 7",
+        ] {
+            let status = answered(Status::internal(message));
+            assert_eq!(status.code(), Code::InvalidArgument, "{message}");
+            assert_eq!(
+                status.get_details_error_info().unwrap().reason,
+                "MALFORMED_REQUEST"
+            );
+            assert!(status.message().ends_with(message));
+        }
+    }
+
+    #[test]
+    fn other_internal_errors_stay_internal_with_error_info() {
+        for message in ["Error encoding: buffer full", "something else broke"] {
+            let status = answered(Status::internal(message));
+            assert_eq!(status.code(), Code::Internal, "{message}");
+            assert_eq!(status.get_details_error_info().unwrap().reason, "INTERNAL");
+            assert_eq!(status.message(), message);
+        }
+        let unimplemented = answered(Status::unimplemented(""));
+        assert_eq!(
+            unimplemented.get_details_error_info().unwrap().reason,
+            "UNIMPLEMENTED"
+        );
     }
 }

@@ -173,7 +173,7 @@ impl pb::lead_service_server::LeadService for LeadService {
         } = req;
         let id = c::lead_name(&mut v, "name", &name);
         let state: Option<LeadState> = c::required_enum(&mut v, "state", state);
-        let reason = c::required_text(&mut v, "reason", reason, 1000);
+        let reason = c::required_multiline_text(&mut v, "reason", reason, 1000);
         let disqualification: Option<DisqualificationReason> =
             c::optional_enum(&mut v, "disqualification_reason", disqualification_reason);
         match (state, disqualification) {
@@ -220,7 +220,7 @@ impl pb::lead_service_server::LeadService for LeadService {
             request_id: _,
         } = req;
         let id = c::lead_name(&mut v, "name", &name);
-        let reason = c::required_text(&mut v, "reason", reason, 1000);
+        let reason = c::required_multiline_text(&mut v, "reason", reason, 1000);
         finish(v)?;
         let command = Command::ReleaseOverride { reason };
         let change = self

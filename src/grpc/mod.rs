@@ -2,6 +2,7 @@
 //! error → status mapping. It translates; it never touches SQL.
 
 mod audit;
+pub mod codec;
 pub mod convert;
 pub mod guard;
 mod leads;

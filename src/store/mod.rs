@@ -6,13 +6,15 @@ mod notify;
 mod postgres;
 mod sql;
 mod sqlite;
+mod tx;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::audit::{AuditEntry, ChainHead, ChainedEntry};
+use crate::domain::audit::{Admission, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
 use crate::domain::query::ListQuery;
 use crate::domain::values::{Email, LeadId, Timestamp};
@@ -50,12 +52,72 @@ pub enum StoreError {
     /// Stored data that does not read back as written (`INTERNAL`, logged).
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
+    /// The database has no room for the write: a full disk, or the size cap of an embedded
+    /// database (`RESOURCE_EXHAUSTED`, retry once space is freed). Nothing was written.
+    #[error("database storage is full: {0}")]
+    StorageFull(String),
+    /// The database accepts reads but refuses writes: a read-only PostgreSQL database or
+    /// standby, a read-only SQLite file (`UNAVAILABLE`). Nothing was written.
+    #[error("database is read-only: {0}")]
+    ReadOnly(String),
     /// Any other database failure (`INTERNAL`, logged).
     #[error("database error: {0}")]
     Database(String),
 }
 
+impl StoreError {
+    /// Whether the error says that writes cannot succeed until an operator acts (space freed,
+    /// database made writable): readiness turns NOT_SERVING until a write goes through again.
+    pub fn refuses_writes(&self) -> bool {
+        matches!(self, StoreError::StorageFull(_) | StoreError::ReadOnly(_))
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Whether the database refuses writes (no room, read-only). Set by the first write refused for
+/// that reason; cleared only by a probe write that commits ([`Store::probe_write`]), so that
+/// readiness stays off until writes go through again rather than flapping with each write that
+/// happens to fit.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    refused: AtomicBool,
+}
+
+impl WriteHealth {
+    /// Learns from the outcome of a write: a refusal for lack of room or permission sets it.
+    pub fn observe<T>(&self, result: &StoreResult<T>) {
+        if let Err(error) = result
+            && error.refuses_writes()
+        {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Learns from the outcome of a probe write: a commit clears it (other failures, such as a
+    /// lost connection, say nothing about room or permission).
+    pub fn probed(&self, result: &StoreResult<()>) {
+        match result {
+            Ok(()) => self.refused.store(false, Ordering::Relaxed),
+            Err(_) => self.observe(result),
+        }
+    }
+
+    pub fn refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// How many bytes the write probe stores: more than a typical change (a lead, its entries and
+/// its idempotency record take a few KiB), so a probe that fits means ordinary writes fit too.
+pub const PROBE_BYTES: usize = 64 * 1024;
+
+/// Random, incompressible bytes for the write probe.
+fn probe_filler() -> Vec<u8> {
+    (0..PROBE_BYTES / 16)
+        .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+        .collect()
+}
 
 /// Who sent a request id: keys are scoped per caller so callers cannot collide.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +144,7 @@ pub struct IdempotencyRecord {
 #[derive(Clone, Copy, Debug)]
 pub struct LeadWrite<'a> {
     pub lead: &'a Lead,
-    pub entries: &'a [AuditEntry],
+    pub entries: &'a [SealedEntry],
     pub idempotency: Option<&'a IdempotencyRecord>,
 }
 
@@ -96,6 +158,49 @@ pub enum WriteOutcome {
     RevisionConflict,
     /// The request id was used by a concurrent request that committed first.
     RequestIdTaken,
+}
+
+/// A lead with something due, and since when (microseconds since the epoch, as stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DueLead {
+    pub due: i64,
+    pub id: LeadId,
+}
+
+impl DueLead {
+    /// Before every due lead.
+    pub const START: DueLead = DueLead {
+        due: i64::MIN,
+        id: LeadId::NIL,
+    };
+}
+
+/// What one run of the sequencer did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Entries chained.
+    pub chained: usize,
+    /// Rows of the inbox set aside (inbox id, why), never chained.
+    pub quarantined: Vec<(i64, Refusal)>,
+}
+
+/// A row of the inbox the sequencer set aside: what it claimed to be, and why it was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantinedEntry {
+    pub id: i64,
+    pub inbox_id: i64,
+    pub quarantined_at: Timestamp,
+    /// [`Refusal::code`].
+    pub reason: String,
+    pub detail: String,
+    pub lead: Option<LeadId>,
+    /// As written, which may be a kind this version does not know.
+    pub kind: String,
+    /// Microseconds since the epoch, as written.
+    pub record_time: i64,
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub seal_key_id: Option<String>,
 }
 
 /// A policy version as stored.
@@ -139,8 +244,27 @@ pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations (safe with several replicas at once).
     async fn migrate(&self) -> StoreResult<()>;
 
+    /// Fails (as unavailable) until every migration this version knows was applied, by
+    /// whoever runs them (`leadgate migrate`, e.g. as a Kubernetes Job).
+    async fn check_migrated(&self) -> StoreResult<()>;
+
+    /// Gives `role` exactly what the service needs: read and write leads, keys and policies,
+    /// append to the audit tables — never change or remove audit entries, nor alter any table.
+    /// PostgreSQL only.
+    async fn grant_service_role(&self, role: &str) -> StoreResult<()>;
+
+    /// Why the privileges this connection holds weaken the trail (e.g. it owns the audit tables,
+    /// so it could drop their protection), if they do.
+    async fn privilege_warning(&self) -> StoreResult<Option<String>>;
+
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Whether the last write was refused for lack of room or permission (see [`WriteHealth`]).
+    fn writes_refused(&self) -> bool;
+
+    /// Commits a write of [`PROBE_BYTES`] and removes it: succeeds when writes can again.
+    async fn probe_write(&self) -> StoreResult<()>;
 
     /// Inserts a new lead with its entries and idempotency record.
     async fn insert_lead(&self, write: LeadWrite<'_>) -> StoreResult<WriteOutcome>;
@@ -158,17 +282,31 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `query.limit + 1` leads (the extra one tells that another page exists).
     async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>>;
 
-    /// Leads with an SLA breach or a nurture revisit due at `now`.
-    async fn leads_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>>;
+    /// Up to `limit` leads with an SLA breach or a nurture revisit due at `now`, in order of due
+    /// time then id, after `after` (a pass of the sweeper walks them page by page, so leads it
+    /// cannot sweep do not keep it from the others).
+    async fn leads_due(
+        &self,
+        now: Timestamp,
+        after: Option<&DueLead>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueLead>>;
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>>;
 
     /// Forgets idempotency keys created before `before`; returns how many.
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64>;
 
-    /// Chains up to `max` committed inbox entries onto the log; returns how many. Several
-    /// replicas may call it at once: one chains, the others return 0.
-    async fn sequence(&self, max: usize) -> StoreResult<usize>;
+    /// Chains up to `max` committed inbox entries onto the log, sealing each link, and sets aside
+    /// (in quarantine) the rows `admission` refuses. Several replicas may call it at once: one
+    /// chains, the others find nothing to do.
+    async fn sequence(&self, max: usize, admission: &Admission<'_>) -> StoreResult<Sequenced>;
+
+    /// The first position that must carry a seal (entries before it were chained unsealed).
+    async fn sealed_from(&self) -> StoreResult<i64>;
+
+    /// Up to `query.limit + 1` quarantined rows, newest first.
+    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>>;
 
     async fn chain_head(&self) -> StoreResult<ChainHead>;
 
@@ -186,7 +324,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Activates a policy version unless it is already the active one, with its audit entry.
     /// Returns whether it was activated now.
-    async fn activate_policy(&self, policy: &PolicyRecord, entry: &AuditEntry) -> StoreResult<bool>;
+    async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool>;
 
     async fn get_policy(&self, version: &str) -> StoreResult<Option<PolicyRecord>>;
 
@@ -197,7 +335,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Connection settings shared by both backends.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
     /// `sqlite://path` or `postgres://...`.
     pub url: String,
@@ -208,6 +346,37 @@ pub struct ConnectOptions {
     /// PostgreSQL cancels a statement running longer than this (nothing is written). The server
     /// sets it below its call cap, so a call cut at the cap never commits afterwards.
     pub statement_timeout: Option<Duration>,
+    /// SQLite only: the most bytes the database file may hold (rounded down to whole pages).
+    /// Writes past it answer RESOURCE_EXHAUSTED, as on a full disk.
+    pub sqlite_max_size: Option<u64>,
+}
+
+/// Whether `name` may be used as a database role name: lower-case letters, digits and `_`,
+/// starting with a letter or `_`, at most 63 characters (PostgreSQL's limit).
+pub fn valid_role_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Which migrations of `migrator` are missing from those applied.
+fn missing_migrations(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> StoreResult<()> {
+    let missing: Vec<i64> = migrator
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "{} migrations not applied yet ({}): run `leadgate migrate`",
+            missing.len(),
+            missing.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+        )))
+    }
 }
 
 /// Opens the store the URL names. Does not migrate.

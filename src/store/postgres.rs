@@ -4,16 +4,20 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{ConnectOptions as _, Postgres, QueryBuilder};
 
 use super::held::HeldConnection;
 use super::notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
+use super::tx::WriteTx;
 use super::{
-    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
-    PoolStats, Store, StoreError, StoreResult, WriteOutcome,
+    Backend, ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
+    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
+    probe_filler,
 };
-use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
+use crate::domain::audit::{
+    self, Admission, AuditEntry, ChainHead, ChainTip, ChainedEntry, Refusal, SealedEntry,
+};
 use crate::domain::lead::Lead;
 use crate::domain::query::ListQuery;
 use crate::domain::values::{Email, LeadId, Timestamp};
@@ -30,6 +34,8 @@ pub struct PgStore {
     /// How to connect for migrations and the head listener: like the pool, without the
     /// statement timeout.
     migrations: PgConnectOptions,
+    /// Whether the last write was refused for lack of room or permission.
+    health: WriteHealth,
 }
 
 /// Sorts PostgreSQL failures: lost or refused connections and shutdowns are retryable.
@@ -42,14 +48,18 @@ pub(super) fn classify(error: sqlx::Error) -> StoreError {
         E::Database(db) if db.code().as_deref() == Some("57014") => StoreError::Timeout(error.to_string()),
         E::Database(db) => match db.code().as_deref() {
             // connection_exception, operator_intervention (shutdowns), too_many_connections,
-            // serialization and deadlock failures, read-only standby.
+            // serialization and deadlock failures.
             Some(code)
                 if code.starts_with("08")
                     || code.starts_with("57P")
-                    || matches!(code, "53300" | "40001" | "40P01" | "25006") =>
+                    || matches!(code, "53300" | "40001" | "40P01") =>
             {
                 StoreError::Unavailable(error.to_string())
             }
+            // disk_full.
+            Some("53100") => StoreError::StorageFull(error.to_string()),
+            // read_only_sql_transaction: a read-only database, or a standby.
+            Some("25006") => StoreError::ReadOnly(error.to_string()),
             _ => StoreError::Database(error.to_string()),
         },
         _ => StoreError::Database(error.to_string()),
@@ -94,6 +104,7 @@ impl PgStore {
             pool,
             batch_reader,
             migrations,
+            health: WriteHealth::default(),
         })
     }
 
@@ -155,9 +166,10 @@ impl PgStore {
         }
         b.push(
             ", entries AS (INSERT INTO audit_inbox (lead_id, kind, record_time, actor, request_id, state_before, \
-             state_after, source_channel, policy_version, body) SELECT * FROM (",
+             state_after, source_channel, policy_version, body, seal_key_id, seal) SELECT * FROM (",
         );
-        b.push_values(write.entries, |mut row, e| {
+        b.push_values(write.entries, |mut row, sealed| {
+            let e = &sealed.entry;
             row.push_bind(e.lead.map(|l| l.as_uuid()))
                 .push_bind(e.kind.as_str())
                 .push_bind(e.recorded_at.timestamp_micros())
@@ -167,12 +179,14 @@ impl PgStore {
                 .push_bind(e.state_after.map(|s| s.as_str()))
                 .push_bind(e.source_channel.map(|s| s.as_str()))
                 .push_bind(e.policy_version.as_str())
-                .push_bind(e.body.as_str());
+                .push_bind(e.body.as_str())
+                .push_bind(sealed.seal.key_id.as_str())
+                .push_bind(sealed.seal.tag.as_slice());
         });
         b.push(") AS entry")
             .push(ONLY_IF_WRITTEN)
             .push(") SELECT COUNT(*) FROM lead");
-        match b.build_query_scalar::<i64>().fetch_one(&self.pool).await {
+        let result = match b.build_query_scalar::<i64>().fetch_one(&self.pool).await {
             Ok(0) if expected_revision.is_none() => Ok(WriteOutcome::EmailTaken),
             Ok(0) => Ok(WriteOutcome::RevisionConflict),
             Ok(_) => Ok(WriteOutcome::Written),
@@ -181,7 +195,13 @@ impl PgStore {
                 Some("idempotency_keys_pkey") => Ok(WriteOutcome::RequestIdTaken),
                 _ => Err(classify(e)),
             },
-        }
+        };
+        self.health.observe(&result);
+        result
+    }
+
+    async fn begin_write(&self) -> StoreResult<WriteTx<Postgres>> {
+        WriteTx::begin(&self.pool, "BEGIN").await.map_err(classify)
     }
 
     async fn tip_in(conn: &mut sqlx::PgConnection) -> StoreResult<ChainTip> {
@@ -238,12 +258,103 @@ impl Store for PgStore {
         })
     }
 
+    async fn check_migrated(&self) -> StoreResult<()> {
+        let applied: Vec<i64> = sqlx::query_scalar(sql::SELECT_APPLIED_MIGRATIONS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| match classify(e) {
+                StoreError::Database(m) => {
+                    StoreError::Unavailable(format!("migrations not applied yet: {m}"))
+                }
+                other => other,
+            })?;
+        super::missing_migrations(&sqlx::migrate!("migrations/postgres"), &applied)
+    }
+
+    async fn grant_service_role(&self, role: &str) -> StoreResult<()> {
+        if !super::valid_role_name(role) {
+            return Err(StoreError::Database(format!(
+                "{role:?} is not a role name leadgate accepts (a-z, 0-9, _)"
+            )));
+        }
+        let mut connection = self.migrations.connect().await.map_err(classify)?;
+        // `current_schema` is a function, not a name, in GRANT: spell the schema out.
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(classify)?;
+        // Exactly these privileges: whatever was granted before is taken back first.
+        let statements = [
+            format!("REVOKE ALL ON ALL TABLES IN SCHEMA current_schema FROM {role}"),
+            format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA current_schema FROM {role}"),
+            format!("GRANT USAGE ON SCHEMA current_schema TO {role}"),
+            format!("GRANT SELECT, INSERT, UPDATE ON leads TO {role}"),
+            format!("GRANT SELECT, INSERT, DELETE ON idempotency_keys, audit_inbox, storage_probe TO {role}"),
+            format!(
+                "GRANT SELECT, INSERT ON audit_log, audit_quarantine, policies, policy_activations TO {role}"
+            ),
+            format!("GRANT SELECT ON audit_settings, _sqlx_migrations TO {role}"),
+            format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA current_schema TO {role}"),
+        ];
+        let mut tx = sqlx::Connection::begin(&mut connection).await.map_err(classify)?;
+        for statement in statements {
+            let statement = statement.replace("current_schema", &format!("\"{schema}\""));
+            sqlx::query(&statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        let _ = sqlx::Connection::close(connection).await;
+        Ok(())
+    }
+
+    async fn privilege_warning(&self) -> StoreResult<Option<String>> {
+        let (owner, can_change): (bool, bool) = sqlx::query_as(
+            "SELECT pg_catalog.pg_get_userbyid(c.relowner) = current_user, \
+                    has_table_privilege('audit_log', 'UPDATE') OR has_table_privilege('audit_log', 'DELETE') \
+             FROM pg_catalog.pg_class c WHERE c.oid = 'audit_log'::regclass",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok((owner || can_change).then(|| {
+            "the service's database role owns the audit tables or may change them: it could alter \
+             or remove audit entries. Run the service as a role granted by `leadgate migrate --grant-to`"
+                .to_string()
+        }))
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    fn writes_refused(&self) -> bool {
+        self.health.refused()
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(sql::INSERT_PROBE)
+                .bind(uuid::Uuid::new_v4())
+                .bind(probe_filler())
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            sqlx::query(sql::DELETE_PROBE)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)
+        }
+        .await;
+        self.health.probed(&result);
+        result
     }
 
     async fn insert_lead(&self, write: LeadWrite<'_>) -> StoreResult<WriteOutcome> {
@@ -301,14 +412,28 @@ impl Store for PgStore {
         docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
     }
 
-    async fn leads_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(sql::SELECT_DUE)
+    async fn leads_due(
+        &self,
+        now: Timestamp,
+        after: Option<&DueLead>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueLead>> {
+        let after = after.unwrap_or(&DueLead::START);
+        let rows: Vec<(i64, uuid::Uuid)> = sqlx::query_as(sql::SELECT_DUE)
             .bind(now.timestamp_micros())
+            .bind(after.due)
+            .bind(after.id.as_uuid())
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
-        Ok(ids.into_iter().map(LeadId::from_uuid).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(due, id)| DueLead {
+                due,
+                id: LeadId::from_uuid(id),
+            })
+            .collect())
     }
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {
@@ -322,63 +447,130 @@ impl Store for PgStore {
     }
 
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64> {
-        let done = sqlx::query(sql::PURGE_IDEMPOTENCY)
+        let result = sqlx::query(sql::PURGE_IDEMPOTENCY)
             .bind(before.timestamp_micros())
             .execute(&self.pool)
             .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
+            .map(|done| done.rows_affected())
+            .map_err(classify);
+        self.health.observe(&result);
+        result
     }
 
-    async fn sequence(&self, max: usize) -> StoreResult<usize> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(SEQUENCER_LOCK)
-            .fetch_one(&mut *tx)
+    async fn sequence(&self, max: usize, admission: &Admission<'_>) -> StoreResult<Sequenced> {
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(SEQUENCER_LOCK)
+                .fetch_one(tx.connection())
+                .await
+                .map_err(classify)?;
+            if !locked {
+                tx.rollback().await;
+                return Ok(Sequenced::default());
+            }
+            let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
+                .bind(max as i64)
+                .fetch_all(tx.connection())
+                .await
+                .map_err(classify)?;
+            if rows.is_empty() {
+                tx.rollback().await;
+                return Ok(Sequenced::default());
+            }
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let already: std::collections::HashSet<i64> = sql::select_chained_inbox_ids::<Postgres>(&ids)
+                .build_query_scalar()
+                .fetch_all(tx.connection())
+                .await
+                .map_err(classify)?
+                .into_iter()
+                .collect();
+            let mut admitted = Vec::with_capacity(rows.len());
+            let mut refused = Vec::new();
+            for row in rows {
+                let verdict = match already.contains(&row.id) {
+                    true => Err(Refusal::Duplicate(row.id)),
+                    false => row.clone().admit(admission),
+                };
+                match verdict {
+                    Ok(admitted_entry) => admitted.push(admitted_entry),
+                    Err(refusal) => refused.push((row, refusal)),
+                }
+            }
+            // Set aside, never chained, never in the way of the rest.
+            for (row, refusal) in &refused {
+                let detail = refusal.to_string();
+                sql::bind_quarantine(row, refusal, &detail, admission.now)
+                    .execute(tx.connection())
+                    .await
+                    .map_err(classify)?;
+                sqlx::query(sql::DELETE_INBOX_ROW)
+                    .bind(row.id)
+                    .execute(tx.connection())
+                    .await
+                    .map_err(classify)?;
+            }
+            let mut chained_count = 0;
+            if !admitted.is_empty() {
+                let tip = Self::tip_in(tx.connection()).await?;
+                let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = admitted.into_iter().unzip();
+                let chained: Vec<(i64, ChainedEntry)> = ids
+                    .into_iter()
+                    .zip(audit::link_and_seal(tip, entries, admission.keys))
+                    .collect();
+                for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
+                    sql::insert_log::<Postgres>(chunk)
+                        .build()
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                    sql::delete_inbox::<Postgres>(chunk)
+                        .build()
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                }
+                chained_count = chained.len();
+                if let Some((_, last)) = chained.last() {
+                    // Delivered on commit: wakes the watchers of every process (see `notify`).
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHAIN_HEAD_CHANNEL)
+                        .bind(last.position.to_string())
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                }
+            }
+            tx.commit().await.map_err(classify)?;
+            Ok(Sequenced {
+                chained: chained_count,
+                quarantined: refused
+                    .into_iter()
+                    .map(|(row, refusal)| (row.id, refusal))
+                    .collect(),
+            })
+        }
+        .await;
+        self.health.observe(&result);
+        result
+    }
+
+    async fn sealed_from(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::SELECT_SEALED_FROM)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>> {
+        let (text, binds) = sql::list_sql(sql::QUARANTINE_COLUMNS, "audit_quarantine", query);
+        let rows: Vec<sql::QuarantineRow> = sql::bind_values::<Postgres>(&text, &binds)
+            .try_map(|row| sqlx::FromRow::from_row(&row))
+            .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
-        if !locked {
-            return Ok(0);
-        }
-        let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
-            .bind(max as i64)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let tip = Self::tip_in(&mut tx).await?;
-        let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = rows
-            .into_iter()
-            .map(InboxRow::into_entry)
-            .collect::<StoreResult<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(tip, entries)).collect();
-        for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
-            sql::insert_log::<Postgres>(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-            sql::delete_inbox::<Postgres>(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        }
-        if let Some((_, last)) = chained.last() {
-            // Delivered on commit: wakes the watchers of every process (see `notify`).
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHAIN_HEAD_CHANNEL)
-                .bind(last.position.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        }
-        tx.commit().await.map_err(classify)?;
-        Ok(chained.len())
+        rows.into_iter().map(sql::QuarantineRow::into_record).collect()
     }
 
     async fn chain_head(&self) -> StoreResult<ChainHead> {
@@ -413,38 +605,47 @@ impl Store for PgStore {
         rows.into_iter().map(LogRow::into_chained).collect()
     }
 
-    async fn activate_policy(&self, policy: &PolicyRecord, entry: &AuditEntry) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(POLICY_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if active.as_deref() == Some(policy.version.as_str()) {
-            return Ok(false);
+    async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool> {
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(POLICY_LOCK)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
+                .fetch_optional(tx.connection())
+                .await
+                .map_err(classify)?;
+            if active.as_deref() == Some(policy.version.as_str()) {
+                tx.rollback().await;
+                return Ok(false);
+            }
+            let at = policy.activated_at.timestamp_micros();
+            sqlx::query(sql::INSERT_POLICY)
+                .bind(&policy.version)
+                .bind(&policy.name)
+                .bind(&policy.content)
+                .bind(at)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            sqlx::query(sql::INSERT_ACTIVATION)
+                .bind(&policy.version)
+                .bind(at)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            sql::bind_entry(entry)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok(true)
         }
-        let at = policy.activated_at.timestamp_micros();
-        sqlx::query(sql::INSERT_POLICY)
-            .bind(&policy.version)
-            .bind(&policy.name)
-            .bind(&policy.content)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sqlx::query(sql::INSERT_ACTIVATION)
-            .bind(&policy.version)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sql::bind_entry(entry).execute(&mut *tx).await.map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(true)
+        .await;
+        self.health.observe(&result);
+        result
     }
 
     async fn get_policy(&self, version: &str) -> StoreResult<Option<PolicyRecord>> {

@@ -6,7 +6,9 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
 use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult};
-use crate::domain::audit::{AuditEntry, AuditKind, ChainHead, ChainTip, ChainedEntry};
+use crate::domain::audit::{
+    Admission, AuditEntry, AuditKind, ChainHead, ChainTip, ChainedEntry, Refusal, Seal, SealedEntry,
+};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
 use crate::domain::query::{ListQuery, Op, SqlValue};
@@ -21,8 +23,8 @@ pub const UPDATE_LEAD: &str = "UPDATE leads SET state = $3, source_channel = $4,
      document = $12 WHERE id = $1 AND email = $2 AND create_time = $7 AND revision = $13";
 
 pub const INSERT_INBOX: &str = "INSERT INTO audit_inbox (lead_id, kind, record_time, actor, \
-     request_id, state_before, state_after, source_channel, policy_version, body) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     request_id, state_before, state_after, source_channel, policy_version, body, seal_key_id, seal) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 pub const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys (principal, request_id, method, \
      fingerprint, response, create_time) VALUES ($1, $2, $3, $4, $5, $6)";
@@ -35,14 +37,32 @@ pub const PURGE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE create_t
 pub const SELECT_LEAD: &str = "SELECT document FROM leads WHERE id = $1";
 pub const SELECT_LEAD_BY_EMAIL: &str = "SELECT document FROM leads WHERE email = $1";
 
-pub const SELECT_DUE: &str = "SELECT id FROM leads WHERE sla_due_time <= $1 OR revisit_time <= $1 LIMIT $2";
+/// Due leads after a (due, id) cursor, in that order; each half reads its partial index in order.
+pub const SELECT_DUE: &str = "SELECT due, id FROM ( \
+     SELECT sla_due_time AS due, id FROM leads WHERE sla_due_time <= $1 \
+     UNION ALL SELECT revisit_time AS due, id FROM leads WHERE revisit_time <= $1) AS due_leads \
+     WHERE (due, id) > ($2, $3) ORDER BY due, id LIMIT $4";
 
 pub const SELECT_INBOX: &str = "SELECT id, lead_id, kind, record_time, actor, request_id, \
-     state_before, state_after, source_channel, policy_version, body FROM audit_inbox \
-     ORDER BY id LIMIT $1";
+     state_before, state_after, source_channel, policy_version, body, seal_key_id, seal \
+     FROM audit_inbox ORDER BY id LIMIT $1";
 
 pub const LOG_COLUMNS: &str = "position, lead_id, kind, record_time, actor, request_id, \
-     state_before, state_after, source_channel, policy_version, body, previous_hash, hash, record_time_max";
+     state_before, state_after, source_channel, policy_version, body, previous_hash, hash, \
+     record_time_max, seal_key_id, seal";
+
+/// The first position that must carry a seal.
+pub const SELECT_SEALED_FROM: &str = "SELECT sealed_from FROM audit_settings";
+
+/// Sets a row of the inbox aside, with why.
+pub const INSERT_QUARANTINE: &str = "INSERT INTO audit_quarantine (inbox_id, quarantine_time, reason, \
+     detail, lead_id, kind, record_time, actor, request_id, state_before, state_after, source_channel, \
+     policy_version, body, seal_key_id, seal) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+pub const DELETE_INBOX_ROW: &str = "DELETE FROM audit_inbox WHERE id = $1";
+
+pub const QUARANTINE_COLUMNS: &str = "id, inbox_id, quarantine_time, reason, detail, lead_id, kind, \
+     record_time, actor, request_id, seal_key_id";
 
 pub const SELECT_TIP: &str =
     "SELECT position, hash, record_time_max FROM audit_log ORDER BY position DESC LIMIT 1";
@@ -53,6 +73,12 @@ pub const INSERT_POLICY: &str = "INSERT INTO policies (version, name, content, a
 pub const INSERT_ACTIVATION: &str = "INSERT INTO policy_activations (version, activate_time) VALUES ($1, $2)";
 pub const SELECT_POLICY: &str =
     "SELECT version, name, content, activate_time FROM policies WHERE version = $1";
+
+pub const SELECT_APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+
+/// The write probe's row, and its removal (with any a crash left behind).
+pub const INSERT_PROBE: &str = "INSERT INTO storage_probe (id, filler) VALUES ($1, $2)";
+pub const DELETE_PROBE: &str = "DELETE FROM storage_probe";
 
 /// The columns of `leads`, projected from a lead.
 pub struct LeadColumns {
@@ -122,15 +148,17 @@ impl LeadColumns {
     }
 }
 
-/// Binds an entry to [`INSERT_INBOX`].
-pub fn bind_entry<'q, DB>(entry: &'q AuditEntry) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+/// Binds a sealed entry to [`INSERT_INBOX`].
+pub fn bind_entry<'q, DB>(sealed: &'q SealedEntry) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
 where
     DB: Database,
     Option<Uuid>: Encode<'q, DB> + Type<DB>,
     &'q str: Encode<'q, DB> + Type<DB>,
     Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
+    let entry = &sealed.entry;
     sqlx::query(INSERT_INBOX)
         .bind(entry.lead.map(|l| l.as_uuid()))
         .bind(entry.kind.as_str())
@@ -142,6 +170,8 @@ where
         .bind(entry.source_channel.map(SourceChannel::as_str))
         .bind(entry.policy_version.as_str())
         .bind(entry.body.as_str())
+        .bind(sealed.seal.key_id.as_str())
+        .bind(sealed.seal.tag.as_slice())
 }
 
 /// Binds a record to [`INSERT_IDEMPOTENCY`].
@@ -265,7 +295,7 @@ fn state(name: Option<String>) -> StoreResult<Option<LeadState>> {
 }
 
 /// An inbox row: an entry that is committed but not chained yet.
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct InboxRow {
     pub id: i64,
     pub lead_id: Option<Uuid>,
@@ -278,9 +308,33 @@ pub struct InboxRow {
     pub source_channel: Option<String>,
     pub policy_version: String,
     pub body: String,
+    pub seal_key_id: Option<String>,
+    pub seal: Option<Vec<u8>>,
+}
+
+/// A seal as stored: both columns, or neither.
+fn stored_seal(key_id: Option<String>, tag: Option<Vec<u8>>) -> StoreResult<Option<Seal>> {
+    match (key_id, tag) {
+        (Some(key_id), Some(tag)) => Ok(Some(Seal {
+            key_id,
+            tag: hash32(tag, "seal")?,
+        })),
+        _ => Ok(None),
+    }
 }
 
 impl InboxRow {
+    /// Whether the sequencer may chain this row, and the entry if so.
+    pub fn admit(self, admission: &Admission<'_>) -> Result<(i64, AuditEntry), Refusal> {
+        let seal = stored_seal(self.seal_key_id.clone(), self.seal.clone())
+            .map_err(|e| Refusal::Undecodable(e.to_string()))?;
+        let (id, entry) = self
+            .into_entry()
+            .map_err(|e| Refusal::Undecodable(e.to_string()))?;
+        admission.admit(&entry, seal.as_ref())?;
+        Ok((id, entry))
+    }
+
     pub fn into_entry(self) -> StoreResult<(i64, AuditEntry)> {
         let kind = AuditKind::from_name(&self.kind)
             .ok_or_else(|| StoreError::Corrupt(format!("audit kind {:?}", self.kind)))?;
@@ -325,6 +379,8 @@ pub struct LogRow {
     pub previous_hash: Vec<u8>,
     pub hash: Vec<u8>,
     pub record_time_max: i64,
+    pub seal_key_id: Option<String>,
+    pub seal: Option<Vec<u8>>,
 }
 
 fn hash32(bytes: Vec<u8>, what: &str) -> StoreResult<[u8; 32]> {
@@ -347,6 +403,8 @@ impl LogRow {
             source_channel: self.source_channel,
             policy_version: self.policy_version,
             body: self.body,
+            seal_key_id: None,
+            seal: None,
         };
         Ok(ChainedEntry {
             position: self.position,
@@ -354,6 +412,7 @@ impl LogRow {
             previous_hash: hash32(self.previous_hash, "previous_hash")?,
             hash: hash32(self.hash, "hash")?,
             time_max: micros(self.record_time_max)?,
+            seal: stored_seal(self.seal_key_id, self.seal)?,
         })
     }
 }
@@ -366,6 +425,7 @@ where
     &'q str: Encode<'q, DB> + Type<DB>,
     Option<&'q str>: Encode<'q, DB> + Type<DB>,
     &'q [u8]: Encode<'q, DB> + Type<DB>,
+    Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
     let mut builder = QueryBuilder::new(format!("INSERT INTO audit_log (inbox_id, {LOG_COLUMNS}) "));
@@ -385,7 +445,9 @@ where
             .push_bind(e.body.as_str())
             .push_bind(c.previous_hash.as_slice())
             .push_bind(c.hash.as_slice())
-            .push_bind(c.time_max.timestamp_micros());
+            .push_bind(c.time_max.timestamp_micros())
+            .push_bind(c.seal.as_ref().map(|s| s.key_id.as_str()))
+            .push_bind(c.seal.as_ref().map(|s| s.tag.as_slice()));
     });
     builder
 }
@@ -405,8 +467,91 @@ where
     builder
 }
 
-/// Rows per multi-row insert: 14 binds each stays well under both databases' limits.
+/// Rows per multi-row insert: 17 binds each stays well under both databases' limits.
 pub const SEQUENCE_BATCH: usize = 500;
+
+/// The inbox ids among `ids` that are already in the log.
+pub fn select_chained_inbox_ids<'q, DB>(ids: &'q [i64]) -> QueryBuilder<'q, DB>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut builder = QueryBuilder::new("SELECT inbox_id FROM audit_log WHERE inbox_id IN (");
+    let mut list = builder.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    builder.push(")");
+    builder
+}
+
+/// Binds a refused inbox row to [`INSERT_QUARANTINE`].
+pub fn bind_quarantine<'q, DB>(
+    row: &'q InboxRow,
+    refusal: &'q Refusal,
+    detail: &'q str,
+    at: Timestamp,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(INSERT_QUARANTINE)
+        .bind(row.id)
+        .bind(at.timestamp_micros())
+        .bind(refusal.code())
+        .bind(detail)
+        .bind(row.lead_id)
+        .bind(row.kind.as_str())
+        .bind(row.record_time)
+        .bind(row.actor.as_str())
+        .bind(row.request_id.as_deref())
+        .bind(row.state_before.as_deref())
+        .bind(row.state_after.as_deref())
+        .bind(row.source_channel.as_deref())
+        .bind(row.policy_version.as_str())
+        .bind(row.body.as_str())
+        .bind(row.seal_key_id.as_deref())
+        .bind(row.seal.as_deref())
+}
+
+/// A row set aside by the sequencer, as listed.
+#[derive(sqlx::FromRow)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub inbox_id: i64,
+    pub quarantine_time: i64,
+    pub reason: String,
+    pub detail: String,
+    pub lead_id: Option<Uuid>,
+    pub kind: String,
+    pub record_time: i64,
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub seal_key_id: Option<String>,
+}
+
+impl QuarantineRow {
+    pub fn into_record(self) -> StoreResult<super::QuarantinedEntry> {
+        Ok(super::QuarantinedEntry {
+            id: self.id,
+            inbox_id: self.inbox_id,
+            quarantined_at: micros(self.quarantine_time)?,
+            reason: self.reason,
+            detail: self.detail,
+            lead: self.lead_id.map(LeadId::from_uuid),
+            kind: self.kind,
+            record_time: self.record_time,
+            actor: self.actor,
+            request_id: self.request_id,
+            seal_key_id: self.seal_key_id,
+        })
+    }
+}
 
 #[derive(sqlx::FromRow)]
 pub struct IdempotencyRow {

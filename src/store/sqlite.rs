@@ -11,11 +11,15 @@ use sqlx::{Executor, Sqlite};
 
 use super::held::HeldConnection;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
+use super::tx::WriteTx;
 use super::{
-    Backend, ConnectOptions, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
-    PoolStats, Store, StoreError, StoreResult, WriteOutcome,
+    Backend, ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
+    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
+    probe_filler,
 };
-use crate::domain::audit::{self, AuditEntry, ChainHead, ChainTip, ChainedEntry};
+use crate::domain::audit::{
+    self, Admission, AuditEntry, ChainHead, ChainTip, ChainedEntry, Refusal, SealedEntry,
+};
 use crate::domain::lead::Lead;
 use crate::domain::query::ListQuery;
 use crate::domain::values::{Email, LeadId, Timestamp};
@@ -30,6 +34,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// The batched lead reads' own connection, one of the readers.
     batch_reader: HeldConnection<Sqlite>,
+    /// Whether the last write was refused for lack of room or permission.
+    health: WriteHealth,
 }
 
 fn classify(error: sqlx::Error) -> StoreError {
@@ -38,10 +44,16 @@ fn classify(error: sqlx::Error) -> StoreError {
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
             StoreError::Unavailable(error.to_string())
         }
-        // SQLITE_BUSY / SQLITE_LOCKED: another process holds the file.
-        E::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
-            StoreError::Unavailable(error.to_string())
-        }
+        // SQLite's primary result code is the low byte of the extended one.
+        E::Database(db) => match db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff) {
+            // SQLITE_BUSY / SQLITE_LOCKED: another process holds the file.
+            Some(5 | 6) => StoreError::Unavailable(error.to_string()),
+            // SQLITE_FULL: the disk, or the size cap, has no room.
+            Some(13) => StoreError::StorageFull(error.to_string()),
+            // SQLITE_READONLY: the file or its directory cannot be written.
+            Some(8) => StoreError::ReadOnly(error.to_string()),
+            _ => StoreError::Database(error.to_string()),
+        },
         _ => StoreError::Database(error.to_string()),
     }
 }
@@ -80,10 +92,26 @@ impl SqliteStore {
             .foreign_keys(true);
         // No ping before each use: a local file does not drop connections, and every ping is a
         // round trip through the connection's worker thread.
+        let max_size = options.sqlite_max_size;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if let Some(bytes) = max_size {
+                        // The cap is a count of pages, and a setting of each connection.
+                        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+                            .fetch_one(&mut *connection)
+                            .await?;
+                        let pages = (bytes / page_size.max(512) as u64).max(1);
+                        connection
+                            .execute(format!("PRAGMA max_page_count = {pages}").as_str())
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(connect.clone())
             .await
             .map_err(classify)?;
@@ -99,40 +127,56 @@ impl SqliteStore {
             writer,
             reader,
             batch_reader,
+            health: WriteHealth::default(),
         })
     }
 
+    /// The lead (inserted, or updated if its revision is still `expected_revision`), its audit
+    /// entries and the idempotency record, in one transaction on the single writer.
     async fn write(&self, write: LeadWrite<'_>, expected_revision: Option<i64>) -> StoreResult<WriteOutcome> {
         let columns = LeadColumns::of(write.lead);
-        let mut tx = self.writer.begin().await.map_err(classify)?;
-        if let Some(record) = write.idempotency
-            && let Some(outcome) = insert_or_conflict(&mut tx, sql::bind_idempotency(record)).await?
-        {
-            return Ok(outcome);
-        }
-        match expected_revision {
-            None => {
-                if let Some(outcome) = insert_or_conflict(&mut tx, columns.bind(sql::INSERT_LEAD)).await? {
-                    return Ok(outcome);
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            let conflict = match write.idempotency {
+                Some(record) => insert_or_conflict(tx.connection(), sql::bind_idempotency(record)).await?,
+                None => None,
+            };
+            let conflict = match (conflict, expected_revision) {
+                (Some(outcome), _) => Some(outcome),
+                (None, None) => insert_or_conflict(tx.connection(), columns.bind(sql::INSERT_LEAD)).await?,
+                (None, Some(revision)) => {
+                    let done = columns
+                        .bind(sql::UPDATE_LEAD)
+                        .bind(revision)
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                    (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict)
                 }
+            };
+            if let Some(outcome) = conflict {
+                tx.rollback().await;
+                return Ok(outcome);
             }
-            Some(revision) => {
-                let done = columns
-                    .bind(sql::UPDATE_LEAD)
-                    .bind(revision)
-                    .execute(&mut *tx)
+            for entry in write.entries {
+                sql::bind_entry(entry)
+                    .execute(tx.connection())
                     .await
                     .map_err(classify)?;
-                if done.rows_affected() == 0 {
-                    return Ok(WriteOutcome::RevisionConflict);
-                }
             }
+            tx.commit().await.map_err(classify)?;
+            Ok(WriteOutcome::Written)
         }
-        for entry in write.entries {
-            sql::bind_entry(entry).execute(&mut *tx).await.map_err(classify)?;
-        }
-        tx.commit().await.map_err(classify)?;
-        Ok(WriteOutcome::Written)
+        .await;
+        self.health.observe(&result);
+        result
+    }
+
+    /// A write transaction on the single writer, holding SQLite's write lock from the start.
+    async fn begin_write(&self) -> StoreResult<WriteTx<Sqlite>> {
+        WriteTx::begin(&self.writer, "BEGIN IMMEDIATE")
+            .await
+            .map_err(classify)
     }
 
     async fn tip_in(conn: &mut sqlx::SqliteConnection) -> StoreResult<ChainTip> {
@@ -187,12 +231,59 @@ impl Store for SqliteStore {
             })
     }
 
+    async fn check_migrated(&self) -> StoreResult<()> {
+        let applied: Vec<i64> = sqlx::query_scalar(sql::SELECT_APPLIED_MIGRATIONS)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations not applied yet: {e}")))?;
+        super::missing_migrations(&sqlx::migrate!("migrations/sqlite"), &applied)
+    }
+
+    async fn grant_service_role(&self, _role: &str) -> StoreResult<()> {
+        Err(StoreError::Database(
+            "SQLite has no roles: --grant-to is for PostgreSQL".into(),
+        ))
+    }
+
+    async fn privilege_warning(&self) -> StoreResult<Option<String>> {
+        // One process over one file: whoever can write the file holds the trail.
+        Ok(None)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    fn writes_refused(&self) -> bool {
+        self.health.refused()
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        // Two commits: the first must find room for the row in the file and its journal.
+        let id = uuid::Uuid::new_v4();
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(sql::INSERT_PROBE)
+                .bind(id)
+                .bind(probe_filler())
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            let mut tx = self.begin_write().await?;
+            sqlx::query(sql::DELETE_PROBE)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)
+        }
+        .await;
+        self.health.probed(&result);
+        result
     }
 
     async fn insert_lead(&self, write: LeadWrite<'_>) -> StoreResult<WriteOutcome> {
@@ -248,14 +339,28 @@ impl Store for SqliteStore {
         docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
     }
 
-    async fn leads_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(sql::SELECT_DUE)
+    async fn leads_due(
+        &self,
+        now: Timestamp,
+        after: Option<&DueLead>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueLead>> {
+        let after = after.unwrap_or(&DueLead::START);
+        let rows: Vec<(i64, uuid::Uuid)> = sqlx::query_as(sql::SELECT_DUE)
             .bind(now.timestamp_micros())
+            .bind(after.due)
+            .bind(after.id.as_uuid())
             .bind(limit as i64)
             .fetch_all(&self.reader)
             .await
             .map_err(classify)?;
-        Ok(ids.into_iter().map(LeadId::from_uuid).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(due, id)| DueLead {
+                due,
+                id: LeadId::from_uuid(id),
+            })
+            .collect())
     }
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {
@@ -269,47 +374,114 @@ impl Store for SqliteStore {
     }
 
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64> {
-        let done = sqlx::query(sql::PURGE_IDEMPOTENCY)
+        // One statement: SQLite's own transaction around it ends with it, whatever happens.
+        let result = sqlx::query(sql::PURGE_IDEMPOTENCY)
             .bind(before.timestamp_micros())
             .execute(&self.writer)
             .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
+            .map(|done| done.rows_affected())
+            .map_err(classify);
+        self.health.observe(&result);
+        result
     }
 
-    async fn sequence(&self, max: usize) -> StoreResult<usize> {
+    async fn sequence(&self, max: usize, admission: &Admission<'_>) -> StoreResult<Sequenced> {
         // The single writer connection already serialises sequencing with every other write.
-        let mut tx = self.writer.begin().await.map_err(classify)?;
-        let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
-            .bind(max as i64)
-            .fetch_all(&mut *tx)
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
+                .bind(max as i64)
+                .fetch_all(tx.connection())
+                .await
+                .map_err(classify)?;
+            if rows.is_empty() {
+                tx.rollback().await;
+                return Ok(Sequenced::default());
+            }
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let already: std::collections::HashSet<i64> = sql::select_chained_inbox_ids::<Sqlite>(&ids)
+                .build_query_scalar()
+                .fetch_all(tx.connection())
+                .await
+                .map_err(classify)?
+                .into_iter()
+                .collect();
+            let mut admitted = Vec::with_capacity(rows.len());
+            let mut refused = Vec::new();
+            for row in rows {
+                let verdict = match already.contains(&row.id) {
+                    true => Err(Refusal::Duplicate(row.id)),
+                    false => row.clone().admit(admission),
+                };
+                match verdict {
+                    Ok(admitted_entry) => admitted.push(admitted_entry),
+                    Err(refusal) => refused.push((row, refusal)),
+                }
+            }
+            // Set aside, never chained, never in the way of the rest.
+            for (row, refusal) in &refused {
+                let detail = refusal.to_string();
+                sql::bind_quarantine(row, refusal, &detail, admission.now)
+                    .execute(tx.connection())
+                    .await
+                    .map_err(classify)?;
+                sqlx::query(sql::DELETE_INBOX_ROW)
+                    .bind(row.id)
+                    .execute(tx.connection())
+                    .await
+                    .map_err(classify)?;
+            }
+            let mut chained_count = 0;
+            if !admitted.is_empty() {
+                let tip = Self::tip_in(tx.connection()).await?;
+                let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = admitted.into_iter().unzip();
+                let chained: Vec<(i64, ChainedEntry)> = ids
+                    .into_iter()
+                    .zip(audit::link_and_seal(tip, entries, admission.keys))
+                    .collect();
+                for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
+                    sql::insert_log::<Sqlite>(chunk)
+                        .build()
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                    sql::delete_inbox::<Sqlite>(chunk)
+                        .build()
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                }
+                chained_count = chained.len();
+            }
+            tx.commit().await.map_err(classify)?;
+            Ok(Sequenced {
+                chained: chained_count,
+                quarantined: refused
+                    .into_iter()
+                    .map(|(row, refusal)| (row.id, refusal))
+                    .collect(),
+            })
+        }
+        .await;
+        self.health.observe(&result);
+        result
+    }
+
+    async fn sealed_from(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::SELECT_SEALED_FROM)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)
+    }
+
+    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>> {
+        let (text, binds) = sql::list_sql(sql::QUARANTINE_COLUMNS, "audit_quarantine", query);
+        let rows: Vec<sql::QuarantineRow> = sql::bind_values::<Sqlite>(&text, &binds)
+            .try_map(|row| sqlx::FromRow::from_row(&row))
+            .fetch_all(&self.reader)
             .await
             .map_err(classify)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let tip = Self::tip_in(&mut tx).await?;
-        let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = rows
-            .into_iter()
-            .map(InboxRow::into_entry)
-            .collect::<StoreResult<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        let chained: Vec<(i64, ChainedEntry)> = ids.into_iter().zip(audit::link(tip, entries)).collect();
-        for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
-            sql::insert_log::<Sqlite>(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-            sql::delete_inbox::<Sqlite>(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        }
-        tx.commit().await.map_err(classify)?;
-        Ok(chained.len())
+        rows.into_iter().map(sql::QuarantineRow::into_record).collect()
     }
 
     async fn chain_head(&self) -> StoreResult<ChainHead> {
@@ -340,33 +512,42 @@ impl Store for SqliteStore {
         rows.into_iter().map(LogRow::into_chained).collect()
     }
 
-    async fn activate_policy(&self, policy: &PolicyRecord, entry: &AuditEntry) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(classify)?;
-        let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if active.as_deref() == Some(policy.version.as_str()) {
-            return Ok(false);
+    async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool> {
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
+                .fetch_optional(tx.connection())
+                .await
+                .map_err(classify)?;
+            if active.as_deref() == Some(policy.version.as_str()) {
+                tx.rollback().await;
+                return Ok(false);
+            }
+            let at = policy.activated_at.timestamp_micros();
+            sqlx::query(sql::INSERT_POLICY)
+                .bind(&policy.version)
+                .bind(&policy.name)
+                .bind(&policy.content)
+                .bind(at)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            sqlx::query(sql::INSERT_ACTIVATION)
+                .bind(&policy.version)
+                .bind(at)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            sql::bind_entry(entry)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok(true)
         }
-        let at = policy.activated_at.timestamp_micros();
-        sqlx::query(sql::INSERT_POLICY)
-            .bind(&policy.version)
-            .bind(&policy.name)
-            .bind(&policy.content)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sqlx::query(sql::INSERT_ACTIVATION)
-            .bind(&policy.version)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sql::bind_entry(entry).execute(&mut *tx).await.map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(true)
+        .await;
+        self.health.observe(&result);
+        result
     }
 
     async fn get_policy(&self, version: &str) -> StoreResult<Option<PolicyRecord>> {

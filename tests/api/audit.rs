@@ -185,9 +185,9 @@ contract! {
         // Recorded at 10, 30, 20, 40 (seconds after the epoch), chained in that order.
         let rows: Vec<String> = [10, 30, 20, 40]
             .iter()
-            .map(|s| format!("('POLICY_ACTIVATED', {}, 'engine', 'v', '{{\"t\":{s}}}')", s * 1_000_000))
+            .map(|s| sealed_inbox_row(&app.db, "POLICY_ACTIVATED", s * 1_000_000, "engine", &format!("{{\"t\":{s}}}")))
             .collect();
-        let insert = format!("INSERT INTO audit_inbox (kind, record_time, actor, policy_version, body) VALUES {}", rows.join(", "));
+        let insert = format!("INSERT INTO audit_inbox {SEALED_INBOX_COLUMNS} VALUES {}", rows.join(", "));
         app.db.try_execute(&insert).await.unwrap();
         app.db.wait_until_chained().await;
         let times = |filter: &str| {
@@ -271,7 +271,7 @@ contract! {
         assert_eq!(broken(&verify(&app, None).await), (7, pb::VerificationProblem::HashMismatch));
     }
 
-    async fn a_forged_entry_with_a_valid_hash_breaks_the_next_link(backend: Backend) {
+    async fn a_forged_entry_with_a_valid_hash_is_found_by_its_seal(backend: Backend) {
         let app = spawn_app(&backend).await;
         some_history(&app).await;
         let store = app.db.store().await;
@@ -292,7 +292,8 @@ contract! {
                 ),
             ])
             .await;
-        assert_eq!(broken(&verify(&app, None).await), (4, pb::VerificationProblem::BrokenLink));
+        // Its hash links, but only leadgate's key makes a seal that holds.
+        assert_eq!(broken(&verify(&app, None).await), (3, pb::VerificationProblem::Unauthenticated));
     }
 
     async fn a_truncated_tail_is_found_against_an_older_digest(backend: Backend) {
@@ -327,7 +328,25 @@ contract! {
             previous = hash;
         }
         app.db.tamper(&statements).await;
-        assert!(verify(&app, None).await.ok, "a consistent rewrite verifies alone");
+        // Consistent hashes, but the seals of the rewritten links no longer hold.
+        assert_eq!(broken(&verify(&app, None).await), (3, pb::VerificationProblem::Unauthenticated));
+        assert_eq!(broken(&verify(&app, Some(kept)).await), (3, pb::VerificationProblem::Unauthenticated));
+        // Someone holding the key could seal the rewrite too: then only an older digest tells.
+        let keys = test_audit_keys();
+        let mut previous = entries[1].hash;
+        let mut resealed = Vec::new();
+        for e in entries.iter().skip(2) {
+            let hash = chain_hash(e.position, &previous, &e.entry);
+            let seal = keys.seal_link(e.position, &hash);
+            resealed.push(format!(
+                "UPDATE audit_log SET seal = {} WHERE position = {}",
+                app.db.bytes_literal(&seal.tag),
+                e.position
+            ));
+            previous = hash;
+        }
+        app.db.tamper(&resealed).await;
+        assert!(verify(&app, None).await.ok, "a consistent, resealed rewrite verifies alone");
         assert_eq!(broken(&verify(&app, Some(kept)).await), (6, pb::VerificationProblem::DigestMismatch));
     }
 
@@ -360,6 +379,40 @@ contract! {
             let status = audit(&app).verify_audit_trail(request).await.unwrap_err();
             assert_eq!(status.code(), Code::InvalidArgument);
         }
+    }
+
+    async fn a_range_past_the_head_is_refused_naming_the_position_and_giving_the_head(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        some_history(&app).await;
+        let range = |start_position, end_position| pb::VerifyAuditTrailRequest { start_position, end_position, expected_digest: None };
+        for (request, fields) in [
+            (range(0, 9), vec!["end_position"]),
+            (range(3, 7), vec!["end_position"]),
+            (range(8, 0), vec!["start_position"]),
+            (range(8, 9), vec!["start_position", "end_position"]),
+        ] {
+            let status = audit(&app).verify_audit_trail(request.clone()).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{request:?}: {status:?}");
+            assert_eq!(bad_fields(&status), fields, "{request:?}");
+            assert!(status.message().contains("past the head of the trail (position 6)"), "{}", status.message());
+        }
+        let whole = audit(&app).verify_audit_trail(range(1, 6)).await.unwrap().into_inner();
+        assert!(whole.ok && whole.verified_count == 6, "{whole:?}");
+
+        // Truncated to 4: a range to the old head is refused, but an earlier digest still finds
+        // what is missing, also when the range ends at its position.
+        let kept = digest(&app).await;
+        app.db.tamper(&["DELETE FROM audit_log WHERE position >= 5".into()]).await;
+        let status = audit(&app).verify_audit_trail(range(0, 6)).await.unwrap_err();
+        assert_eq!(bad_fields(&status), ["end_position"]);
+        assert!(status.message().contains("(position 4)"), "{}", status.message());
+        let expected_digest = Some(pb::AuditDigest { position: kept.position, hash: to_hex(&kept.hash), ..Default::default() });
+        let answer = audit(&app)
+            .verify_audit_trail(pb::VerifyAuditTrailRequest { start_position: 0, end_position: 6, expected_digest })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(broken(&answer), (5, pb::VerificationProblem::Truncated));
     }
 
     async fn a_watcher_sees_every_entry_once_in_order_across_reconnects_while_writers_race(backend: Backend) {
@@ -505,9 +558,10 @@ async fn an_entry_committed_late_is_chained_after_the_others_postgres() {
         .into_inner();
     let mut slow = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
     let mut tx = slow.begin().await.unwrap();
-    let slow_id: i64 = sqlx::query_scalar(
-        "INSERT INTO audit_inbox (kind, record_time, actor, policy_version, body) VALUES ('POLICY_ACTIVATED', 1, 'slow-writer', 'v', '{}') RETURNING id",
-    )
+    let slow_id: i64 = sqlx::query_scalar(&format!(
+        "INSERT INTO audit_inbox {SEALED_INBOX_COLUMNS} VALUES {} RETURNING id",
+        sealed_inbox_row(&app.db, "POLICY_ACTIVATED", 1, "slow-writer", "{}")
+    ))
     .fetch_one(&mut *tx)
     .await
     .unwrap();

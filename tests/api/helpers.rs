@@ -73,6 +73,10 @@ pub struct Options {
     pub limits: leadgate::server::Limits,
     /// How the test's own clients connect when the server serves TLS.
     pub client_tls: Option<tonic::transport::ClientTlsConfig>,
+    /// SQLite: the database's size cap, to fill it up.
+    pub sqlite_max_size: Option<u64>,
+    /// Apply migrations at start (otherwise wait for them).
+    pub migrate: bool,
 }
 
 impl Default for Options {
@@ -85,6 +89,8 @@ impl Default for Options {
             tls: None,
             limits: leadgate::server::Limits::default(),
             client_tls: None,
+            sqlite_max_size: None,
+            migrate: true,
         }
     }
 }
@@ -124,6 +130,16 @@ impl TestDatabase {
                     _dir: None,
                 }
             }
+        }
+    }
+
+    #[allow(dead_code)] // the fault suite's
+    /// A database at a URL the test made itself (nothing is dropped with it).
+    pub fn at_url(url: &str) -> TestDatabase {
+        TestDatabase {
+            url: url.to_owned(),
+            drop_with: None,
+            _dir: None,
         }
     }
 
@@ -210,14 +226,18 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
+            sqlite_max_size: options.sqlite_max_size,
         },
         policy: Arc::new(options.policy),
         drain_timeout: options.drain_timeout,
         app: AppSettings {
             idempotency_retention: Duration::from_secs(24 * 3600),
             sweep_interval: options.sweep_interval,
+            audit_keys: Arc::new(test_audit_keys()),
+            accept_unsealed_until: None,
         },
         reflection: true,
+        migrate: options.migrate,
         auth: Arc::new(options.auth),
         tls: options.tls,
         limits: options.limits,
@@ -262,7 +282,9 @@ impl TestApp {
     }
 
     pub async fn wait_until_serving(&self) {
-        for _ in 0..200 {
+        // Generous: a loaded machine may take seconds to migrate a fresh database.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
             if self.health_of("").await == ServingStatus::Serving {
                 return;
             }
@@ -295,6 +317,46 @@ impl Drop for TestApp {
         self.begin_shutdown();
     }
 }
+
+/// The audit keys every test server seals with (replicas of one database share them).
+pub const TEST_AUDIT_KEYS: &str = "test:dGVzdC1hdWRpdC1rZXktdGVzdC1hdWRpdC1rZXktdGVzdA==";
+
+pub fn test_audit_keys() -> leadgate::domain::audit::AuditKeys {
+    leadgate::domain::audit::AuditKeys::parse(TEST_AUDIT_KEYS).expect("valid test keys")
+}
+
+/// One row of `INSERT INTO audit_inbox (kind, record_time, actor, policy_version, body,
+/// seal_key_id, seal) VALUES ...`: an entry written the way leadgate writes it, sealed.
+pub fn sealed_inbox_row(
+    db: &TestDatabase,
+    kind: &str,
+    record_micros: i64,
+    actor: &str,
+    body: &str,
+) -> String {
+    use leadgate::domain::audit::{AuditEntry, AuditKind};
+    let entry = AuditEntry {
+        lead: None,
+        kind: AuditKind::from_name(kind).expect("a known kind"),
+        recorded_at: chrono::DateTime::from_timestamp_micros(record_micros).unwrap(),
+        actor: actor.into(),
+        request_id: None,
+        state_before: None,
+        state_after: None,
+        source_channel: None,
+        policy_version: "v".into(),
+        body: body.into(),
+    };
+    let seal = test_audit_keys().seal_entry(&entry);
+    format!(
+        "('{kind}', {record_micros}, '{actor}', 'v', '{body}', '{}', {})",
+        seal.key_id,
+        db.bytes_literal(&seal.tag)
+    )
+}
+
+/// The columns [`sealed_inbox_row`] fills.
+pub const SEALED_INBOX_COLUMNS: &str = "(kind, record_time, actor, policy_version, body, seal_key_id, seal)";
 
 /// A submission with just what is required, for `email`.
 pub fn minimal_submission(email: &str) -> pb::SubmitLeadRequest {
@@ -499,8 +561,12 @@ pub fn findings(
         }),
         authority: Some(pb::AuthorityFinding {
             status: authority as i32,
-            decision_maker_involved: authority == pb::CriterionStatus::Met,
-            evidence: String::new(),
+            decision_maker: if authority == pb::CriterionStatus::Met {
+                pb::DecisionMakerInvolvement::Involved as i32
+            } else {
+                pb::DecisionMakerInvolvement::Unspecified as i32
+            },
+            ..Default::default()
         }),
         timing: Some(pb::TimingFinding {
             status: timing as i32,
@@ -593,7 +659,7 @@ impl TestDatabase {
             url: self.url.clone(),
             max_connections: 2,
             acquire_timeout: Duration::from_secs(5),
-            statement_timeout: None,
+            ..Default::default()
         })
         .await
         .unwrap()

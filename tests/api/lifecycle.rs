@@ -191,6 +191,60 @@ contract! {
         assert_eq!(app.db.audit_entries_of(&lead.name).await, 1, "nothing written");
     }
 
+    /// Callers built before `decision_maker` keep working: their `true` means INVOLVED, and they
+    /// read `true` back exactly when the decision-maker is involved.
+    #[allow(deprecated)]
+    async fn the_deprecated_decision_maker_flag_still_means_involved(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let lead = app.leads.clone().submit_lead(cfo_demo_request("flag@acme.fr")).await.unwrap().into_inner().lead.unwrap();
+        let call = |findings: pb::DiscoveryCallFindings| pb::RecordDiscoveryCallRequest { name: lead.name.clone(), findings: Some(findings), ..Default::default() };
+
+        let mut contradiction = findings(Met, Met, Met, Met);
+        let authority = contradiction.authority.as_mut().unwrap();
+        authority.decision_maker = pb::DecisionMakerInvolvement::NotInvolved as i32;
+        authority.decision_maker_involved = true;
+        let refused = app.leads.clone().record_discovery_call(call(contradiction)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(bad_fields(&refused), ["findings.authority.decision_maker_involved"]);
+
+        let mut old_client = findings(Met, Met, Met, Met);
+        let authority = old_client.authority.as_mut().unwrap();
+        authority.decision_maker = pb::DecisionMakerInvolvement::Unspecified as i32;
+        authority.decision_maker_involved = true;
+        let answer = app.leads.clone().record_discovery_call(call(old_client)).await.unwrap().into_inner();
+        let lead = answer.lead.unwrap();
+        assert_eq!(lead.state, pb::LeadState::SalesQualified as i32);
+        let authority = lead.bant.unwrap().authority.unwrap();
+        assert_eq!(authority.decision_maker, pb::DecisionMakerInvolvement::Involved as i32);
+        assert!(authority.decision_maker_involved);
+        let entries = app.db.audit_bodies_of(&lead.name).await;
+        let (_, _, body) = entries.last().unwrap();
+        assert_eq!(body["inputs"]["authority"]["decision_maker"], "INVOLVED", "the trail records what it meant");
+    }
+
+    /// Lead documents written before `decision_maker` hold only the old flag: `true` still reads as
+    /// INVOLVED, and later calls work on them.
+    async fn a_lead_stored_before_the_decision_maker_field_still_reads(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let lead = app.leads.clone().submit_lead(cfo_demo_request("stored@acme.fr")).await.unwrap().into_inner().lead.unwrap();
+        let request = pb::RecordDiscoveryCallRequest { name: lead.name.clone(), findings: Some(findings(Met, Met, Met, Met)), ..Default::default() };
+        app.leads.clone().record_discovery_call(request).await.unwrap();
+        let rewritten = app
+            .db
+            .try_execute(r#"UPDATE leads SET document = REPLACE(document, '"decision_maker":"INVOLVED"', '"decision_maker_involved":true')"#)
+            .await
+            .unwrap();
+        assert_eq!(rewritten, 1);
+        let old_format = r#"SELECT COUNT(*) FROM leads WHERE document LIKE '%"decision_maker_involved":true%' AND document NOT LIKE '%"decision_maker":%'"#;
+        assert_eq!(app.db.count(old_format).await, 1, "the document is as the earlier version wrote it");
+        let stored = get(&app, &lead.name).await;
+        assert_eq!(stored.state, pb::LeadState::SalesQualified as i32);
+        assert_eq!(stored.bant.unwrap().authority.unwrap().decision_maker, pb::DecisionMakerInvolvement::Involved as i32);
+        let converted = pb::ConvertLeadRequest { name: lead.name.clone(), opportunity_reference: "OPP-7".into(), ..Default::default() };
+        let lead = app.leads.clone().convert_lead(converted).await.unwrap().into_inner().lead.unwrap();
+        assert_eq!(lead.bant.unwrap().authority.unwrap().decision_maker, pb::DecisionMakerInvolvement::Involved as i32);
+    }
+
     async fn every_change_is_recorded_with_inputs_scores_states_reasons_and_policy(backend: Backend) {
         let app = spawn_app(&backend).await;
         let lead = app.leads.clone().submit_lead(cfo_demo_request("trail@acme.fr")).await.unwrap().into_inner().lead.unwrap();

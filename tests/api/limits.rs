@@ -150,6 +150,7 @@ async fn a_thousand_identical_submissions_across_two_processes_make_one_lead_pos
         let child = Command::new(env!("CARGO_BIN_EXE_leadgate"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("LEADGATE_DATABASE_URL", &db.url)
+            .env("LEADGATE_AUDIT_KEYS", TEST_AUDIT_KEYS)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -8,12 +8,15 @@ mod cli;
 
 mod funnel;
 mod health;
+mod input;
 mod leads;
 mod lifecycle;
 mod limits;
+mod origin;
 mod policy;
 mod process;
 mod scenarios;
 mod security;
 mod sla;
+mod storage;
 mod streams;

@@ -54,6 +54,17 @@ async fn serve_defaults_to_sqlite_and_exits_zero_on_sigterm() {
         dir.path().join("leadgate.db").exists(),
         "the SQLite file is created in the working directory"
     );
+    // The key that seals its audit trail, beside it, readable by its owner only.
+    let key_file = dir.path().join("leadgate.db.audit-key");
+    let key = std::fs::read_to_string(&key_file).expect("the audit key is made on first start");
+    leadgate::domain::audit::AuditKeys::parse(&key).expect("a valid key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
     let stopping = Instant::now();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -163,6 +174,41 @@ fn serve_refuses_a_public_address_without_authentication() {
         stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
         "{stderr}"
     );
+}
+
+#[test]
+fn serve_on_postgres_refuses_to_start_without_audit_keys() {
+    let output = Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env(
+            "LEADGATE_DATABASE_URL",
+            "postgres://leadgate@127.0.0.1:1/leadgate",
+        )
+        .env_remove("LEADGATE_AUDIT_KEYS")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("LEADGATE_AUDIT_KEYS") && stderr.contains("leadgate auth new-audit-key"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn new_audit_keys_are_random_and_accepted() {
+    let make = |id: &str| {
+        let output = Command::new(BINARY)
+            .args(["auth", "new-audit-key", "--id", id])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let (a, b) = (make("2026-12"), make("2026-06"));
+    assert_ne!(a.split_once(':').unwrap().1, b.split_once(':').unwrap().1);
+    assert!(a.starts_with("2026-12:"));
+    leadgate::domain::audit::AuditKeys::parse(&format!("{a},{b}")).expect("a valid key list");
 }
 
 /// A collector that keeps, for each span it receives, its service's name and its own.

@@ -184,23 +184,35 @@ contract! {
         assert_eq!(lead.bant.unwrap().met_count, 4);
     }
 
-    /// A CIO is interested but depends on an executive committee: not a prospect until the final
-    /// decision-maker is involved.
+    /// A CIO is interested and has weight, but depends on an executive committee that is not
+    /// involved: not a prospect until the final decision-maker is involved.
     async fn the_cio_who_depends_on_a_committee_stays_short_of_prospect(backend: Backend) {
         let app = spawn_app(&backend).await;
         let mut cio = profile("dsi@acme.fr", "manufacturing", 800, pb::Seniority::Executive, "it", pb::SourceChannel::Website);
         cio.events.push(engagement(K::DemoRequest, None));
         let lead = submit(&app.leads, cio).await;
         assert_eq!(state(&lead), pb::LeadState::MarketingQualified);
-        let mut committee = findings(Met, Met, NotMet, Met);
-        committee.authority.as_mut().unwrap().evidence = "the executive committee decides".into();
-        let lead = call(&app.leads, &lead, committee).await.lead.unwrap();
+        let mut committee = findings(Met, Met, Met, Met);
+        let authority = committee.authority.as_mut().unwrap();
+        authority.decision_maker = pb::DecisionMakerInvolvement::NotInvolved as i32;
+        authority.evidence = "the executive committee decides".into();
+        let answer = call(&app.leads, &lead, committee).await;
+        let lead = answer.lead.unwrap();
         assert_eq!(state(&lead), pb::LeadState::MarketingQualified);
-        assert!(rule_ids(&lead).contains(&"bant.authority.missing".to_string()), "{:?}", rule_ids(&lead));
+        let committee_reason = lead.state_reasons.iter().find(|r| r.rule_id == "bant.authority.committee");
+        let committee_reason = committee_reason.unwrap_or_else(|| panic!("{:?}", rule_ids(&lead)));
+        assert!(committee_reason.message.contains("final decision-maker"), "{committee_reason:?}");
+        assert!(answer.decision.unwrap().reasons.iter().any(|r| r.rule_id == "bant.authority.committee"));
+        let bant = lead.bant.clone().unwrap();
+        assert_eq!(bant.authority.unwrap().decision_maker, pb::DecisionMakerInvolvement::NotInvolved as i32, "the answer shows it");
+        assert_eq!(bant.met_count, 3, "authority does not count while the committee is not involved");
+
         let mut involved = findings(pb::CriterionStatus::Unspecified, pb::CriterionStatus::Unspecified, Met, pb::CriterionStatus::Unspecified);
         involved.authority.as_mut().unwrap().evidence = "the CEO joined the second call".into();
         let lead = call(&app.leads, &lead, involved).await.lead.unwrap();
         assert_eq!(state(&lead), pb::LeadState::SalesQualified, "earlier findings are kept");
+        let got = app.leads.clone().get_lead(pb::GetLeadRequest { name: lead.name.clone() }).await.unwrap().into_inner();
+        assert_eq!(got.bant.unwrap().authority.unwrap().decision_maker, pb::DecisionMakerInvolvement::Involved as i32);
     }
 
     /// A company plans to change software next fiscal year: nurtured until the date comes closer.
@@ -240,6 +252,26 @@ contract! {
         let lead = submit(&app.leads, firm).await;
         assert_eq!(state(&lead), pb::LeadState::Disqualified);
         assert_eq!(lead.disqualification_reason, pb::DisqualificationReason::PoorFit as i32);
+    }
+
+    /// A contact who unsubscribed long ago: the penalty does not fade with time, only when the
+    /// contact comes back by their own hand.
+    async fn an_unsubscribe_counts_until_the_contact_comes_back(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut request = cfo_demo_request("optout@acme.fr");
+        // Older than the policy's max_age_days (180).
+        request.events = vec![engagement(K::Unsubscribe, Some(days_from_now(-400)))];
+        let lead = submit(&app.leads, request).await;
+        assert_eq!(lead.scores.as_ref().unwrap().engagement_points, -30.0);
+        let explanation = app.leads.clone().explain_lead(pb::ExplainLeadRequest { name: lead.name.clone() }).await.unwrap().into_inner();
+        let line = explanation.engagement_lines.iter().find(|l| l.rule_id == "engagement.UNSUBSCRIBE").expect("the penalty is a line");
+        assert_eq!(line.points, -30.0);
+        assert!(line.reason.contains("FORM_FILL"), "the line says what lifts it: {line:?}");
+
+        let clicked = engage(&app.leads, &lead, vec![engagement(K::AdClick, None)]).await.lead.unwrap();
+        assert_eq!(clicked.scores.unwrap().engagement_points, 2.0 - 30.0, "an ad click is not coming back");
+        let back = engage(&app.leads, &lead, vec![engagement(K::FormFill, None)]).await.lead.unwrap();
+        assert_eq!(back.scores.unwrap().engagement_points, 2.0 + 5.0, "a form is");
     }
 
     /// A lead at exactly the threshold is handed to sales.

@@ -133,6 +133,46 @@ contract! {
             .expect("any role may read the API");
     }
 
+    async fn an_unknown_method_is_unimplemented_for_callers_who_authenticate_and_unauthenticated_for_others(backend: Backend) {
+        let app = spawn_app_with(
+            &backend,
+            Options {
+                auth: tokens_for_every_role(),
+                ..Options::default()
+            },
+        )
+        .await;
+        for path in [
+            "/leadgate.v1.LeadService/DropEverything",
+            "/leadgate.v1.NoSuchService/SubmitLead",
+            "/grpc.reflection.v1.ServerReflection/NoSuchMethod",
+        ] {
+            for role in Role::ALL {
+                let status = call(&app.channel, path, Some(&bearer(&format!("tok-{role}"))))
+                    .await
+                    .unwrap_err();
+                assert_eq!(status.code(), Code::Unimplemented, "{role} on {path}: {status:?}");
+                assert!(!error_reason(&status).is_empty());
+            }
+            let status = call(&app.channel, path, None).await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated, "{path} without credentials");
+            assert_eq!(error_reason(&status), "CREDENTIALS_MISSING");
+            let status = call(&app.channel, path, Some(&bearer("not-a-token"))).await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated, "{path} with a wrong token");
+        }
+        let status = call(&app.channel, "/leadgate.v1.LeadService/DropEverything", Some(&bearer("tok-admin")))
+            .await
+            .unwrap_err();
+        assert_eq!(error_reason(&status), "UNKNOWN_METHOD");
+        assert!(status.message().contains("DropEverything"), "{}", status.message());
+        assert_eq!(app.db.leads().await, 0);
+
+        // With authentication off, every caller is anonymous and authenticated.
+        let open = spawn_app(&backend).await;
+        let status = call(&open.channel, "/leadgate.v1.LeadService/DropEverything", None).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    }
+
     async fn permission_is_checked_before_anything_is_looked_up(backend: Backend) {
         let app = spawn_app_with(
             &backend,
@@ -285,6 +325,59 @@ contract! {
         }
     }
 
+    async fn a_jwt_not_valid_yet_or_naming_a_bad_principal_is_unauthenticated(backend: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let jwt = Jwt::new();
+        let app = spawn_app_with(
+            &backend,
+            Options {
+                auth: jwt_authenticator(&jwt, dir.path()),
+                ..Options::default()
+            },
+        )
+        .await;
+        let digest = "/leadgate.v1.AuditService/GetAuditDigest";
+        let (iss, aud) = ("https://idp.example.com", "leadgate");
+        let not_before = |seconds_from_now: i64| {
+            let mut c = claims("ana@example.com", &["analyst"], iss, aud, 7200);
+            c["nbf"] = (chrono::Utc::now().timestamp() + seconds_from_now).into();
+            jwt.sign("k1", c)
+        };
+
+        let status = call(&app.channel, digest, Some(&bearer(&not_before(3600)))).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "an hour early: {status:?}");
+        assert_eq!(error_reason(&status), "CREDENTIALS_INVALID");
+        assert!(status.message().contains("not valid yet"), "{}", status.message());
+        call(&app.channel, digest, Some(&bearer(&not_before(10))))
+            .await
+            .expect("within the leeway, as for exp");
+        call(&app.channel, digest, Some(&bearer(&not_before(-60))))
+            .await
+            .expect("valid since a minute");
+
+        let long = "a".repeat(5000);
+        for (case, principal) in [
+            ("leadgate's own actor", "engine"),
+            ("the same in capitals", "ENGINE"),
+            ("the unauthenticated actor", "anonymous"),
+            ("a forged second line", "ana\nengine"),
+            ("a right-to-left override", "ana\u{202e}nimda"),
+            ("a zero-width space", "an\u{200b}a"),
+            ("5,000 characters", long.as_str()),
+        ] {
+            let token = jwt.sign("k1", claims(principal, &["analyst"], iss, aud, 300));
+            let status = call(&app.channel, digest, Some(&bearer(&token))).await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated, "{case}");
+            assert_eq!(error_reason(&status), "CREDENTIALS_INVALID", "{case}");
+            assert!(status.message().starts_with("the token is not valid: the sub claim"), "{case}: {}", status.message());
+            assert!(status.message().len() < 200, "{case}: the principal is not echoed back");
+        }
+        let token = jwt.sign("k1", claims("Zoë Dupont", &["analyst"], iss, aud, 300));
+        call(&app.channel, digest, Some(&bearer(&token)))
+            .await
+            .expect("any visible characters");
+    }
+
     async fn client_certificates_identify_callers_and_unknown_ones_are_refused(backend: Backend) {
         let pki = Pki::new("leadgate test CA");
         let rogue = Pki::new("someone else's CA");
@@ -353,6 +446,19 @@ contract! {
             Code::PermissionDenied,
             "known CA, unknown subject: no roles"
         );
+
+        // A certificate from the right CA whose subject is leadgate's own actor.
+        let (engine_cert, engine_key) = pki.leaf(&["engine"]);
+        let impostor = connect(
+            server_only
+                .clone()
+                .identity(Identity::from_pem(&engine_cert, &engine_key)),
+        )
+        .await
+        .unwrap();
+        let status = call(&impostor, list, None).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert_eq!(error_reason(&status), "CREDENTIALS_INVALID");
 
         let (forged_cert, forged_key) = rogue.leaf(&["crm.internal"]);
         let forged = connect(server_only.identity(Identity::from_pem(&forged_cert, &forged_key))).await;
@@ -510,11 +616,13 @@ async fn a_public_address_without_authentication_is_refused() {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(1),
             statement_timeout: None,
+            sqlite_max_size: None,
         },
         policy: std::sync::Arc::new(leadgate::domain::policy::Policy::default_policy()),
         drain_timeout: Duration::from_secs(1),
-        app: Default::default(),
+        app: leadgate::app::AppSettings::with_keys(test_audit_keys()),
         reflection: true,
+        migrate: true,
         auth: std::sync::Arc::new(Authenticator::default()),
         tls: None,
         limits: Default::default(),

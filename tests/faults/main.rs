@@ -70,8 +70,14 @@ impl Replica {
             ])
             .args(&self.extra)
             .env("LEADGATE_DATABASE_URL", &self.database_url)
+            .env("LEADGATE_AUDIT_KEYS", helpers::TEST_AUDIT_KEYS)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // FAULT_LOG=1 shows the replicas' logs.
+            .stderr(if std::env::var_os("FAULT_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -266,7 +272,13 @@ async fn killing_replicas_repeatedly_loses_no_acknowledged_lead() {
 
     // Everything acknowledged is there exactly once, each with its entry, and the chain holds.
     db.wait_until_chained().await;
-    assert_eq!(db.leads().await, LEADS as i64);
+    let acknowledged_ids: HashSet<uuid::Uuid> =
+        acknowledged.iter().map(|name| helpers::lead_uuid(name)).collect();
+    assert_eq!(
+        stored_lead_ids(&db).await,
+        acknowledged_ids,
+        "the stored leads are exactly the acknowledged ones"
+    );
     assert_eq!(db.entries_of_kind("LEAD_SUBMITTED").await, LEADS as i64);
     let without_entry =
         "SELECT COUNT(*) FROM leads l WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.lead_id = l.id)";
@@ -301,8 +313,8 @@ async fn killing_replicas_repeatedly_loses_no_acknowledged_lead() {
     );
 }
 
-/// Runs `pg_ctlcluster <version> main <action>` on the local cluster.
-async fn pg_ctlcluster(action: &'static str) {
+/// Runs `pg_ctlcluster <version> main <action...>` on the local cluster.
+async fn pg_ctlcluster(action: &'static [&'static str]) {
     let version = std::fs::read_dir("/etc/postgresql")
         .unwrap()
         .next()
@@ -311,23 +323,19 @@ async fn pg_ctlcluster(action: &'static str) {
         .file_name();
     let status = tokio::task::spawn_blocking(move || {
         Command::new("pg_ctlcluster")
-            .args([
-                "--skip-systemctl-redirect",
-                version.to_str().unwrap(),
-                "main",
-                action,
-            ])
+            .args(["--skip-systemctl-redirect", version.to_str().unwrap(), "main"])
+            .args(action)
             .status()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(status.success(), "pg_ctlcluster {action}");
+    assert!(status.success(), "pg_ctlcluster {action:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "fault suite: cargo test --test faults -- --ignored --test-threads=1 (restarts the local PostgreSQL)"]
-async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
+async fn a_postgres_crash_under_load_only_fails_calls_with_unavailable_and_loses_nothing() {
     let db = TestDatabase::create(&Backend::postgres()).await;
     let mut replica = Replica::new(&db.url, &[]);
     replica.wait_until_serving().await;
@@ -394,10 +402,11 @@ async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
     };
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Down for three seconds, longer than a readiness period, then up again.
-    pg_ctlcluster("stop").await;
+    // A crash (no checkpoint, no goodbye to clients: recovery from the WAL at the next start),
+    // down for three seconds, longer than a readiness period, then up again.
+    pg_ctlcluster(&["stop", "-m", "immediate"]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    pg_ctlcluster("start").await;
+    pg_ctlcluster(&["start"]).await;
     let database_back = Instant::now();
     let ready_again = eventually(Duration::from_secs(10), || async {
         readiness
@@ -457,6 +466,19 @@ async fn a_postgres_restart_under_load_only_fails_calls_with_unavailable() {
     assert_eq!(
         stored, acknowledged,
         "every acknowledged lead, once; nothing else"
+    );
+    // The inbox drains and the trail verifies after the crash.
+    db.wait_until_chained().await;
+    assert_eq!(db.entries_of_kind("LEAD_SUBMITTED").await, stored.len() as i64);
+    let verification = pb::audit_service_client::AuditServiceClient::new(channel.clone())
+        .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(
+        verification.verified_count,
+        db.count("SELECT COUNT(*) FROM audit_log").await
     );
 }
 
@@ -604,4 +626,138 @@ async fn sigterm_with_calls_in_flight_drains_them_and_exits_zero() {
     let status = wait_for_exit(child, signalled, Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(db.leads().await, 5);
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs (the fault suite runs as root)"
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fault suite: cargo test --test faults -- --ignored --test-threads=1 (mounts a tmpfs: root)"]
+async fn a_full_disk_refuses_writes_loses_nothing_acknowledged_and_recovers_by_itself() {
+    let disk = SmallDisk::mount("3m");
+    // Room to free later, taken before the server starts.
+    let ballast = disk.path().join("ballast");
+    std::fs::write(&ballast, vec![7u8; 1024 * 1024]).unwrap();
+    let db = TestDatabase::at_url(&format!("sqlite://{}", disk.path().join("leadgate.db").display()));
+    let mut replica = Replica::new(&db.url, &[]);
+    replica.wait_until_serving().await;
+    let channel = replica.channel();
+
+    // Writers go on until the disk has refused them for a while.
+    let refusals = Arc::new(Mutex::new(Vec::<Status>::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (channel, refusals) = (channel.clone(), refusals.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut first_refusal: Option<Instant> = None;
+                let mut i = w;
+                while first_refusal.is_none_or(|at| at.elapsed() < Duration::from_secs(2)) {
+                    match LeadServiceClient::new(channel.clone())
+                        .submit_lead(lead_request(200_000_000 + i))
+                        .await
+                    {
+                        Ok(answer) => acknowledged.push(answer.into_inner().lead.unwrap().name),
+                        Err(status) => {
+                            first_refusal.get_or_insert_with(Instant::now);
+                            refusals.lock().unwrap().push(status);
+                        }
+                    }
+                    i += 8;
+                    assert!(i < 8 * 200_000, "the disk never filled up");
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    let refusals = refusals.lock().unwrap().clone();
+    eprintln!(
+        "{} leads acknowledged, {} refused once the disk was full",
+        acknowledged.len(),
+        refusals.len()
+    );
+    assert!(!acknowledged.is_empty());
+    for status in &refusals {
+        use tonic_types::StatusExt;
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert_eq!(status.get_details_error_info().unwrap().reason, "STORAGE_FULL");
+    }
+    let stored = stored_lead_ids(&db).await;
+    let missing = acknowledged
+        .iter()
+        .filter(|n| !stored.contains(&helpers::lead_uuid(n)))
+        .count();
+    assert_eq!(
+        missing, 0,
+        "leads acknowledged but not stored while the disk is full"
+    );
+    let not_ready = eventually(Duration::from_secs(10), || async {
+        replica.health().await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    assert!(not_ready, "NOT_SERVING while the disk is full");
+
+    // Space comes back: readiness and writes recover without a restart.
+    std::fs::remove_file(&ballast).unwrap();
+    let ready = eventually(Duration::from_secs(15), || async {
+        replica.health().await == Some(ServingStatus::Serving)
+    })
+    .await;
+    assert!(ready, "SERVING again once space is freed");
+    let answer =
+        submit_until_acknowledged(std::slice::from_ref(&channel), lead_request(299_999_999), 0).await;
+    acknowledged.push(answer.lead.unwrap().name);
+
+    // A crash and a restart lose nothing acknowledged, and the trail verifies.
+    replica.kill();
+    replica.start();
+    replica.wait_until_serving().await;
+    let stored = stored_lead_ids(&db).await;
+    let acknowledged: HashSet<uuid::Uuid> = acknowledged.iter().map(|n| helpers::lead_uuid(n)).collect();
+    assert_eq!(
+        acknowledged.difference(&stored).count(),
+        0,
+        "every acknowledged lead survives the crash"
+    );
+    db.wait_until_chained().await;
+    assert_eq!(db.entries_of_kind("LEAD_SUBMITTED").await, db.leads().await);
+    let verification = pb::audit_service_client::AuditServiceClient::new(replica.channel())
+        .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verification.ok, "{verification:?}");
+    drop(replica);
 }

@@ -284,6 +284,67 @@ pub async fn audit(args: ClientArgs, command: AuditCommand) -> ExitCode {
                 Err(status) => fail(describe(&status)),
             }
         }
+        AuditCommand::Quarantine { limit, format } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            let mut listed = 0usize;
+            let mut token = String::new();
+            while listed < limit {
+                let request = pb::ListQuarantinedAuditEntriesRequest {
+                    page_size: (limit - listed).min(1000) as i32,
+                    page_token: token,
+                };
+                let page = match client.list_quarantined_audit_entries(request).await {
+                    Ok(page) => page.into_inner(),
+                    Err(status) => return fail(describe(&status)),
+                };
+                for row in &page.quarantined_audit_entries {
+                    let line = match format {
+                        AuditFormat::Jsonl | AuditFormat::Csv => serde_json::json!({
+                            "name": row.name,
+                            "inbox_id": row.inbox_id,
+                            "quarantine_time": time(&row.quarantine_time),
+                            "reason": row.reason,
+                            "detail": row.detail,
+                            "lead": row.lead,
+                            "kind": row.kind,
+                            "record_time": time(&row.record_time),
+                            "actor": row.actor,
+                            "request_id": row.request_id,
+                            "seal_key_id": row.seal_key_id,
+                        })
+                        .to_string(),
+                        AuditFormat::Table => format!(
+                            "{}  inbox {}  {:<11}  {}  {} by {:?}: {}",
+                            time(&row.quarantine_time),
+                            row.inbox_id,
+                            row.reason,
+                            row.kind,
+                            time(&row.record_time),
+                            row.actor,
+                            row.detail
+                        ),
+                    };
+                    if let Err(e) = writeln!(out, "{line}") {
+                        return fail(e.to_string());
+                    }
+                }
+                listed += page.quarantined_audit_entries.len();
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            if let Err(e) = out.flush() {
+                return fail(e.to_string());
+            }
+            if listed == 0 {
+                eprintln!("no quarantined rows");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{listed} quarantined rows: the trail holds none of them");
+                ExitCode::FAILURE
+            }
+        }
         AuditCommand::Digest => match client.get_audit_digest(pb::GetAuditDigestRequest {}).await {
             Ok(digest) => {
                 println!("{}", digest.into_inner().token);

@@ -19,7 +19,8 @@ use super::policy::{Outcome, Policy, Rules};
 use super::scoring::{self, ScoreLine};
 use super::validation::Violations;
 use super::values::{
-    CriterionStatus, DisqualificationReason, EngagementKind, LeadId, Profile, SlaTrigger, Source, Timestamp,
+    CriterionStatus, DecisionMakerInvolvement, DisqualificationReason, EngagementKind, LeadId, Profile,
+    SlaTrigger, Source, Timestamp,
 };
 
 /// How far in the future a reported time may be (clock skew between systems).
@@ -255,13 +256,17 @@ pub fn recommend(lead: &Lead, scores: &Scores, rules: &Rules, now: Timestamp) ->
         ));
     }
     if bant.assessed() {
-        if bant.authority.status != Some(CriterionStatus::Met) {
-            let why = if bant.authority.decision_maker_involved {
-                "authority is not confirmed"
-            } else {
-                "authority is not confirmed: the final decision-maker is not involved"
-            };
-            blockers.push(Reason::new("bant.authority.missing", why));
+        if bant.authority.decision_maker == Some(DecisionMakerInvolvement::NotInvolved) {
+            blockers.push(Reason::new(
+                "bant.authority.committee",
+                "authority is not met: the final decision-maker (or the committee the contact depends \
+                 on) is not involved yet",
+            ));
+        } else if !bant.authority.is_met() {
+            blockers.push(Reason::new(
+                "bant.authority.missing",
+                "authority is not confirmed",
+            ));
         }
         blockers.push(Reason::new(
             "bant.incomplete",
@@ -307,12 +312,13 @@ fn clock_target(rules: &Rules, trigger: SlaTrigger) -> Duration {
     })
 }
 
-/// Starts a speed-to-lead clock, or tightens the one running if this trigger is due sooner.
+/// Starts a speed-to-lead clock, or tightens the one running if this trigger is due sooner. A
+/// clock that was answered or breached is done: the lead gets a new one, with the next number.
 fn start_clock(lead: &mut Lead, trigger: SlaTrigger, started_at: Timestamp, rules: &Rules) {
     let due_at = started_at + clock_target(rules, trigger);
     match &mut lead.sla {
-        Some(clock) if clock.first_touch_at.is_none() => {
-            if clock.breached_at.is_none() && due_at < clock.due_at {
+        Some(clock) if clock.first_touch_at.is_none() && clock.breached_at.is_none() => {
+            if due_at < clock.due_at {
                 clock.trigger = trigger;
                 clock.started_at = started_at;
                 clock.due_at = due_at;
@@ -365,9 +371,15 @@ fn enter(lead: &mut Lead, target: Target, rules: &Rules, now: Timestamp) {
 }
 
 fn prune_events(lead: &mut Lead, rules: &Rules, now: Timestamp) {
-    lead.events.retain(|e| !scoring::expired(e, rules, now));
+    // Lifted signals go with what lifted them in view, so that dropping the lifter later (too old)
+    // never brings them back.
+    let last_seen = scoring::LastSeen::of(&lead.events);
+    lead.events
+        .retain(|e| !scoring::expired(e, rules, &last_seen, now));
     if lead.events.len() > MAX_KEPT_EVENTS {
-        lead.events.sort_by_key(|e| e.occurred_at);
+        // The oldest go first; a signal held until lifted (an unsubscribe) goes last.
+        lead.events
+            .sort_by_key(|e| (scoring::is_held(e, rules), e.occurred_at));
         let excess = lead.events.len() - MAX_KEPT_EVENTS;
         lead.events.drain(..excess);
     }
@@ -872,9 +884,13 @@ fn merge_findings(lead: &mut Lead, call: DiscoveryCall) {
     if call.budget.status.is_some() {
         bant.budget = call.budget;
     }
+    // Whether the decision-maker takes part is kept until a call says otherwise, even when the
+    // rest of authority is assessed again.
+    let decision_maker = call.authority.decision_maker.or(bant.authority.decision_maker);
     if call.authority.status.is_some() {
         bant.authority = call.authority;
     }
+    bant.authority.decision_maker = decision_maker;
     if call.timing.status.is_some() {
         bant.timing = call.timing;
     }

@@ -1,4 +1,8 @@
-//! Properties that hold for any sequence of commands.
+//! Properties that hold for any sequence of commands, under the shipped policy and under policies
+//! that ask for fewer BANT criteria or disqualify more.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use chrono::Duration;
 use proptest::prelude::*;
@@ -6,12 +10,33 @@ use proptest::prelude::*;
 use super::fixtures::*;
 use super::*;
 use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
-use crate::domain::values::{ContactChannel, ContactOutcome, CriterionStatus};
+use crate::domain::values::{
+    ContactChannel, ContactOutcome, CriterionStatus, DecisionMakerInvolvement, SourceChannel,
+};
+
+/// The policies histories run under: the shipped one, N of 4, and one that disqualifies leads
+/// outside the profile instead of nurturing them.
+static POLICIES: LazyLock<Vec<Policy>> = LazyLock::new(|| {
+    vec![
+        policy(),
+        policy_with(&[("bant_required = 4", "bant_required = 3")]),
+        policy_with(&[
+            ("bant_required = 4", "bant_required = 2"),
+            ("need_required = true", "need_required = false"),
+        ]),
+        policy_with(&[("on_poor_fit = \"nurture\"", "on_poor_fit = \"disqualify\"")]),
+    ]
+});
 
 #[derive(Clone, Debug)]
 enum Action {
+    /// Signals, each as (kind, seconds before now).
     Engagement(Vec<(usize, i64)>),
-    Call([Option<usize>; 4], Option<i64>, Option<i64>),
+    /// The email submitted again through a channel, with or without a demo request.
+    Resubmit(usize, bool),
+    /// Statuses of need, budget, authority, timing; the decision-maker; budget and timing dates
+    /// (days from now).
+    Call([Option<usize>; 4], Option<usize>, Option<i64>, Option<i64>),
     Attempt(usize),
     Override(usize, Option<usize>, Option<i64>),
     Release,
@@ -19,20 +44,51 @@ enum Action {
     Tick,
 }
 
+/// How long before now a signal happened: mostly minutes (so demo clocks start and tighten while
+/// others run), sometimes months (so signals decay, expire, and penalties outlive them).
+fn seconds_back() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        3 => 0i64..600,
+        2 => 0i64..200 * 86_400,
+    ]
+}
+
 fn action() -> impl Strategy<Value = Action> {
-    let kind = (0..EngagementKind::ALL.len(), 0i64..200 * 24 * 60);
-    let status = proptest::option::of(0..3usize);
+    let kind = (0..EngagementKind::ALL.len(), seconds_back());
+    let status = proptest::option::of(0..CriterionStatus::ALL.len());
+    let decision_maker = proptest::option::of(0..DecisionMakerInvolvement::ALL.len());
+    let days = proptest::option::of(-100i64..400);
     prop_oneof![
         4 => proptest::collection::vec(kind, 1..4).prop_map(Action::Engagement),
-        2 => ([status.clone(), status.clone(), status.clone(), status], proptest::option::of(-100i64..400), proptest::option::of(-100i64..400))
-            .prop_map(|(s, budget, timing)| Action::Call(s, budget, timing)),
-        2 => (0..ContactOutcome::ALL.len()).prop_map(Action::Attempt),
+        2 => (0..SourceChannel::ALL.len(), any::<bool>()).prop_map(|(c, demo)| Action::Resubmit(c, demo)),
+        2 => ([status.clone(), status.clone(), status.clone(), status], decision_maker, days.clone(), days)
+            .prop_map(|(s, decision_maker, budget, timing)| Action::Call(s, decision_maker, budget, timing)),
+        3 => (0..ContactOutcome::ALL.len()).prop_map(Action::Attempt),
         1 => (0..LeadState::ALL.len(), proptest::option::of(0..DisqualificationReason::ALL.len()), proptest::option::of(1i64..200))
             .prop_map(|(s, d, r)| Action::Override(s, d, r)),
         1 => Just(Action::Release),
         1 => Just(Action::Convert),
         3 => Just(Action::Tick),
     ]
+}
+
+/// The time between two commands: often within a clock's target (touches in time, tightened
+/// clocks), often past it, sometimes months.
+fn gap() -> impl Strategy<Value = i64> {
+    // At least a second: two changes at the same instant would read as one on replay.
+    prop_oneof![
+        3 => 1i64..600,
+        2 => 1i64..3 * 3600,
+        2 => 1i64..60 * 86_400,
+    ]
+}
+
+fn steps() -> impl Strategy<Value = Vec<(i64, Action)>> {
+    proptest::collection::vec((gap(), action()), 1..30)
+}
+
+fn initial() -> impl Strategy<Value = Vec<(usize, i64)>> {
+    proptest::collection::vec((0..EngagementKind::ALL.len(), seconds_back()), 0..4)
 }
 
 fn profiles() -> Vec<ProfileSpec> {
@@ -51,14 +107,23 @@ fn profiles() -> Vec<ProfileSpec> {
 
 fn command(action: &Action, now: Timestamp) -> Command {
     let status = |i: Option<usize>| i.map(|i| CriterionStatus::ALL[i]);
+    let signal =
+        |(kind, back): &(usize, i64)| event(EngagementKind::ALL[*kind], now - Duration::seconds(*back));
     match action {
         Action::Engagement(events) => Command::RecordEngagement {
-            events: events
-                .iter()
-                .map(|(k, back)| event(EngagementKind::ALL[*k], now - Duration::minutes(*back)))
+            events: events.iter().map(signal).collect(),
+        },
+        Action::Resubmit(channel, demo) => Command::Resubmit {
+            source: Source {
+                channel: SourceChannel::ALL[*channel],
+                campaign: "again".into(),
+            },
+            events: demo
+                .then(|| event(EngagementKind::DemoRequest, now))
+                .into_iter()
                 .collect(),
         },
-        Action::Call(s, budget_days, timing_days) => {
+        Action::Call(s, decision_maker, budget_days, timing_days) => {
             let mut call = DiscoveryCall {
                 call_at: None,
                 need: NeedFinding {
@@ -72,7 +137,7 @@ fn command(action: &Action, now: Timestamp) -> Command {
                 },
                 authority: AuthorityFinding {
                     status: status(s[2]),
-                    decision_maker_involved: s[2] == Some(1),
+                    decision_maker: decision_maker.map(|i| DecisionMakerInvolvement::ALL[i]),
                     evidence: String::new(),
                 },
                 timing: TimingFinding {
@@ -115,39 +180,57 @@ fn command(action: &Action, now: Timestamp) -> Command {
     }
 }
 
-/// Runs a random history; returns the final lead, every entry, and how many changes were made.
-fn history(
-    profile: usize,
-    initial: &[(usize, i64)],
-    steps: &[(i64, Action)],
-) -> (Lead, Vec<AuditEntry>, i64) {
-    let p = policy();
+/// A random history, as the engine recorded it.
+struct History {
+    policy: &'static Policy,
+    lead: Lead,
+    entries: Vec<AuditEntry>,
+    /// For each entry: whether a person's override was in force when its command began.
+    under_override: Vec<bool>,
+    /// How many changes were made (each change may write several entries).
+    changes: i64,
+}
+
+fn history(policy: usize, profile: usize, initial: &[(usize, i64)], steps: &[(i64, Action)]) -> History {
+    let policy = &POLICIES[policy];
     let spec = &profiles()[profile];
     let events: Vec<_> = initial
         .iter()
-        .map(|(k, back)| event(EngagementKind::ALL[*k], t0() - Duration::minutes(*back)))
+        .map(|(k, back)| event(EngagementKind::ALL[*k], t0() - Duration::seconds(*back)))
         .collect();
-    let created = submit(spec, &events, &p, t0());
-    let mut lead = created.lead;
-    let mut entries = created.entries;
-    let mut changes = 1;
+    let created = submit(spec, &events, policy, t0());
+    let mut history = History {
+        policy,
+        under_override: vec![false; created.entries.len()],
+        lead: created.lead,
+        entries: created.entries,
+        changes: 1,
+    };
     let mut now = t0();
     for (gap, action) in steps {
-        now += Duration::minutes(*gap);
-        let ctx = person(&p, now, "manager-1");
-        if let Ok(applied) = apply(&lead, command(action, now), &ctx) {
+        now += Duration::seconds(*gap);
+        let ctx = person(policy, now, "manager-1");
+        let held = active_override(&history.lead, now).is_some();
+        if let Ok(applied) = apply(&history.lead, command(action, now), &ctx) {
             if !applied.entries.is_empty() {
-                changes += 1;
+                history.changes += 1;
             }
-            lead = applied.lead;
-            entries.extend(applied.entries);
+            history.lead = applied.lead;
+            history
+                .under_override
+                .extend(std::iter::repeat_n(held, applied.entries.len()));
+            history.entries.extend(applied.entries);
         }
     }
-    (lead, entries, changes)
+    history
 }
 
-fn steps() -> impl Strategy<Value = Vec<(i64, Action)>> {
-    proptest::collection::vec((0i64..60 * 24 * 60, action()), 1..30)
+/// Whether a person, not the engine, made the move an entry records.
+fn by_a_person(kind: AuditKind) -> bool {
+    matches!(
+        kind,
+        AuditKind::StateOverridden | AuditKind::OverrideReleased | AuditKind::LeadConverted
+    )
 }
 
 proptest! {
@@ -155,12 +238,10 @@ proptest! {
 
     #[test]
     fn every_recorded_move_is_an_allowed_one(
-        profile in 0..5usize,
-        initial in proptest::collection::vec((0..EngagementKind::ALL.len(), 0i64..10_000), 0..4),
-        steps in steps(),
+        policy in 0..POLICIES.len(), profile in 0..5usize, initial in initial(), steps in steps(),
     ) {
-        let (_, entries, _) = history(profile, &initial, &steps);
-        for entry in &entries {
+        let history = history(policy, profile, &initial, &steps);
+        for entry in &history.entries {
             let after = entry.state_after.unwrap();
             let mover = match entry.kind {
                 AuditKind::StateOverridden | AuditKind::LeadConverted => Mover::Person,
@@ -178,31 +259,95 @@ proptest! {
     }
 
     #[test]
-    fn replaying_the_trail_rebuilds_the_lead(
-        profile in 0..5usize,
-        initial in proptest::collection::vec((0..EngagementKind::ALL.len(), 0i64..10_000), 0..4),
-        steps in steps(),
+    fn each_entry_starts_where_the_previous_one_ended(
+        policy in 0..POLICIES.len(), profile in 0..5usize, initial in initial(), steps in steps(),
     ) {
-        let (lead, entries, changes) = history(profile, &initial, &steps);
-        let p = policy();
-        let mut rebuilt = replay(&entries, |v| (v == p.version).then_some(&p)).unwrap();
-        rebuilt.profile.contact = lead.profile.contact.clone();
-        prop_assert_eq!(&rebuilt, &lead);
-        prop_assert_eq!(lead.revision, changes);
+        let history = history(policy, profile, &initial, &steps);
+        prop_assert_eq!(history.entries[0].state_before, None);
+        for pair in history.entries.windows(2) {
+            prop_assert_eq!(
+                pair[1].state_before, pair[0].state_after,
+                "{:?} after {:?}", pair[1].kind, pair[0].kind
+            );
+        }
+        prop_assert_eq!(history.entries.last().unwrap().state_after, Some(history.lead.state));
+    }
+
+    #[test]
+    fn the_engine_never_moves_a_lead_while_an_override_holds(
+        policy in 0..POLICIES.len(), profile in 0..5usize, initial in initial(), steps in steps(),
+    ) {
+        let history = history(policy, profile, &initial, &steps);
+        for (entry, held) in history.entries.iter().zip(&history.under_override) {
+            if *held && !by_a_person(entry.kind) {
+                prop_assert_eq!(
+                    entry.state_before, entry.state_after,
+                    "{:?} moved a lead held by a person", entry.kind
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_clock_is_breached_at_most_once(
+        policy in 0..POLICIES.len(), profile in 0..5usize, initial in initial(), steps in steps(),
+    ) {
+        let history = history(policy, profile, &initial, &steps);
+        let mut breached = BTreeSet::new();
+        let mut last_number = 0;
+        for entry in &history.entries {
+            let body = entry.parsed_body();
+            if let Some(clock) = &body.sla {
+                prop_assert!(clock.number >= last_number, "clock numbers never go back");
+                last_number = clock.number;
+            }
+            if entry.kind == AuditKind::SlaBreached {
+                let clock = body.sla.expect("a breach records its clock");
+                prop_assert!(clock.breached_at.is_some());
+                prop_assert!(breached.insert(clock.number), "clock {} breached twice", clock.number);
+            }
+        }
+    }
+
+    #[test]
+    fn every_hand_off_to_sales_has_a_running_clock(
+        policy in 0..POLICIES.len(), profile in 0..5usize, initial in initial(), steps in steps(),
+    ) {
+        let history = history(policy, profile, &initial, &steps);
+        for entry in &history.entries {
+            let entering = entry.state_after == Some(LeadState::MarketingQualified)
+                && entry.state_before != Some(LeadState::MarketingQualified);
+            if entering {
+                let clock = entry.parsed_body().sla;
+                prop_assert!(
+                    clock.as_ref().is_some_and(|c| c.first_touch_at.is_none() && c.breached_at.is_none()),
+                    "{:?} entered MARKETING_QUALIFIED with {:?}", entry.kind, clock
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn replaying_the_trail_rebuilds_the_lead(
+        policy in 0..POLICIES.len(), profile in 0..5usize, initial in initial(), steps in steps(),
+    ) {
+        let history = history(policy, profile, &initial, &steps);
+        let p = history.policy;
+        let mut rebuilt = replay(&history.entries, |v| (v == p.version).then_some(p)).unwrap();
+        rebuilt.profile.contact = history.lead.profile.contact.clone();
+        prop_assert_eq!(&rebuilt, &history.lead);
+        prop_assert_eq!(history.lead.revision, history.changes);
     }
 
     #[test]
     fn scores_are_a_function_of_the_facts_and_the_time(
-        profile in 0..5usize,
-        initial in proptest::collection::vec((0..EngagementKind::ALL.len(), 0i64..10_000), 0..4),
-        steps in steps(),
+        policy in 0..POLICIES.len(), profile in 0..5usize, initial in initial(), steps in steps(),
     ) {
-        let (lead, _, _) = history(profile, &initial, &steps);
-        let p = policy();
-        let again = scoring::score(&lead.profile, &lead.events, &p.rules, lead.scores.evaluated_at);
+        let History { lead, policy, .. } = history(policy, profile, &initial, &steps);
+        let again = scoring::score(&lead.profile, &lead.events, &policy.rules, lead.scores.evaluated_at);
         prop_assert_eq!(&again, &lead.scores);
         let mut shuffled = lead.events.clone();
         shuffled.reverse();
-        prop_assert_eq!(scoring::score(&lead.profile, &shuffled, &p.rules, lead.scores.evaluated_at), again);
+        prop_assert_eq!(scoring::score(&lead.profile, &shuffled, &policy.rules, lead.scores.evaluated_at), again);
     }
 }

@@ -7,7 +7,8 @@ use super::*;
 use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
 use crate::domain::sla::{self, SlaState};
 use crate::domain::values::{
-    ContactChannel, ContactOutcome, CriterionStatus as C, EngagementKind as K, FitGrade,
+    ContactChannel, ContactOutcome, CriterionStatus as C, DecisionMakerInvolvement, EngagementKind as K,
+    FitGrade,
 };
 
 fn met() -> Option<C> {
@@ -27,7 +28,7 @@ fn call(need: Option<C>, budget: Option<C>, authority: Option<C>, timing: Option
         },
         authority: AuthorityFinding {
             status: authority,
-            decision_maker_involved: authority == met(),
+            decision_maker: (authority == met()).then_some(DecisionMakerInvolvement::Involved),
             evidence: String::new(),
         },
         timing: TimingFinding {
@@ -166,6 +167,101 @@ fn penalties_subtract_and_do_not_decay() {
 }
 
 #[test]
+fn a_penalty_outlives_the_maximum_age_until_a_newer_signal_lifts_it() {
+    let p = policy();
+    let unsubscribed = t0() - Duration::days(400);
+    let lead = submit(&cfo(), &[event(K::Unsubscribe, unsubscribed)], &p, t0()).lead;
+    assert_eq!(
+        lead.scores.engagement,
+        Points(-3000),
+        "older than max_age_days, still counted"
+    );
+    assert_eq!(lead.events.len(), 1, "and kept");
+    let line = &scoring::explain_engagement(&lead.events, &p.rules, t0())[0];
+    assert_eq!(line.points, Points(-3000));
+    assert!(line.reason.contains("holds until a later"), "{line:?}");
+
+    // Watching a webinar or clicking an ad is not coming back.
+    let still = run(
+        &lead,
+        Command::RecordEngagement {
+            events: vec![event(K::WebinarAttended, at(1)), event(K::AdClick, at(1))],
+        },
+        &p,
+        at(1),
+    )
+    .lead;
+    assert_eq!(still.scores.engagement, Points(1500 + 200 - 3000));
+
+    // Filling in a form is: the unsubscribe stops counting, and is dropped for good.
+    let back = run(
+        &still,
+        Command::RecordEngagement {
+            events: vec![event(K::FormFill, at(2))],
+        },
+        &p,
+        at(2),
+    )
+    .lead;
+    assert_eq!(back.scores.engagement, Points(1500 + 200 + 500));
+    assert!(back.events.iter().all(|e| e.kind != K::Unsubscribe));
+    // Long after, the form is too old to count: the unsubscribe it lifted does not come back.
+    let much_later = t0() + Duration::days(400);
+    let later = run(
+        &back,
+        Command::RecordEngagement {
+            events: vec![event(K::EmailOpen, much_later)],
+        },
+        &p,
+        much_later,
+    )
+    .lead;
+    assert_eq!(later.scores.engagement, Points(100));
+}
+
+#[test]
+fn a_signal_older_than_the_penalty_does_not_lift_it() {
+    let p = policy();
+    let events = [
+        event(K::FormFill, t0() - Duration::days(2)),
+        event(K::EmailBounce, t0() - Duration::days(1)),
+    ];
+    let lead = submit(&cfo(), &events, &p, t0()).lead;
+    assert!(lead.events.iter().any(|e| e.kind == K::EmailBounce));
+    let form = lead.scores.engagement - Points(-2000);
+    assert!(
+        form > Points::ZERO && form < Points(500),
+        "a decayed form, and the bounce: {form}"
+    );
+    // An email opened after the bounce shows the address works.
+    let opened = run(
+        &lead,
+        Command::RecordEngagement {
+            events: vec![event(K::EmailOpen, at(1))],
+        },
+        &p,
+        at(1),
+    )
+    .lead;
+    assert!(opened.events.iter().all(|e| e.kind != K::EmailBounce));
+    assert!(opened.scores.engagement > Points::ZERO);
+}
+
+#[test]
+fn a_held_penalty_is_the_last_signal_dropped_when_a_lead_has_too_many() {
+    let p = policy();
+    let mut events = vec![event(K::Unsubscribe, t0() - Duration::days(30))];
+    events.extend((0..99).map(|_| event(K::AdClick, t0() - Duration::days(60))));
+    let mut lead = submit(&cfo(), &events, &p, t0()).lead;
+    for batch in 0..10 {
+        let clicks = (0..100).map(|_| event(K::AdClick, at(batch))).collect();
+        lead = run(&lead, Command::RecordEngagement { events: clicks }, &p, at(batch)).lead;
+    }
+    assert_eq!(lead.events.len(), MAX_KEPT_EVENTS);
+    assert!(lead.events.iter().any(|e| e.kind == K::Unsubscribe));
+}
+
+#[test]
 fn scores_are_the_same_whatever_the_order_of_events() {
     let p = policy();
     let mut events = vec![
@@ -288,6 +384,104 @@ fn a_breach_is_recorded_once_by_the_engine() {
 }
 
 #[test]
+fn a_lead_back_with_sales_after_a_breached_clock_gets_a_new_clock() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::TradeShowScan, t0())], &p, t0()).lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    let breached = run(&lead, Command::Tick, &p, at(61)).lead;
+    assert!(breached.sla.as_ref().unwrap().breached_at.is_some());
+    let budget_date = t0() + Duration::days(120);
+    let mut budget_later = call(met(), Some(C::NotMet), met(), met());
+    budget_later.budget.available_at = Some(budget_date);
+    let nurtured = run(&breached, Command::RecordDiscoveryCall(budget_later), &p, at(90)).lead;
+    assert_eq!(nurtured.state, LeadState::Nurturing);
+    let revisit = nurtured.revisit_at.unwrap();
+
+    let back = run(&nurtured, Command::Tick, &p, revisit).lead;
+    assert_eq!(back.state, LeadState::MarketingQualified);
+    let clock = back.sla.as_ref().unwrap();
+    assert_eq!(clock.number, 2, "a new hand-off, a new clock");
+    assert_eq!(clock.trigger, SlaTrigger::MarketingQualified);
+    assert_eq!(clock.started_at, revisit);
+    assert_eq!(clock.breached_at, None);
+    assert_eq!(
+        sla::state_at(back.sla.as_ref(), &p.rules, revisit),
+        SlaState::OnTrack
+    );
+    let late = run(&back, Command::Tick, &p, revisit + Duration::minutes(61));
+    assert_eq!(late.entries.len(), 1, "the new clock breaches on its own");
+    assert_eq!(late.entries[0].kind, AuditKind::SlaBreached);
+}
+
+#[test]
+fn a_demo_request_after_a_breached_clock_starts_a_new_one() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let breached = run(&lead, Command::Tick, &p, at(6)).lead;
+    let again = run(
+        &breached,
+        Command::RecordEngagement {
+            events: vec![event(K::DemoRequest, at(20))],
+        },
+        &p,
+        at(20),
+    )
+    .lead;
+    let clock = again.sla.as_ref().unwrap();
+    assert_eq!(clock.number, 2);
+    assert_eq!(clock.trigger, SlaTrigger::DemoRequest);
+    assert_eq!((clock.started_at, clock.due_at), (at(20), at(25)));
+    assert_eq!(clock.breached_at, None);
+}
+
+#[test]
+fn a_demo_request_after_an_answered_clock_starts_a_new_one() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let touched = run(&lead, attempt(ContactOutcome::Connected, at(2)), &p, at(2)).lead;
+    let again = run(
+        &touched,
+        Command::RecordEngagement {
+            events: vec![event(K::DemoRequest, at(20))],
+        },
+        &p,
+        at(20),
+    )
+    .lead;
+    let clock = again.sla.as_ref().unwrap();
+    assert_eq!(clock.number, 2);
+    assert_eq!((clock.first_touch_at, clock.attempts), (None, 0));
+}
+
+#[test]
+fn a_demo_request_tightens_the_running_clock_which_keeps_its_number() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::TradeShowScan, t0())], &p, t0()).lead;
+    assert_eq!(lead.sla.as_ref().unwrap().due_at, at(60));
+    let demo = |lead: &Lead, minute: i64| {
+        run(
+            lead,
+            Command::RecordEngagement {
+                events: vec![event(K::DemoRequest, at(minute))],
+            },
+            &p,
+            at(minute),
+        )
+        .lead
+    };
+    let tightened = demo(&lead, 10);
+    let clock = tightened.sla.as_ref().unwrap();
+    assert_eq!((clock.number, clock.trigger), (1, SlaTrigger::DemoRequest));
+    assert_eq!((clock.started_at, clock.due_at), (at(10), at(15)));
+    let clock = demo(&tightened, 12).sla.unwrap();
+    assert_eq!(
+        (clock.number, clock.due_at),
+        (1, at(15)),
+        "a later request never loosens it"
+    );
+}
+
+#[test]
 fn a_command_after_the_due_time_records_the_breach_first() {
     let p = policy();
     let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
@@ -318,20 +512,131 @@ fn all_four_bant_criteria_and_an_accepted_fit_make_a_prospect() {
 }
 
 #[test]
-fn a_missing_decision_maker_keeps_the_lead_short_of_prospect() {
+fn authority_not_met_keeps_the_lead_short_of_prospect() {
     let p = policy();
     let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
-    let mut cio = call(met(), met(), Some(C::NotMet), met());
-    cio.authority.decision_maker_involved = false;
-    let lead = run(&lead, Command::RecordDiscoveryCall(cio), &p, at(30)).lead;
+    let no_weight = call(met(), met(), Some(C::NotMet), met());
+    let lead = run(&lead, Command::RecordDiscoveryCall(no_weight), &p, at(30)).lead;
     assert_eq!(lead.state, LeadState::MarketingQualified);
     let ids = rule_ids(&lead.state_reasons);
     assert!(ids.contains(&"bant.authority.missing"), "{ids:?}");
+}
+
+#[test]
+fn a_cio_whose_committee_is_not_involved_does_not_meet_authority() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    // The CIO has weight (authority MET) but the executive committee decides and is not involved.
+    let mut cio = call(met(), met(), met(), met());
+    cio.authority.decision_maker = Some(DecisionMakerInvolvement::NotInvolved);
+    let lead = run(&lead, Command::RecordDiscoveryCall(cio), &p, at(30)).lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    assert_eq!(lead.bant.met_count(), 3, "authority does not count");
+    let committee = lead
+        .state_reasons
+        .iter()
+        .find(|r| r.rule_id == "bant.authority.committee")
+        .expect("the reason names the missing decision-maker");
     assert!(
-        lead.state_reasons
-            .iter()
-            .any(|r| r.message.contains("decision-maker is not involved"))
+        committee.message.contains("final decision-maker"),
+        "{committee:?}"
     );
+    assert!(committee.message.contains("committee"), "{committee:?}");
+}
+
+#[test]
+fn the_committee_stays_uninvolved_until_a_call_says_it_is_involved() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let mut cio = call(met(), met(), met(), met());
+    cio.authority.decision_maker = Some(DecisionMakerInvolvement::NotInvolved);
+    let lead = run(&lead, Command::RecordDiscoveryCall(cio), &p, at(30)).lead;
+    // A second call confirms authority again without saying who decides: still not involved.
+    let mut again = call(None, None, met(), None);
+    again.authority.decision_maker = None;
+    let lead = run(&lead, Command::RecordDiscoveryCall(again), &p, at(40)).lead;
+    assert_eq!(lead.state, LeadState::MarketingQualified);
+    assert_eq!(
+        lead.bant.authority.decision_maker,
+        Some(DecisionMakerInvolvement::NotInvolved)
+    );
+    let mut involved = call(None, None, met(), None);
+    involved.authority.decision_maker = Some(DecisionMakerInvolvement::Involved);
+    let lead = run(&lead, Command::RecordDiscoveryCall(involved), &p, at(50)).lead;
+    assert_eq!(lead.state, LeadState::SalesQualified);
+}
+
+#[test]
+fn authority_met_with_nothing_said_of_the_decision_maker_still_qualifies() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0()).lead;
+    let mut unsaid = call(met(), met(), met(), met());
+    unsaid.authority.decision_maker = None;
+    let lead = run(&lead, Command::RecordDiscoveryCall(unsaid), &p, at(30)).lead;
+    assert_eq!(lead.state, LeadState::SalesQualified);
+}
+
+#[test]
+fn authority_findings_written_before_the_decision_maker_field_still_read() {
+    use crate::domain::facts::Bant;
+    let involved: AuthorityFinding =
+        serde_json::from_str(r#"{"status":"MET","decision_maker_involved":true}"#).unwrap();
+    assert_eq!(involved.decision_maker, Some(DecisionMakerInvolvement::Involved));
+    let unsaid: AuthorityFinding =
+        serde_json::from_str(r#"{"status":"NOT_MET","decision_maker_involved":false,"evidence":"x"}"#)
+            .unwrap();
+    assert_eq!(
+        unsaid.decision_maker, None,
+        "the old false could not say \"not involved\""
+    );
+    assert_eq!(unsaid.status, Some(C::NotMet));
+    let bant: Bant = serde_json::from_str(
+        r#"{"need":{},"budget":{},"authority":{"decision_maker_involved":true},"timing":{}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        bant.authority.decision_maker,
+        Some(DecisionMakerInvolvement::Involved)
+    );
+    // What is written now reads back the same.
+    let not_involved = AuthorityFinding {
+        status: met(),
+        decision_maker: Some(DecisionMakerInvolvement::NotInvolved),
+        evidence: String::new(),
+    };
+    let json = serde_json::to_string(&not_involved).unwrap();
+    assert_eq!(json, r#"{"status":"MET","decision_maker":"NOT_INVOLVED"}"#);
+    assert_eq!(
+        serde_json::from_str::<AuthorityFinding>(&json).unwrap(),
+        not_involved
+    );
+}
+
+#[test]
+fn a_trail_written_before_the_decision_maker_field_replays() {
+    let p = policy();
+    let lead = submit(&cfo(), &[event(K::DemoRequest, t0())], &p, t0());
+    let called = run(
+        &lead.lead,
+        Command::RecordDiscoveryCall(call(met(), met(), met(), met())),
+        &p,
+        at(30),
+    );
+    assert_eq!(called.lead.state, LeadState::SalesQualified);
+    // The call's inputs as the earlier version recorded them.
+    let mut entries = lead.entries.clone();
+    entries.extend(called.entries.iter().cloned());
+    let old = entries.last_mut().unwrap();
+    assert_eq!(old.kind, AuditKind::DiscoveryCallRecorded);
+    let mut body: serde_json::Value = serde_json::from_str(&old.body).unwrap();
+    let authority = &mut body["inputs"]["authority"];
+    assert_eq!(authority["decision_maker"], "INVOLVED");
+    authority.as_object_mut().unwrap().remove("decision_maker");
+    authority["decision_maker_involved"] = true.into();
+    old.body = body.to_string();
+    let rebuilt = replay(&entries, |v| (v == p.version).then_some(&p)).unwrap();
+    assert_eq!(rebuilt.state, LeadState::SalesQualified);
+    assert_eq!(rebuilt.bant, called.lead.bant);
 }
 
 #[test]

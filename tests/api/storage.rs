@@ -1,0 +1,497 @@
+//! An OK is a commit: storage that fills up, refuses writes or fails at any step of a write never
+//! leaves an acknowledged change unstored, and the server recovers by itself once it can write.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use leadgate::grpc::pb;
+use sqlx::{Connection, Executor};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::contract;
+use crate::helpers::*;
+
+/// Submits numbered leads (with request ids) until one is refused; returns the acknowledged
+/// lead names and the refusal.
+async fn submit_until_refused(app: &TestApp, prefix: &str, max: usize) -> (Vec<String>, tonic::Status) {
+    let mut acknowledged = Vec::new();
+    for i in 0..max {
+        let mut request = cfo_demo_request(&format!("{prefix}-{i}@acme-industrie.fr"));
+        request.request_id = format!("{prefix}-{i}");
+        match app.leads.clone().submit_lead(request).await {
+            Ok(answer) => acknowledged.push(answer.into_inner().lead.unwrap().name),
+            Err(status) => return (acknowledged, status),
+        }
+    }
+    panic!("{max} submissions and the storage never filled up");
+}
+
+/// The ids of every stored lead, read by another connection.
+async fn stored_ids(db: &TestDatabase) -> HashSet<uuid::Uuid> {
+    let ids: Vec<uuid::Uuid> = if db.is_sqlite() {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar("SELECT id FROM leads")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar("SELECT id FROM leads")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    };
+    ids.into_iter().collect()
+}
+
+fn assert_all_stored(acknowledged: &[String], stored: &HashSet<uuid::Uuid>, when: &str) {
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|name| !stored.contains(&lead_uuid(name)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{when}: {} acknowledged leads are not stored: {missing:?}",
+        missing.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sqlite_database_refuses_writes_loses_nothing_and_recovers_by_itself() {
+    let options = Options {
+        sqlite_max_size: Some(1024 * 1024),
+        ..Options::default()
+    };
+    let mut app = spawn_app_with(&Backend::Sqlite, options).await;
+    // Room the test frees later: a table of its own, written by a connection without the cap.
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+        conn.execute("CREATE TABLE filler (b BLOB); INSERT INTO filler VALUES (randomblob(400000))")
+            .await
+            .unwrap();
+    }
+
+    let (mut acknowledged, refusal) = submit_until_refused(&app, "full", 5000).await;
+    assert!(!acknowledged.is_empty(), "some leads fit before the cap");
+    assert_eq!(refusal.code(), Code::ResourceExhausted, "{refusal:?}");
+    assert_eq!(error_reason(&refusal), "STORAGE_FULL");
+    {
+        use tonic_types::StatusExt;
+        assert!(refusal.get_details_retry_info().is_some(), "a retry hint");
+    }
+    // Every later write is refused too, never answered OK without being stored.
+    for i in 0..20 {
+        let mut request = cfo_demo_request(&format!("after-{i}@acme-industrie.fr"));
+        request.request_id = format!("after-{i}");
+        if let Ok(answer) = app.leads.clone().submit_lead(request).await {
+            acknowledged.push(answer.into_inner().lead.unwrap().name);
+        }
+    }
+    assert_all_stored(&acknowledged, &stored_ids(&app.db).await, "while full");
+    let not_ready = eventually(Duration::from_secs(10), || async {
+        app.health_of("").await == ServingStatus::NotServing
+    })
+    .await;
+    assert!(
+        not_ready,
+        "readiness goes NOT_SERVING while writes cannot succeed"
+    );
+    for name in &acknowledged {
+        app.leads
+            .clone()
+            .get_lead(pb::GetLeadRequest { name: name.clone() })
+            .await
+            .expect("an acknowledged lead is readable while the database is full");
+    }
+
+    // Space is freed: the server serves again by itself, and writes go through.
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+        conn.execute("DROP TABLE filler").await.unwrap();
+    }
+    let ready = eventually(Duration::from_secs(10), || async {
+        app.health_of("").await == ServingStatus::Serving
+    })
+    .await;
+    assert!(ready, "readiness recovers once space is freed, without a restart");
+    let mut retry = cfo_demo_request("full-retry@acme-industrie.fr");
+    retry.request_id = "full-retry".into();
+    let answer = app
+        .leads
+        .clone()
+        .submit_lead(retry)
+        .await
+        .expect("writes succeed again");
+    acknowledged.push(answer.into_inner().lead.unwrap().name);
+    app.db.wait_until_chained().await;
+    assert_all_stored(&acknowledged, &stored_ids(&app.db).await, "after recovery");
+
+    // And after a restart.
+    app.stop().await.unwrap();
+    let app = spawn_on(app.db.clone(), Options::default()).await;
+    app.wait_until_serving().await;
+    assert_all_stored(&acknowledged, &stored_ids(&app.db).await, "after a restart");
+    let mut audit = pb::audit_service_client::AuditServiceClient::new(app.channel.clone());
+    let verification = audit
+        .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verification.ok, "{verification:?}");
+    assert_eq!(
+        app.db.entries_of_kind("LEAD_SUBMITTED").await,
+        app.db.leads().await
+    );
+}
+
+/// Where an injected fault makes a write fail: a statement on a table, or the commit.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Inserting into this table fails.
+    Insert(&'static str),
+    /// Updating a row of this table fails.
+    Update(&'static str),
+    /// The transaction that inserted into this table fails at COMMIT (a deferred constraint).
+    CommitAfterInsert(&'static str),
+}
+
+/// Installs a fault the way any user of the database could: with a trigger.
+async fn inject(db: &TestDatabase, fault: Fault) {
+    let statements: Vec<String> = if db.is_sqlite() {
+        match fault {
+            Fault::Insert(table) | Fault::Update(table) => {
+                let op = if matches!(fault, Fault::Insert(_)) {
+                    "INSERT"
+                } else {
+                    "UPDATE"
+                };
+                vec![format!(
+                    "CREATE TRIGGER injected_fault BEFORE {op} ON {table} \
+                     BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+                )]
+            }
+            // A deferred foreign key is checked at COMMIT, which then fails with the transaction
+            // still open.
+            Fault::CommitAfterInsert(table) => vec![
+                "CREATE TABLE injected_parent (id INTEGER PRIMARY KEY)".into(),
+                "CREATE TABLE injected_child (parent INTEGER REFERENCES injected_parent (id) \
+                 DEFERRABLE INITIALLY DEFERRED)"
+                    .into(),
+                format!(
+                    "CREATE TRIGGER injected_fault AFTER INSERT ON {table} \
+                     BEGIN INSERT INTO injected_child VALUES (1); END"
+                ),
+            ],
+        }
+    } else {
+        let function = "CREATE OR REPLACE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql \
+                        AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$"
+            .to_string();
+        let trigger = match fault {
+            Fault::Insert(table) => format!(
+                "CREATE TRIGGER injected_fault BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION injected_fault()"
+            ),
+            Fault::Update(table) => format!(
+                "CREATE TRIGGER injected_fault BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION injected_fault()"
+            ),
+            Fault::CommitAfterInsert(table) => format!(
+                "CREATE CONSTRAINT TRIGGER injected_fault AFTER INSERT ON {table} \
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION injected_fault()"
+            ),
+        };
+        vec![function, trigger]
+    };
+    for sql in statements {
+        db.try_execute(&sql).await.unwrap();
+    }
+}
+
+/// Removes the fault: writes succeed again.
+async fn heal(db: &TestDatabase, fault: Fault) {
+    let table = match fault {
+        Fault::Insert(t) | Fault::Update(t) | Fault::CommitAfterInsert(t) => t,
+    };
+    if db.is_sqlite() {
+        db.try_execute("DROP TRIGGER injected_fault").await.unwrap();
+        if matches!(fault, Fault::CommitAfterInsert(_)) {
+            db.try_execute("DROP TABLE injected_child").await.unwrap();
+            db.try_execute("DROP TABLE injected_parent").await.unwrap();
+        }
+    } else {
+        db.try_execute(&format!("DROP TRIGGER injected_fault ON {table}"))
+            .await
+            .unwrap();
+    }
+}
+
+/// What is stored, as another connection sees it.
+#[derive(Debug, PartialEq, Eq)]
+struct Stored {
+    leads: i64,
+    entries: i64,
+    keys: i64,
+    revisions: i64,
+}
+
+async fn stored(db: &TestDatabase) -> Stored {
+    Stored {
+        leads: db.leads().await,
+        entries: db.audit_entries().await,
+        keys: db.count("SELECT COUNT(*) FROM idempotency_keys").await,
+        revisions: db
+            .count("SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) FROM leads")
+            .await,
+    }
+}
+
+/// A write the test sends, failing then succeeding.
+#[derive(Clone, Copy, Debug)]
+enum Write {
+    NewLead,
+    Resubmission,
+    Engagement,
+}
+
+async fn send(app: &TestApp, write: Write, known: &str, n: usize) -> Result<String, tonic::Status> {
+    match write {
+        Write::NewLead | Write::Resubmission => {
+            let email = match write {
+                Write::NewLead => format!("fault-{n}@acme-industrie.fr"),
+                _ => "known@acme-industrie.fr".to_string(),
+            };
+            let mut request = cfo_demo_request(&email);
+            request.request_id = format!("write-{n}");
+            let answer = app.leads.clone().submit_lead(request).await?.into_inner();
+            Ok(answer.lead.unwrap().name)
+        }
+        Write::Engagement => {
+            let request = pb::RecordEngagementRequest {
+                name: known.to_owned(),
+                events: vec![engagement(pb::EngagementKind::EmailClick, None)],
+                request_id: format!("write-{n}"),
+                ..Default::default()
+            };
+            let answer = app.leads.clone().record_engagement(request).await?.into_inner();
+            Ok(answer.lead.unwrap().name)
+        }
+    }
+}
+
+contract! {
+    async fn a_write_failing_at_any_step_acknowledges_nothing_and_leaves_the_store_writable(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let known = app
+            .leads
+            .clone()
+            .submit_lead(cfo_demo_request("known@acme-industrie.fr"))
+            .await
+            .unwrap()
+            .into_inner()
+            .lead
+            .unwrap()
+            .name;
+        let cases = [
+            (Write::NewLead, Fault::Insert("idempotency_keys")),
+            (Write::NewLead, Fault::Insert("leads")),
+            (Write::NewLead, Fault::Insert("audit_inbox")),
+            (Write::NewLead, Fault::CommitAfterInsert("audit_inbox")),
+            (Write::Resubmission, Fault::Insert("idempotency_keys")),
+            (Write::Resubmission, Fault::Update("leads")),
+            (Write::Resubmission, Fault::Insert("audit_inbox")),
+            (Write::Resubmission, Fault::CommitAfterInsert("audit_inbox")),
+            (Write::Engagement, Fault::Insert("idempotency_keys")),
+            (Write::Engagement, Fault::Update("leads")),
+            (Write::Engagement, Fault::Insert("audit_inbox")),
+            (Write::Engagement, Fault::CommitAfterInsert("idempotency_keys")),
+        ];
+        for (n, (write, fault)) in cases.into_iter().enumerate() {
+            app.db.wait_until_chained().await;
+            let before = stored(&app.db).await;
+            inject(&app.db, fault).await;
+            let refused = send(&app, write, &known, n).await;
+            let status = refused.expect_err(&format!("{write:?} with {fault:?} is refused"));
+            assert_eq!(status.code(), Code::Internal, "{write:?} with {fault:?}: {status:?}");
+            // Several more, so that a connection left inside a transaction would show.
+            for _ in 0..3 {
+                assert!(send(&app, write, &known, n).await.is_err(), "{write:?} with {fault:?}");
+            }
+            assert_eq!(stored(&app.db).await, before, "{write:?} with {fault:?} wrote nothing");
+
+            heal(&app.db, fault).await;
+            // The same request id now writes for the first time: nothing was kept for it.
+            send(&app, write, &known, n)
+                .await
+                .unwrap_or_else(|s| panic!("{write:?} after {fault:?} healed: {s:?}"));
+            let after = stored(&app.db).await;
+            assert_eq!(after.keys, before.keys + 1, "{write:?} after {fault:?}: its key");
+            assert!(after.revisions > before.revisions, "{write:?} after {fault:?}: its change");
+            // And other writes go through too.
+            send(&app, Write::NewLead, &known, 1000 + n).await.unwrap();
+        }
+        app.db.wait_until_chained().await;
+        let mut audit = pb::audit_service_client::AuditServiceClient::new(app.channel.clone());
+        let verification = audit
+            .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(verification.ok, "{verification:?}");
+    }
+
+    async fn the_sequencer_failing_at_any_step_chains_every_entry_once_it_can(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        for (n, fault) in [Fault::Insert("audit_log"), Fault::CommitAfterInsert("audit_log")].into_iter().enumerate() {
+            app.db.wait_until_chained().await;
+            inject(&app.db, fault).await;
+            let name = send(&app, Write::NewLead, "", n).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(
+                app.db.count("SELECT COUNT(*) FROM audit_inbox").await,
+                1,
+                "{fault:?}: the entry waits in the inbox"
+            );
+            heal(&app.db, fault).await;
+            app.db.wait_until_chained().await;
+            assert_eq!(app.db.audit_entries_of(&name).await, 1, "{fault:?}: chained once");
+        }
+        let mut audit = pb::audit_service_client::AuditServiceClient::new(app.channel.clone());
+        let verification = audit
+            .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(verification.ok, "{verification:?}");
+        assert_eq!(verification.verified_count, app.db.count("SELECT COUNT(*) FROM audit_log").await);
+    }
+
+    async fn a_policy_activation_failing_keeps_the_replica_not_ready_until_it_succeeds(backend: Backend) {
+        let first = spawn_app(&backend).await;
+        let fault = Fault::Insert("policy_activations");
+        inject(&first.db, fault).await;
+        let other_policy = policy_with(&[("marketing_qualified = 50", "marketing_qualified = 55")]);
+        let second = spawn_on(first.db.clone(), Options { policy: other_policy, ..Options::default() }).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(second.health_of("").await, ServingStatus::NotServing, "not ready before its policy is recorded");
+        assert_eq!(first.db.count("SELECT COUNT(*) FROM policies").await, 1, "nothing half-written");
+        heal(&first.db, fault).await;
+        // The next attempt comes after the replica's backoff (at most 5 s).
+        let ready = eventually(Duration::from_secs(20), || async {
+            second.health_of("").await == ServingStatus::Serving
+        })
+        .await;
+        assert!(ready, "ready once its policy is recorded");
+        assert_eq!(first.db.count("SELECT COUNT(*) FROM policies").await, 2);
+        assert_eq!(first.db.entries_of_kind("POLICY_ACTIVATED").await, 2);
+    }
+}
+
+/// Makes the test's PostgreSQL database read-only (or writable again) for new sessions, and ends
+/// the sessions open on it, as a failover to a standby would.
+async fn set_read_only(db: &TestDatabase, read_only: bool) {
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    conn.execute("SET default_transaction_read_only = off")
+        .await
+        .unwrap();
+    let setting = if read_only {
+        "SET default_transaction_read_only = on"
+    } else {
+        "RESET default_transaction_read_only"
+    };
+    let name = current_database(&mut conn).await;
+    conn.execute(format!("ALTER DATABASE \"{name}\" {setting}").as_str())
+        .await
+        .unwrap();
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await
+    .unwrap();
+}
+
+async fn current_database(conn: &mut sqlx::PgConnection) -> String {
+    sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL skipped: set LEADGATE_TEST_POSTGRES_URL to run it"
+)]
+async fn a_read_only_postgres_database_refuses_writes_and_readiness_follows_it_postgres() {
+    let app = spawn_app(&Backend::postgres()).await;
+    let lead = app
+        .leads
+        .clone()
+        .submit_lead(cfo_demo_request("before@acme-industrie.fr"))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    set_read_only(&app.db, true).await;
+
+    // The first calls may meet connections that were just ended; then writes are refused.
+    let refused = {
+        let mut last = None;
+        for i in 0..50 {
+            match app
+                .leads
+                .clone()
+                .submit_lead(cfo_demo_request(&format!("ro-{i}@acme-industrie.fr")))
+                .await
+            {
+                Err(status)
+                    if status.code() == Code::Unavailable
+                        && error_reason(&status) == "DATABASE_READ_ONLY" =>
+                {
+                    last = Some(status);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(answer) => panic!("a write was acknowledged by a read-only database: {answer:?}"),
+            }
+        }
+        last.expect("writes are refused as DATABASE_READ_ONLY")
+    };
+    {
+        use tonic_types::StatusExt;
+        assert!(refused.get_details_retry_info().is_some(), "a retry hint");
+    }
+    let not_ready = eventually(Duration::from_secs(10), || async {
+        app.health_of("").await == ServingStatus::NotServing
+    })
+    .await;
+    assert!(not_ready, "a database that refuses writes is not ready");
+    app.leads
+        .clone()
+        .get_lead(pb::GetLeadRequest {
+            name: lead.name.clone(),
+        })
+        .await
+        .expect("reads still work");
+
+    set_read_only(&app.db, false).await;
+    let ready = eventually(Duration::from_secs(10), || async {
+        app.health_of("").await == ServingStatus::Serving
+    })
+    .await;
+    assert!(
+        ready,
+        "ready again once the database takes writes, without a restart"
+    );
+    let written = eventually(Duration::from_secs(10), || async {
+        app.leads
+            .clone()
+            .submit_lead(cfo_demo_request("after@acme-industrie.fr"))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(written, "writes go through again");
+    assert_eq!(app.db.leads().await, 2, "only the acknowledged leads are stored");
+}
