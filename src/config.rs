@@ -368,6 +368,18 @@ pub struct ServeArgs {
     /// Connections are closed gracefully after this long, so Kubernetes rebalances them.
     #[arg(long, env = "LEADGATE_MAX_CONNECTION_AGE", default_value = "5m", value_parser = duration)]
     pub max_connection_age: Duration,
+    /// WatchDecisions streams open at once, counted apart from calls; more are refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "LEADGATE_MAX_OPEN_STREAMS", default_value_t = 512)]
+    pub max_open_streams: usize,
+    /// A stream whose consumer takes no entry for this long while entries wait is ended with
+    /// RESOURCE_EXHAUSTED (SLOW_CONSUMER) and the position to resume after.
+    #[arg(long, env = "LEADGATE_SLOW_CONSUMER_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub slow_consumer_timeout: Duration,
+    /// A connection that has not sent the HTTP/2 preface (or completed its TLS handshake) within
+    /// this is closed.
+    #[arg(long, env = "LEADGATE_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub handshake_timeout: Duration,
     /// Serve Prometheus metrics over HTTP on this address (`/metrics`); off when not given.
     #[arg(long, env = "LEADGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -394,11 +406,16 @@ impl ServeArgs {
         if self.max_concurrent_calls == 0 {
             return Err("--max-concurrent-calls must be at least 1".into());
         }
+        if self.max_open_streams == 0 {
+            return Err("--max-open-streams must be at least 1".into());
+        }
         for (flag, value) in [
             ("--max-call-duration", self.max_call_duration),
             ("--keepalive-interval", self.keepalive_interval),
             ("--keepalive-timeout", self.keepalive_timeout),
             ("--max-connection-age", self.max_connection_age),
+            ("--slow-consumer-timeout", self.slow_consumer_timeout),
+            ("--handshake-timeout", self.handshake_timeout),
         ] {
             if value < Duration::from_millis(100) {
                 return Err(format!("{flag} must be at least 100ms"));

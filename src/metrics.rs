@@ -72,6 +72,15 @@ pub fn install(addr: SocketAddr) -> Result<(), String> {
         "Age of the oldest audit entry not yet chained."
     );
     describe_gauge!("leadgate_ready", "1 while the server reports SERVING.");
+    describe_gauge!("leadgate_watch_streams", "WatchDecisions streams open.");
+    describe_counter!(
+        "leadgate_watch_streams_refused_total",
+        "WatchDecisions streams refused: --max-open-streams were open."
+    );
+    describe_counter!(
+        "leadgate_watch_streams_ended_total",
+        "WatchDecisions streams the server ended, by reason (SLOW_CONSUMER, SHUTTING_DOWN, FAILED)."
+    );
     Ok(())
 }
 
@@ -157,4 +166,18 @@ pub fn sequencer_lag(entries: i64, oldest_seconds: f64) {
 
 pub fn ready(serving: bool) {
     gauge!("leadgate_ready").set(if serving { 1.0 } else { 0.0 });
+}
+
+/// A watch stream opened (+1) or ended (-1).
+pub fn watch_streams(change: f64) {
+    gauge!("leadgate_watch_streams").increment(change);
+}
+
+pub fn watch_stream_refused() {
+    counter!("leadgate_watch_streams_refused_total").increment(1);
+}
+
+/// The server ended a watch stream, for `reason`.
+pub fn watch_stream_ended(reason: &'static str) {
+    counter!("leadgate_watch_streams_ended_total", "reason" => reason).increment(1);
 }

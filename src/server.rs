@@ -5,11 +5,14 @@
 //! and on shutdown. The `liveness` service is SERVING as long as the process runs: point
 //! Kubernetes' liveness probe at it, and the readiness probe at `""`.
 
+mod handshake;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
@@ -75,6 +78,15 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
     /// Connections are closed (gracefully) after this long, so load balancers rebalance them.
     pub max_connection_age: Duration,
+    /// Watch streams open at once, counted apart from calls (a stream's call ends once its
+    /// headers are out); more are refused with RESOURCE_EXHAUSTED.
+    pub max_open_streams: usize,
+    /// A stream whose consumer takes nothing for this long while entries wait is ended
+    /// (RESOURCE_EXHAUSTED, `SLOW_CONSUMER`) and its buffer freed.
+    pub slow_consumer_timeout: Duration,
+    /// A connection that has not sent the HTTP/2 preface (plaintext) or completed its TLS
+    /// handshake within this is closed.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -87,6 +99,9 @@ impl Default for Limits {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             max_connection_age: Duration::from_secs(300),
+            max_open_streams: 512,
+            slow_consumer_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -193,9 +208,14 @@ impl Application {
         // Ends open streams at shutdown, so they do not hold the drain.
         let streams_stop = CancellationToken::new();
         let limits = &config.limits;
+        let streams = grpc::StreamLimits {
+            max_open_streams: limits.max_open_streams,
+            slow_consumer_timeout: limits.slow_consumer_timeout,
+            stop: streams_stop.clone(),
+        };
         let services = grpc::services(
             &app,
-            streams_stop.clone(),
+            &streams,
             limits.max_request_bytes,
             limits.max_response_bytes,
         );
@@ -225,7 +245,8 @@ impl Application {
             .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE);
         if let Some(tls) = &config.tls {
             let mut tls_config = ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(&tls.certificate, &tls.key));
+                .identity(tonic::transport::Identity::from_pem(&tls.certificate, &tls.key))
+                .timeout(limits.handshake_timeout);
             if let Some(ca) = &config.auth.client_ca_pem {
                 // Optional, so health probes need no certificate; the guard asks for credentials.
                 tls_config = tls_config
@@ -250,7 +271,10 @@ impl Application {
             .add_service(services.reports);
 
         let stop_accepting = CancellationToken::new();
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let handshake_timeout = limits.handshake_timeout;
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(move |accepted| accepted.map(|tcp| handshake::Handshaking::new(tcp, handshake_timeout)));
         let mut server = tokio::spawn(
             router.serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned()),
         );

@@ -1,13 +1,8 @@
-//! Audit use cases: list, verify, digest, and the stream of decisions.
-
-use std::time::Duration;
-
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+//! Audit use cases: list, verify, digest (the stream of decisions is in `watch`).
 
 use super::{App, AppError, AppResult};
 use crate::domain::audit::{ChainHead, ChainTip, ChainedEntry, Finding, Verifier};
-use crate::domain::query::{FieldKind, FieldSpec, Filter, KeyType, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{FieldKind, FieldSpec, KeyType, ListQuery, OrderSpec, SqlValue};
 use crate::store::QuarantinedEntry;
 
 const STATES: &[&str] = &[
@@ -142,11 +137,8 @@ pub struct QuarantinePage {
     pub next_page_token: String,
 }
 
-/// Entries read per query while verifying or streaming.
+/// Entries read per query while verifying.
 const READ_BATCH: usize = 5000;
-const WATCH_BATCH: usize = 500;
-/// How often a watcher looks for entries chained by other replicas.
-const WATCH_POLL: Duration = Duration::from_millis(200);
 
 /// One page of entries.
 pub struct AuditPage {
@@ -283,60 +275,5 @@ impl App {
             finding,
             head,
         })
-    }
-
-    /// Streams entries after `after` that match `filter`, then follows new ones, until the
-    /// receiver is dropped or `stop` is cancelled (then a last `Unavailable` says to reconnect).
-    pub async fn watch(
-        &self,
-        after: i64,
-        from_head: bool,
-        filter: Filter,
-        stop: CancellationToken,
-    ) -> AppResult<mpsc::Receiver<AppResult<ChainedEntry>>> {
-        let cursor = if from_head {
-            self.store.chain_head().await?.position
-        } else {
-            after
-        };
-        let (tx, rx) = mpsc::channel(WATCH_BATCH);
-        let app = self.clone();
-        let mut changes = self.chain_changes.subscribe();
-        tokio::spawn(async move {
-            let mut query = ListQuery::new(filter, &AUDIT_ORDERS[0], WATCH_BATCH);
-            query.after = Some(vec![SqlValue::Int(cursor)]);
-            loop {
-                let full = match app.store.list_audit(&query).await {
-                    Ok(mut entries) => {
-                        let full = entries.len() > WATCH_BATCH;
-                        entries.truncate(WATCH_BATCH);
-                        for entry in entries {
-                            query.after = Some(vec![SqlValue::Int(entry.position)]);
-                            if tx.send(Ok(entry)).await.is_err() {
-                                return;
-                            }
-                        }
-                        full
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "watch: reading the trail failed; retrying");
-                        false
-                    }
-                };
-                if full {
-                    continue;
-                }
-                tokio::select! {
-                    _ = changes.changed() => {}
-                    _ = tokio::time::sleep(WATCH_POLL) => {}
-                    _ = tx.closed() => return,
-                    _ = stop.cancelled() => {
-                        let _ = tx.send(Err(AppError::Unavailable("the server is shutting down: reconnect with your last position".into()))).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(rx)
     }
 }

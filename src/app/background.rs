@@ -1,5 +1,6 @@
-//! Work every replica runs beside the requests: chaining audit entries, recording what falls due
-//! (SLA breaches, nurture revisits) and forgetting expired idempotency keys.
+//! Work every replica runs beside the requests: chaining audit entries (and following the chain's
+//! head for the watchers), recording what falls due (SLA breaches, nurture revisits) and
+//! forgetting expired idempotency keys.
 
 use std::time::Duration;
 
@@ -22,12 +23,14 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Starts the background tasks; they stop when `stop` is cancelled.
 pub fn spawn_background(app: &App, stop: CancellationToken) -> Vec<JoinHandle<()>> {
-    vec![
+    let mut handles = vec![
         tokio::spawn(sequencer(app.clone(), stop.clone())),
         tokio::spawn(sweeper(app.clone(), stop.clone())),
         tokio::spawn(purger(app.clone(), stop.clone())),
-        tokio::spawn(gauges(app.clone(), stop)),
-    ]
+        tokio::spawn(gauges(app.clone(), stop.clone())),
+    ];
+    handles.extend(super::heads::follow_heads(app, stop));
+    handles
 }
 
 /// How often gauges read from the database are refreshed.
@@ -89,8 +92,7 @@ async fn sequencer(app: App, stop: CancellationToken) {
 /// Wakes watchers after entries were chained; counts and logs rows set aside.
 fn report(app: &App, done: &Sequenced) {
     if done.chained > 0 {
-        app.chain_changes
-            .send_modify(|count| *count += done.chained as u64);
+        app.heads.chained();
         crate::metrics::entries_chained(done.chained);
     }
     for (inbox_id, refusal) in &done.quarantined {

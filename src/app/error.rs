@@ -36,9 +36,38 @@ pub enum AppError {
     /// A fault of leadgate's own (`INTERNAL`); the detail is logged, never sent.
     #[error("{0}")]
     Internal(String),
+    /// A stream's consumer took nothing for `waited` while entries waited, and its stream was
+    /// ended (`RESOURCE_EXHAUSTED`, `SLOW_CONSUMER`); it resumes after `resume_after`.
+    #[error("slow consumer: nothing taken for {waited:?}; resume after position {resume_after}")]
+    SlowConsumer {
+        resume_after: i64,
+        waited: std::time::Duration,
+    },
+    /// The server is shutting down and ended a stream (`UNAVAILABLE`, `SHUTTING_DOWN`); the
+    /// consumer resumes after `resume_after`, on another replica or after the restart.
+    #[error("shutting down; resume after position {resume_after}")]
+    ShuttingDown { resume_after: i64 },
 }
 
 impl AppError {
+    /// Whether the same work may succeed if tried again shortly, as is.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            // Storage that is full or read-only may come back: retried like the others.
+            AppError::Unavailable(_)
+            | AppError::DeadlineExceeded(_)
+            | AppError::Aborted { .. }
+            | AppError::StorageFull(_)
+            | AppError::ReadOnly(_) => true,
+            AppError::InvalidArgument(_)
+            | AppError::NotFound(_)
+            | AppError::FailedPrecondition { .. }
+            | AppError::Internal(_)
+            | AppError::SlowConsumer { .. }
+            | AppError::ShuttingDown { .. } => false,
+        }
+    }
+
     pub fn invalid(field: &str, description: impl Into<String>) -> Self {
         let mut v = Violations::default();
         v.add(field, description);

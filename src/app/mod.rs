@@ -5,10 +5,12 @@
 mod audit;
 mod background;
 mod error;
+mod heads;
 mod leads;
 mod loader;
 mod policy;
 mod report;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ pub use error::{AppError, AppResult};
 pub use leads::{LEAD_FILTER_FIELDS, LEAD_ORDERS, LeadChange, LeadPage, LeadView, Submission};
 pub use policy::{POLICY_ORDERS, PolicySelector, PolicyView, SimulatedLead, Simulation};
 pub use report::FunnelReport;
+pub use watch::{WATCH_BUFFER_BYTES, Watch, WatchStart, WatchTerms};
 
 use crate::domain::audit::{
     Admission, AuditBody, AuditEntry, AuditKeys, AuditKind, ENGINE_ACTOR, SealedEntry, encode_body,
@@ -84,8 +87,8 @@ pub struct App {
     settings: AppSettings,
     /// Wakes the sequencer after a write added audit entries.
     entries_written: Arc<Notify>,
-    /// Ticks each time this replica chains entries (wakes watchers).
-    chain_changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The chain's head as this process knows it: watchers wait on it.
+    heads: heads::ChainHeads,
     /// Single-lead reads, batched.
     loader: loader::Loader,
 }
@@ -123,7 +126,7 @@ impl App {
             policy,
             settings,
             entries_written: Arc::new(Notify::new()),
-            chain_changes: Arc::new(tokio::sync::watch::Sender::new(0)),
+            heads: heads::ChainHeads::new(),
         }
     }
 

@@ -121,6 +121,9 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             keepalive_interval: args.keepalive_interval,
             keepalive_timeout: args.keepalive_timeout,
             max_connection_age: args.max_connection_age,
+            max_open_streams: args.max_open_streams,
+            slow_consumer_timeout: args.slow_consumer_timeout,
+            handshake_timeout: args.handshake_timeout,
         },
     };
     if let Err(message) = config.check_exposure(args.allow_unauthenticated) {

@@ -1,25 +1,45 @@
 //! `leadgate.v1.AuditService`.
 
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
-use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use std::sync::Arc;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::ErrorDetails;
+
+use super::StreamLimits;
 use super::convert as c;
 use super::pb;
-use crate::app::{AUDIT_FILTER_FIELDS, AUDIT_ORDERS, App, AppError, QUARANTINE_ORDERS, watch_filter_fields};
+use super::status::status;
+use crate::app::{
+    AUDIT_FILTER_FIELDS, AUDIT_ORDERS, App, AppError, QUARANTINE_ORDERS, WatchStart, WatchTerms,
+    watch_filter_fields,
+};
 use crate::domain::audit::{ChainHead, from_hex};
 use crate::domain::query::{parse_filter, parse_list};
 
 pub struct AuditService {
     app: App,
-    /// Ends open watch streams when the server shuts down.
-    stop: CancellationToken,
+    /// How every watch stream runs (slow-consumer timeout, shutdown).
+    terms: WatchTerms,
+    /// One permit per open watch stream, held until the stream is dropped: counted apart from
+    /// calls, whose permit is released once the response headers are out.
+    open_streams: Arc<Semaphore>,
+    /// The most streams open at once (for the refusal's message).
+    max_open_streams: usize,
 }
 
 impl AuditService {
-    pub fn new(app: App, stop: CancellationToken) -> Self {
-        Self { app, stop }
+    pub fn new(app: App, limits: &StreamLimits) -> Self {
+        Self {
+            app,
+            terms: WatchTerms {
+                slow_consumer_timeout: limits.slow_consumer_timeout,
+                stop: limits.stop.clone(),
+            },
+            open_streams: Arc::new(Semaphore::new(limits.max_open_streams)),
+            max_open_streams: limits.max_open_streams,
+        }
     }
 }
 
@@ -144,17 +164,56 @@ impl pb::audit_service_server::AuditService for AuditService {
         );
         c::finish(v)?;
         let filter = c::validated(filter)?;
-        let entries = self
-            .app
-            .watch(after_position, from_head, filter, self.stop.clone())
-            .await?;
-        let stream = ReceiverStream::new(entries).map(|item| match item {
-            Ok(entry) => Ok(pb::WatchDecisionsResponse {
-                event: Some(c::audit_event(&entry)),
-            }),
-            Err(error) => Err(Status::from(error)),
+        let Ok(permit) = self.open_streams.clone().try_acquire_owned() else {
+            crate::metrics::watch_stream_refused();
+            return Err(status(
+                Code::ResourceExhausted,
+                "TOO_MANY_STREAMS",
+                format!(
+                    "{} streams are open on this server, the most it serves: retry with backoff",
+                    self.max_open_streams
+                ),
+                ErrorDetails::new(),
+            ));
+        };
+        let start = if from_head {
+            WatchStart::Head
+        } else {
+            WatchStart::After(after_position)
+        };
+        let slot = StreamSlot::take(permit);
+        let entries = self.app.watch(start, filter, &self.terms).await?;
+        let stream = entries.map(move |item| {
+            // The stream holds its slot until the transport drops it (ended, reset, or its
+            // connection closed).
+            let _slot = &slot;
+            match item {
+                Ok(entry) => Ok(pb::WatchDecisionsResponse {
+                    event: Some(c::audit_event(&entry)),
+                }),
+                Err(error) => Err(Status::from(error)),
+            }
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// One open stream's place under `--max-open-streams`, counted in the metrics while held.
+struct StreamSlot {
+    /// Returned to `open_streams` when the slot is dropped.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl StreamSlot {
+    fn take(permit: OwnedSemaphorePermit) -> Self {
+        crate::metrics::watch_streams(1.0);
+        Self { _permit: permit }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        crate::metrics::watch_streams(-1.0);
     }
 }
 

@@ -11,6 +11,8 @@ mod policy;
 mod reports;
 pub mod status;
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 use tonic::Request;
 
@@ -55,9 +57,20 @@ pub struct Services {
     pub reports: pb::report_service_server::ReportServiceServer<reports::ReportService>,
 }
 
-/// Builds every service over the use cases; `stop` ends open streams at shutdown. Messages are
-/// limited to `max_in` bytes in and `max_out` bytes out.
-pub fn services(app: &App, stop: CancellationToken, max_in: usize, max_out: usize) -> Services {
+/// How many streams the server keeps open, and how long it waits for their consumers.
+#[derive(Clone, Debug)]
+pub struct StreamLimits {
+    /// Streams open at once; more are refused with RESOURCE_EXHAUSTED (`TOO_MANY_STREAMS`).
+    pub max_open_streams: usize,
+    /// A consumer that takes nothing for this long while entries wait is ended (`SLOW_CONSUMER`).
+    pub slow_consumer_timeout: Duration,
+    /// Ends every open stream when the server shuts down.
+    pub stop: CancellationToken,
+}
+
+/// Builds every service over the use cases, with its stream limits. Messages are limited to
+/// `max_in` bytes in and `max_out` bytes out.
+pub fn services(app: &App, streams: &StreamLimits, max_in: usize, max_out: usize) -> Services {
     use pb::{
         audit_service_server as a, lead_service_server as l, policy_service_server as p,
         report_service_server as r,
@@ -66,7 +79,7 @@ pub fn services(app: &App, stop: CancellationToken, max_in: usize, max_out: usiz
         leads: l::LeadServiceServer::new(leads::LeadService::new(app.clone()))
             .max_decoding_message_size(max_in)
             .max_encoding_message_size(max_out),
-        audit: a::AuditServiceServer::new(audit::AuditService::new(app.clone(), stop))
+        audit: a::AuditServiceServer::new(audit::AuditService::new(app.clone(), streams))
             .max_decoding_message_size(max_in)
             .max_encoding_message_size(max_out),
         policy: p::PolicyServiceServer::new(policy::PolicyService::new(app.clone()))

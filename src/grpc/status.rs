@@ -17,10 +17,24 @@ pub const ERROR_DOMAIN: &str = "leadgate";
 const STORAGE_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A status with `ErrorInfo` (and whatever else `details` holds).
-pub fn status(code: Code, reason: &str, message: impl Into<String>, mut details: ErrorDetails) -> Status {
-    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+pub fn status(code: Code, reason: &str, message: impl Into<String>, details: ErrorDetails) -> Status {
+    status_with_metadata(code, reason, message, details, HashMap::new())
+}
+
+/// A status with `ErrorInfo` carrying `metadata` (values a program may act on).
+pub fn status_with_metadata(
+    code: Code,
+    reason: &str,
+    message: impl Into<String>,
+    mut details: ErrorDetails,
+    metadata: HashMap<String, String>,
+) -> Status {
+    details.set_error_info(reason, ERROR_DOMAIN, metadata);
     Status::with_error_details(code, message, details)
 }
+
+/// The `ErrorInfo.metadata` key of the position a stream's consumer resumes after.
+pub const RESUME_AFTER_POSITION: &str = "resume_after_position";
 
 /// The most bytes of `BadRequest` an answer carries (base64 makes it a third larger on the wire).
 const MAX_BAD_REQUEST_BYTES: usize = 4096;
@@ -153,6 +167,28 @@ impl From<AppError> for Status {
                     "INTERNAL",
                     "internal error (logged on the server)",
                     ErrorDetails::new(),
+                )
+            }
+            AppError::SlowConsumer { resume_after, waited } => status_with_metadata(
+                Code::ResourceExhausted,
+                "SLOW_CONSUMER",
+                format!(
+                    "the stream was ended: its consumer took nothing for {} ms while entries waited; \
+                     reconnect with after_position = {resume_after}",
+                    waited.as_millis()
+                ),
+                ErrorDetails::new(),
+                HashMap::from([(RESUME_AFTER_POSITION.to_owned(), resume_after.to_string())]),
+            ),
+            AppError::ShuttingDown { resume_after } => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(std::time::Duration::from_secs(1)));
+                status_with_metadata(
+                    Code::Unavailable,
+                    "SHUTTING_DOWN",
+                    format!("the server is shutting down: reconnect with after_position = {resume_after}"),
+                    details,
+                    HashMap::from([(RESUME_AFTER_POSITION.to_owned(), resume_after.to_string())]),
                 )
             }
         }

@@ -2,6 +2,7 @@
 //! chain's sequencer. The store writes what the app decided, atomically; it never decides.
 
 mod held;
+mod notify;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -18,6 +19,7 @@ use crate::domain::lead::Lead;
 use crate::domain::query::ListQuery;
 use crate::domain::values::{Email, LeadId, Timestamp};
 
+pub use notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -307,6 +309,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>>;
 
     async fn chain_head(&self) -> StoreResult<ChainHead>;
+
+    /// Listens for the heads other processes chain (`None`: this database has no such notices,
+    /// and one process both chains and watches).
+    async fn listen_for_heads(&self) -> StoreResult<Option<HeadListener>> {
+        Ok(None)
+    }
 
     /// Entries with positions in `(after, after + limit]`, in order.
     async fn chain_range(&self, after: i64, limit: usize) -> StoreResult<Vec<ChainedEntry>>;

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Postgres, QueryBuilder};
 
 use super::held::HeldConnection;
+use super::notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::tx::WriteTx;
 use super::{
@@ -30,14 +31,15 @@ pub struct PgStore {
     pool: PgPool,
     /// The batched lead reads' own connection.
     batch_reader: HeldConnection<Postgres>,
-    /// How to connect for migrations: like the pool, without the statement timeout.
+    /// How to connect for migrations and the head listener: like the pool, without the
+    /// statement timeout.
     migrations: PgConnectOptions,
     /// Whether the last write was refused for lack of room or permission.
     health: WriteHealth,
 }
 
 /// Sorts PostgreSQL failures: lost or refused connections and shutdowns are retryable.
-fn classify(error: sqlx::Error) -> StoreError {
+pub(super) fn classify(error: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match &error {
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) | E::Protocol(_) => {
@@ -530,6 +532,15 @@ impl Store for PgStore {
                         .map_err(classify)?;
                 }
                 chained_count = chained.len();
+                if let Some((_, last)) = chained.last() {
+                    // Delivered on commit: wakes the watchers of every process (see `notify`).
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHAIN_HEAD_CHANNEL)
+                        .bind(last.position.to_string())
+                        .execute(tx.connection())
+                        .await
+                        .map_err(classify)?;
+                }
             }
             tx.commit().await.map_err(classify)?;
             Ok(Sequenced {
@@ -565,6 +576,10 @@ impl Store for PgStore {
     async fn chain_head(&self) -> StoreResult<ChainHead> {
         let mut conn = self.pool.acquire().await.map_err(classify)?;
         Ok(Self::tip_in(&mut conn).await?.head)
+    }
+
+    async fn listen_for_heads(&self) -> StoreResult<Option<HeadListener>> {
+        HeadListener::connect(&self.migrations).await.map(Some)
     }
 
     async fn chain_range(&self, after: i64, limit: usize) -> StoreResult<Vec<ChainedEntry>> {

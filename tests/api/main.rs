@@ -19,3 +19,4 @@ mod scenarios;
 mod security;
 mod sla;
 mod storage;
+mod streams;

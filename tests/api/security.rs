@@ -473,6 +473,51 @@ contract! {
     }
 }
 
+/// A TLS connection must complete its handshake within the handshake timeout: one that stops
+/// halfway through its ClientHello is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_stalls_is_closed_after_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new("leadgate test CA");
+    let (server_cert, server_key) = pki.leaf(&["localhost", "127.0.0.1"]);
+    let options = Options {
+        tls: Some(leadgate::server::TlsFiles {
+            certificate: server_cert.into_bytes(),
+            key: server_key.into_bytes(),
+        }),
+        client_tls: Some(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+                .domain_name("localhost"),
+        ),
+        limits: leadgate::server::Limits {
+            handshake_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let app = spawn_app_with(&Backend::Sqlite, options).await;
+    let mut stalled = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // A handshake record announcing 512 bytes, of which only the first 64 come.
+    let mut record = vec![0x16, 0x03, 0x01, 0x02, 0x00];
+    record.extend([0x01; 64]);
+    stalled.write_all(&record).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 256];
+        while let Ok(1..) = stalled.read(&mut buf).await {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server closes a handshake that does not finish"
+    );
+    assert_eq!(
+        app.health_of("").await,
+        ServingStatus::Serving,
+        "others are served"
+    );
+}
+
 // ---- JWT ----
 
 struct Jwt {

@@ -395,7 +395,12 @@ pub async fn audit(args: ClientArgs, command: AuditCommand) -> ExitCode {
                     Some(status)
                         if !matches!(
                             status.code(),
-                            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+                            // RESOURCE_EXHAUSTED: too slow a reader (SLOW_CONSUMER), or too many
+                            // streams open on the server (TOO_MANY_STREAMS).
+                            tonic::Code::Unavailable
+                                | tonic::Code::Unknown
+                                | tonic::Code::Internal
+                                | tonic::Code::ResourceExhausted
                         ) =>
                     {
                         return fail(describe(&status));
