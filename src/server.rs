@@ -109,18 +109,28 @@ impl Default for Limits {
 impl ServerConfig {
     /// The safe default: without authentication, only loopback, unless explicitly allowed.
     pub fn check_exposure(&self, allow_unauthenticated: bool) -> Result<(), String> {
-        if self.auth.client_ca_pem.is_some() && self.tls.is_none() {
-            return Err("client certificates (mtls) need TLS: give --tls-cert and --tls-key".into());
-        }
-        if !self.auth.enabled() && !self.listen.ip().is_loopback() && !allow_unauthenticated {
-            return Err(format!(
-                "refusing to listen on {} without authentication: configure --auth-config or --auth-tokens, \
-                 listen on loopback, or pass --allow-unauthenticated",
-                self.listen
-            ));
-        }
-        Ok(())
+        check_exposure(self.listen, &self.auth, self.tls.is_some(), allow_unauthenticated)
     }
+}
+
+/// The safe default: without authentication, only loopback, unless explicitly allowed; client
+/// certificates need TLS.
+pub fn check_exposure(
+    listen: SocketAddr,
+    auth: &Authenticator,
+    tls: bool,
+    allow_unauthenticated: bool,
+) -> Result<(), String> {
+    if auth.client_ca_pem.is_some() && !tls {
+        return Err("client certificates (mtls) need TLS: give --tls-cert and --tls-key".into());
+    }
+    if !auth.enabled() && !listen.ip().is_loopback() && !allow_unauthenticated {
+        return Err(format!(
+            "refusing to listen on {listen} without authentication: configure --auth-config or --auth-tokens, \
+             listen on loopback, or pass --allow-unauthenticated"
+        ));
+    }
+    Ok(())
 }
 
 /// Why the server could not start or stopped with an error.

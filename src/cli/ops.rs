@@ -91,6 +91,13 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         },
         _ => None,
     };
+    if let Err(message) =
+        crate::server::check_exposure(args.listen, &auth, tls.is_some(), args.allow_unauthenticated)
+    {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    // Last: a start refused for another setting makes no key file.
     let audit_keys = match load_audit_keys(&args) {
         Ok(keys) => keys,
         Err(message) => {
@@ -126,10 +133,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             handshake_timeout: args.handshake_timeout,
         },
     };
-    if let Err(message) = config.check_exposure(args.allow_unauthenticated) {
-        eprintln!("error: {message}");
-        return ExitCode::from(2);
-    }
+
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(error) => {
