@@ -52,4 +52,135 @@ impl Lead {
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.revision)
     }
+
+    /// When the speed-to-lead clock breaches if nobody touches the lead: its due time while the
+    /// clock runs (no first touch, no breach recorded yet); `None` when no clock runs.
+    pub fn sla_due_at(&self) -> Option<Timestamp> {
+        self.sla
+            .as_ref()
+            .filter(|clock| clock.first_touch_at.is_none() && clock.breached_at.is_none())
+            .map(|clock| clock.due_at)
+    }
+
+    /// When the engine looks at a nurtured lead again: its revisit date, while it is NURTURING
+    /// (a date left on a lead in another state brings nothing back).
+    pub fn revisit_due_at(&self) -> Option<Timestamp> {
+        self.revisit_at.filter(|_| self.state == LeadState::Nurturing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::engine::{Context, create};
+    use crate::domain::policy::Policy;
+    use crate::domain::values::{Company, Contact, Email, SlaTrigger, Source, SourceChannel};
+
+    fn t0() -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+    }
+
+    /// A lead in state LEAD with no clock and no revisit date.
+    fn lead() -> Lead {
+        let profile = Profile {
+            contact: Contact {
+                email: Email::parse("claire@acme.fr").unwrap(),
+                given_name: String::new(),
+                family_name: String::new(),
+                phone: String::new(),
+                job_title: String::new(),
+                seniority: None,
+                job_function: None,
+            },
+            company: Company::default(),
+            source: Source {
+                channel: SourceChannel::Website,
+                campaign: String::new(),
+            },
+            external_reference: String::new(),
+        };
+        let policy = Policy::default_policy();
+        let ctx = Context {
+            now: t0(),
+            actor: "test",
+            request_id: None,
+            policy: &policy,
+        };
+        let created = create(LeadId::from_uuid(uuid::Uuid::nil()), profile, &[], &ctx)
+            .unwrap()
+            .lead;
+        Lead {
+            state: LeadState::Lead,
+            revisit_at: None,
+            sla: None,
+            ..created
+        }
+    }
+
+    fn clock(due_at: Timestamp) -> SlaClock {
+        SlaClock {
+            number: 1,
+            trigger: SlaTrigger::DemoRequest,
+            started_at: due_at - Duration::minutes(5),
+            due_at,
+            first_touch_at: None,
+            breached_at: None,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn a_running_clock_is_due_at_its_due_time() {
+        let due = t0() + Duration::minutes(5);
+        let lead = Lead {
+            sla: Some(clock(due)),
+            ..lead()
+        };
+        assert_eq!(lead.sla_due_at(), Some(due));
+    }
+
+    #[test]
+    fn a_touched_or_breached_clock_and_no_clock_are_never_due() {
+        let due = t0() + Duration::minutes(5);
+        let touched = SlaClock {
+            first_touch_at: Some(t0()),
+            ..clock(due)
+        };
+        let breached = SlaClock {
+            breached_at: Some(due),
+            ..clock(due)
+        };
+        for sla in [Some(touched), Some(breached), None] {
+            assert_eq!(Lead { sla, ..lead() }.sla_due_at(), None);
+        }
+    }
+
+    #[test]
+    fn a_revisit_is_due_only_while_nurturing() {
+        let revisit = t0() + Duration::days(90);
+        let nurtured = Lead {
+            state: LeadState::Nurturing,
+            revisit_at: Some(revisit),
+            ..lead()
+        };
+        assert_eq!(nurtured.revisit_due_at(), Some(revisit));
+        for state in [
+            LeadState::Lead,
+            LeadState::MarketingQualified,
+            LeadState::Disqualified,
+        ] {
+            let elsewhere = Lead {
+                state,
+                ..nurtured.clone()
+            };
+            assert_eq!(elsewhere.revisit_due_at(), None, "{state}");
+        }
+        let undated = Lead {
+            revisit_at: None,
+            ..nurtured
+        };
+        assert_eq!(undated.revisit_due_at(), None);
+    }
 }

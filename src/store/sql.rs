@@ -98,15 +98,9 @@ pub struct LeadColumns {
 
 impl LeadColumns {
     pub fn of(lead: &Lead) -> Self {
-        let sla_due_time = lead
-            .sla
-            .as_ref()
-            .filter(|c| c.first_touch_at.is_none() && c.breached_at.is_none())
-            .map(|c| c.due_at.timestamp_micros());
-        let revisit_time = lead
-            .revisit_at
-            .filter(|_| lead.state == LeadState::Nurturing)
-            .map(|t| t.timestamp_micros());
+        // The sweeper's indexes: when the domain says the lead falls due.
+        let sla_due_time = lead.sla_due_at().map(|t| t.timestamp_micros());
+        let revisit_time = lead.revisit_due_at().map(|t| t.timestamp_micros());
         Self {
             id: lead.id.as_uuid(),
             email: lead.profile.contact.email.as_str().to_owned(),

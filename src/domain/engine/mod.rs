@@ -316,8 +316,9 @@ fn clock_target(rules: &Rules, trigger: SlaTrigger) -> Duration {
 /// clock that was answered or breached is done: the lead gets a new one, with the next number.
 fn start_clock(lead: &mut Lead, trigger: SlaTrigger, started_at: Timestamp, rules: &Rules) {
     let due_at = started_at + clock_target(rules, trigger);
+    let running = lead.sla_due_at().is_some();
     match &mut lead.sla {
-        Some(clock) if clock.first_touch_at.is_none() && clock.breached_at.is_none() => {
+        Some(clock) if running => {
             if due_at < clock.due_at {
                 clock.trigger = trigger;
                 clock.started_at = started_at;
@@ -359,11 +360,7 @@ fn enter(lead: &mut Lead, target: Target, rules: &Rules, now: Timestamp) {
         // Out of sales' hands: a clock nobody answered yet no longer runs (a breach already
         // recorded stays).
         LeadState::Nurturing | LeadState::Disqualified | LeadState::Converted => {
-            if lead
-                .sla
-                .as_ref()
-                .is_some_and(|c| c.first_touch_at.is_none() && c.breached_at.is_none())
-            {
+            if lead.sla_due_at().is_some() {
                 lead.sla = None;
             }
         }
@@ -514,10 +511,8 @@ impl Recorder<'_> {
 /// Records what has fallen due by `now`: an SLA breach, a nurture revisit.
 fn housekeeping(lead: &mut Lead, ctx: &Context, rec: &mut Recorder) {
     let now = ctx.now;
-    if let Some(clock) = lead.sla.as_mut()
-        && clock.first_touch_at.is_none()
-        && clock.breached_at.is_none()
-        && now > clock.due_at
+    if lead.sla_due_at().is_some_and(|due| now > due)
+        && let Some(clock) = lead.sla.as_mut()
     {
         clock.breached_at = Some(clock.due_at);
         let reason = Reason::new(
@@ -539,7 +534,7 @@ fn housekeeping(lead: &mut Lead, ctx: &Context, rec: &mut Recorder) {
             vec![reason],
         );
     }
-    if lead.state == LeadState::Nurturing && lead.revisit_at.is_some_and(|at| at <= now) {
+    if lead.revisit_due_at().is_some_and(|at| at <= now) {
         let before = (lead.state, lead.scores.clone());
         let due = lead.revisit_at;
         if lead
