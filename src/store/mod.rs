@@ -4,6 +4,7 @@
 mod held;
 mod notify;
 mod postgres;
+mod shared;
 mod sql;
 mod sqlite;
 mod tx;

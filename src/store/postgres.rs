@@ -1,42 +1,30 @@
-//! The PostgreSQL store: production, several replicas over one database.
+//! The PostgreSQL store: production, several replicas over one database. What PostgreSQL does its
+//! own way: connecting (a lazy pool, durable commits, the statement timeout), its error codes, the
+//! lead write as one statement, advisory locks for the sequencer and policy activations, the
+//! chain head's NOTIFY, migrations on a connection of their own, roles and grants. The rest is the
+//! shared body in [`super::shared`].
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Postgres, QueryBuilder};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::{ConnectOptions as _, PgConnection, Postgres, QueryBuilder};
 
-use super::held::HeldConnection;
 use super::notify::{CHAIN_HEAD_CHANNEL, HeadListener};
-use super::sql::{self, InboxRow, LeadColumns, LogRow};
+use super::shared::{Dialect, SqlStore};
+use super::sql::LeadColumns;
 use super::tx::WriteTx;
-use super::{
-    Backend, ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
-    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
-    probe_filler,
-};
-use crate::domain::audit::{
-    self, Admission, AuditEntry, ChainHead, ChainTip, ChainedEntry, Refusal, SealedEntry,
-};
-use crate::domain::lead::Lead;
-use crate::domain::query::ListQuery;
-use crate::domain::values::{Email, LeadId, Timestamp};
+use super::{Backend, ConnectOptions, LeadWrite, StoreError, StoreResult, WriteOutcome};
+use crate::domain::values::LeadId;
+
+pub type PgStore = SqlStore<Postgres>;
 
 /// Advisory lock held by the replica that is chaining entries.
 const SEQUENCER_LOCK: i64 = 0x6c65_6164_6761_7401;
 /// Advisory lock held while activating a policy, so replicas starting together record it once.
 const POLICY_LOCK: i64 = 0x6c65_6164_6761_7402;
 
-pub struct PgStore {
-    pool: PgPool,
-    /// The batched lead reads' own connection.
-    batch_reader: HeldConnection<Postgres>,
-    /// How to connect for migrations and the head listener: like the pool, without the
-    /// statement timeout.
-    migrations: PgConnectOptions,
-    /// Whether the last write was refused for lack of room or permission.
-    health: WriteHealth,
-}
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Sorts PostgreSQL failures: lost or refused connections and shutdowns are retryable.
 pub(super) fn classify(error: sqlx::Error) -> StoreError {
@@ -99,19 +87,40 @@ impl PgStore {
             // every call would double the round trips.
             .test_before_acquire(false)
             .connect_lazy_with(connect);
-        let batch_reader = HeldConnection::new(pool.clone());
-        Ok(Self {
-            pool,
-            batch_reader,
-            migrations,
-            health: WriteHealth::default(),
-        })
+        Ok(SqlStore::new(pool, None, migrations))
+    }
+}
+
+impl Dialect for Postgres {
+    const BACKEND: Backend = Backend::Postgres;
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    /// PostgreSQL finds room for the row (table and WAL) as it inserts it.
+    const PROBE_COMMITS_ROW: bool = false;
+
+    /// How to connect for migrations, grants and the head listener: like the pool, without the
+    /// statement timeout.
+    type Direct = PgConnectOptions;
+
+    fn classify(error: sqlx::Error) -> StoreError {
+        classify(error)
+    }
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 
     /// One statement, one round trip, one implicit transaction: the lead (inserted, or updated if
     /// its revision is still `expected_revision`), its audit entries and the idempotency record.
     /// On a revision conflict nothing is inserted; a unique violation aborts the whole statement.
-    async fn write(&self, write: LeadWrite<'_>, expected_revision: Option<i64>) -> StoreResult<WriteOutcome> {
+    async fn write_lead(
+        store: &PgStore,
+        write: LeadWrite<'_>,
+        expected_revision: Option<i64>,
+    ) -> StoreResult<WriteOutcome> {
         let c = LeadColumns::of(write.lead);
         let mut b = QueryBuilder::<Postgres>::new("WITH lead AS (");
         match expected_revision {
@@ -186,7 +195,7 @@ impl PgStore {
         b.push(") AS entry")
             .push(ONLY_IF_WRITTEN)
             .push(") SELECT COUNT(*) FROM lead");
-        let result = match b.build_query_scalar::<i64>().fetch_one(&self.pool).await {
+        match b.build_query_scalar::<i64>().fetch_one(&store.pool).await {
             Ok(0) if expected_revision.is_none() => Ok(WriteOutcome::EmailTaken),
             Ok(0) => Ok(WriteOutcome::RevisionConflict),
             Ok(_) => Ok(WriteOutcome::Written),
@@ -195,62 +204,57 @@ impl PgStore {
                 Some("idempotency_keys_pkey") => Ok(WriteOutcome::RequestIdTaken),
                 _ => Err(classify(e)),
             },
-        };
-        self.health.observe(&result);
-        result
-    }
-
-    async fn begin_write(&self) -> StoreResult<WriteTx<Postgres>> {
-        WriteTx::begin(&self.pool, "BEGIN").await.map_err(classify)
-    }
-
-    async fn tip_in(conn: &mut sqlx::PgConnection) -> StoreResult<ChainTip> {
-        let row: Option<(i64, Vec<u8>, i64)> = sqlx::query_as(sql::SELECT_TIP)
-            .fetch_optional(conn)
-            .await
-            .map_err(classify)?;
-        sql::tip_from(row)
-    }
-}
-
-#[async_trait]
-impl Store for PgStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
-    fn pool_stats(&self) -> PoolStats {
-        let (size, idle) = (self.pool.size(), self.pool.num_idle() as u32);
-        PoolStats {
-            in_use: size.saturating_sub(idle),
-            idle,
-            max: self.pool.options().get_max_connections(),
         }
     }
 
-    async fn inbox_stats(&self) -> StoreResult<InboxStats> {
-        let row: (i64, Option<i64>) = sqlx::query_as(sql::INBOX_STATS)
-            .fetch_one(&self.pool)
+    async fn lead_documents(
+        connection: &mut PgConnection,
+        ids: &[LeadId],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        // One statement for every batch size (an IN list would prepare one per size).
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        sqlx::query_scalar("SELECT document FROM leads WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(connection)
             .await
-            .map_err(classify)?;
-        sql::inbox_stats(row)
     }
 
-    async fn leads_by_state(&self) -> StoreResult<Vec<(crate::domain::lifecycle::LeadState, i64)>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(sql::LEADS_BY_STATE)
-            .fetch_all(&self.pool)
+    /// The sequencer's advisory lock, if no other replica holds it (until the transaction ends).
+    async fn take_sequencer_turn(tx: &mut WriteTx<Postgres>) -> StoreResult<bool> {
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .fetch_one(tx.connection())
             .await
-            .map_err(classify)?;
-        sql::leads_by_state(rows)
+            .map_err(classify)
     }
 
-    async fn migrate(&self) -> StoreResult<()> {
+    /// Delivered on commit: wakes the watchers of every process (see `notify`).
+    async fn announce_head(tx: &mut WriteTx<Postgres>, position: i64) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHAIN_HEAD_CHANNEL)
+            .bind(position.to_string())
+            .execute(tx.connection())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn lock_policy_activation(tx: &mut WriteTx<Postgres>) -> StoreResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(POLICY_LOCK)
+            .execute(tx.connection())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn migrate(store: &PgStore) -> StoreResult<()> {
         // Migrations may take long (backfills): on their own connection, without the statement
         // timeout.
         let pool = PgPoolOptions::new()
             .max_connections(1)
-            .connect_lazy_with(self.migrations.clone());
-        let migrated = sqlx::migrate!("migrations/postgres").run(&pool).await;
+            .connect_lazy_with(store.direct.clone());
+        let migrated = MIGRATOR.run(&pool).await;
         pool.close().await;
         migrated.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => classify(e),
@@ -258,26 +262,13 @@ impl Store for PgStore {
         })
     }
 
-    async fn check_migrated(&self) -> StoreResult<()> {
-        let applied: Vec<i64> = sqlx::query_scalar(sql::SELECT_APPLIED_MIGRATIONS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| match classify(e) {
-                StoreError::Database(m) => {
-                    StoreError::Unavailable(format!("migrations not applied yet: {m}"))
-                }
-                other => other,
-            })?;
-        super::missing_migrations(&sqlx::migrate!("migrations/postgres"), &applied)
-    }
-
-    async fn grant_service_role(&self, role: &str) -> StoreResult<()> {
+    async fn grant_service_role(store: &PgStore, role: &str) -> StoreResult<()> {
         if !super::valid_role_name(role) {
             return Err(StoreError::Database(format!(
                 "{role:?} is not a role name leadgate accepts (a-z, 0-9, _)"
             )));
         }
-        let mut connection = self.migrations.connect().await.map_err(classify)?;
+        let mut connection = store.direct.connect().await.map_err(classify)?;
         // `current_schema` is a function, not a name, in GRANT: spell the schema out.
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
             .fetch_one(&mut connection)
@@ -309,13 +300,13 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn privilege_warning(&self) -> StoreResult<Option<String>> {
+    async fn privilege_warning(store: &PgStore) -> StoreResult<Option<String>> {
         let (owner, can_change): (bool, bool) = sqlx::query_as(
             "SELECT pg_catalog.pg_get_userbyid(c.relowner) = current_user, \
                     has_table_privilege('audit_log', 'UPDATE') OR has_table_privilege('audit_log', 'DELETE') \
              FROM pg_catalog.pg_class c WHERE c.oid = 'audit_log'::regclass",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&store.pool)
         .await
         .map_err(classify)?;
         Ok((owner || can_change).then(|| {
@@ -325,352 +316,7 @@ impl Store for PgStore {
         }))
     }
 
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    fn writes_refused(&self) -> bool {
-        self.health.refused()
-    }
-
-    async fn probe_write(&self) -> StoreResult<()> {
-        let result = async {
-            let mut tx = self.begin_write().await?;
-            sqlx::query(sql::INSERT_PROBE)
-                .bind(uuid::Uuid::new_v4())
-                .bind(probe_filler())
-                .execute(tx.connection())
-                .await
-                .map_err(classify)?;
-            sqlx::query(sql::DELETE_PROBE)
-                .execute(tx.connection())
-                .await
-                .map_err(classify)?;
-            tx.commit().await.map_err(classify)
-        }
-        .await;
-        self.health.probed(&result);
-        result
-    }
-
-    async fn insert_lead(&self, write: LeadWrite<'_>) -> StoreResult<WriteOutcome> {
-        self.write(write, None).await
-    }
-
-    async fn update_lead(&self, write: LeadWrite<'_>, expected_revision: i64) -> StoreResult<WriteOutcome> {
-        self.write(write, Some(expected_revision)).await
-    }
-
-    async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>> {
-        let doc: Option<String> = sqlx::query_scalar(sql::SELECT_LEAD)
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(classify)?;
-        doc.as_deref().map(sql::decode_lead).transpose()
-    }
-
-    async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One statement for every batch size (an IN list would prepare one per size).
-        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let docs: Vec<String> = self
-            .batch_reader
-            .with(async |connection| {
-                sqlx::query_scalar("SELECT document FROM leads WHERE id = ANY($1)")
-                    .bind(ids)
-                    .fetch_all(connection)
-                    .await
-            })
-            .await
-            .map_err(classify)?;
-        docs.iter().map(|d| sql::decode_lead(d)).collect()
-    }
-
-    async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {
-        let doc: Option<String> = sqlx::query_scalar(sql::SELECT_LEAD_BY_EMAIL)
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(classify)?;
-        doc.as_deref().map(sql::decode_lead).transpose()
-    }
-
-    async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>> {
-        let (text, binds) = sql::list_sql("document", "leads", query);
-        let docs: Vec<(String,)> = sql::bind_values::<Postgres>(&text, &binds)
-            .try_map(|row| sqlx::FromRow::from_row(&row))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
-    }
-
-    async fn leads_due(
-        &self,
-        now: Timestamp,
-        after: Option<&DueLead>,
-        limit: usize,
-    ) -> StoreResult<Vec<DueLead>> {
-        let after = after.unwrap_or(&DueLead::START);
-        let rows: Vec<(i64, uuid::Uuid)> = sqlx::query_as(sql::SELECT_DUE)
-            .bind(now.timestamp_micros())
-            .bind(after.due)
-            .bind(after.id.as_uuid())
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(due, id)| DueLead {
-                due,
-                id: LeadId::from_uuid(id),
-            })
-            .collect())
-    }
-
-    async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {
-        let row: Option<sql::IdempotencyRow> = sqlx::query_as(sql::SELECT_IDEMPOTENCY)
-            .bind(&key.principal)
-            .bind(&key.request_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(classify)?;
-        row.map(sql::IdempotencyRow::into_record).transpose()
-    }
-
-    async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64> {
-        let result = sqlx::query(sql::PURGE_IDEMPOTENCY)
-            .bind(before.timestamp_micros())
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(classify);
-        self.health.observe(&result);
-        result
-    }
-
-    async fn sequence(&self, max: usize, admission: &Admission<'_>) -> StoreResult<Sequenced> {
-        let result = async {
-            let mut tx = self.begin_write().await?;
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                .bind(SEQUENCER_LOCK)
-                .fetch_one(tx.connection())
-                .await
-                .map_err(classify)?;
-            if !locked {
-                tx.rollback().await;
-                return Ok(Sequenced::default());
-            }
-            let rows: Vec<InboxRow> = sqlx::query_as(sql::SELECT_INBOX)
-                .bind(max as i64)
-                .fetch_all(tx.connection())
-                .await
-                .map_err(classify)?;
-            if rows.is_empty() {
-                tx.rollback().await;
-                return Ok(Sequenced::default());
-            }
-            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            let already: std::collections::HashSet<i64> = sql::select_chained_inbox_ids::<Postgres>(&ids)
-                .build_query_scalar()
-                .fetch_all(tx.connection())
-                .await
-                .map_err(classify)?
-                .into_iter()
-                .collect();
-            let mut admitted = Vec::with_capacity(rows.len());
-            let mut refused = Vec::new();
-            for row in rows {
-                let verdict = match already.contains(&row.id) {
-                    true => Err(Refusal::Duplicate(row.id)),
-                    false => row.clone().admit(admission),
-                };
-                match verdict {
-                    Ok(admitted_entry) => admitted.push(admitted_entry),
-                    Err(refusal) => refused.push((row, refusal)),
-                }
-            }
-            // Set aside, never chained, never in the way of the rest.
-            for (row, refusal) in &refused {
-                let detail = refusal.to_string();
-                sql::bind_quarantine(row, refusal, &detail, admission.now)
-                    .execute(tx.connection())
-                    .await
-                    .map_err(classify)?;
-                sqlx::query(sql::DELETE_INBOX_ROW)
-                    .bind(row.id)
-                    .execute(tx.connection())
-                    .await
-                    .map_err(classify)?;
-            }
-            let mut chained_count = 0;
-            if !admitted.is_empty() {
-                let tip = Self::tip_in(tx.connection()).await?;
-                let (ids, entries): (Vec<i64>, Vec<AuditEntry>) = admitted.into_iter().unzip();
-                let chained: Vec<(i64, ChainedEntry)> = ids
-                    .into_iter()
-                    .zip(audit::link_and_seal(tip, entries, admission.keys))
-                    .collect();
-                for chunk in chained.chunks(sql::SEQUENCE_BATCH) {
-                    sql::insert_log::<Postgres>(chunk)
-                        .build()
-                        .execute(tx.connection())
-                        .await
-                        .map_err(classify)?;
-                    sql::delete_inbox::<Postgres>(chunk)
-                        .build()
-                        .execute(tx.connection())
-                        .await
-                        .map_err(classify)?;
-                }
-                chained_count = chained.len();
-                if let Some((_, last)) = chained.last() {
-                    // Delivered on commit: wakes the watchers of every process (see `notify`).
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(CHAIN_HEAD_CHANNEL)
-                        .bind(last.position.to_string())
-                        .execute(tx.connection())
-                        .await
-                        .map_err(classify)?;
-                }
-            }
-            tx.commit().await.map_err(classify)?;
-            Ok(Sequenced {
-                chained: chained_count,
-                quarantined: refused
-                    .into_iter()
-                    .map(|(row, refusal)| (row.id, refusal))
-                    .collect(),
-            })
-        }
-        .await;
-        self.health.observe(&result);
-        result
-    }
-
-    async fn sealed_from(&self) -> StoreResult<i64> {
-        sqlx::query_scalar(sql::SELECT_SEALED_FROM)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(classify)
-    }
-
-    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>> {
-        let (text, binds) = sql::list_sql(sql::QUARANTINE_COLUMNS, "audit_quarantine", query);
-        let rows: Vec<sql::QuarantineRow> = sql::bind_values::<Postgres>(&text, &binds)
-            .try_map(|row| sqlx::FromRow::from_row(&row))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        rows.into_iter().map(sql::QuarantineRow::into_record).collect()
-    }
-
-    async fn chain_head(&self) -> StoreResult<ChainHead> {
-        let mut conn = self.pool.acquire().await.map_err(classify)?;
-        Ok(Self::tip_in(&mut conn).await?.head)
-    }
-
-    async fn listen_for_heads(&self) -> StoreResult<Option<HeadListener>> {
-        HeadListener::connect(&self.migrations).await.map(Some)
-    }
-
-    async fn chain_range(&self, after: i64, limit: usize) -> StoreResult<Vec<ChainedEntry>> {
-        let rows: Vec<LogRow> = sqlx::query_as(&format!(
-            "SELECT {} FROM audit_log WHERE position > $1 ORDER BY position LIMIT $2",
-            sql::LOG_COLUMNS
-        ))
-        .bind(after)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        rows.into_iter().map(LogRow::into_chained).collect()
-    }
-
-    async fn list_audit(&self, query: &ListQuery) -> StoreResult<Vec<ChainedEntry>> {
-        let (text, binds) = sql::audit_list_sql(query);
-        let rows: Vec<LogRow> = sql::bind_values::<Postgres>(&text, &binds)
-            .try_map(|row| sqlx::FromRow::from_row(&row))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        rows.into_iter().map(LogRow::into_chained).collect()
-    }
-
-    async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool> {
-        let result = async {
-            let mut tx = self.begin_write().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(POLICY_LOCK)
-                .execute(tx.connection())
-                .await
-                .map_err(classify)?;
-            let active: Option<String> = sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
-                .fetch_optional(tx.connection())
-                .await
-                .map_err(classify)?;
-            if active.as_deref() == Some(policy.version.as_str()) {
-                tx.rollback().await;
-                return Ok(false);
-            }
-            let at = policy.activated_at.timestamp_micros();
-            sqlx::query(sql::INSERT_POLICY)
-                .bind(&policy.version)
-                .bind(&policy.name)
-                .bind(&policy.content)
-                .bind(at)
-                .execute(tx.connection())
-                .await
-                .map_err(classify)?;
-            sqlx::query(sql::INSERT_ACTIVATION)
-                .bind(&policy.version)
-                .bind(at)
-                .execute(tx.connection())
-                .await
-                .map_err(classify)?;
-            sql::bind_entry(entry)
-                .execute(tx.connection())
-                .await
-                .map_err(classify)?;
-            tx.commit().await.map_err(classify)?;
-            Ok(true)
-        }
-        .await;
-        self.health.observe(&result);
-        result
-    }
-
-    async fn get_policy(&self, version: &str) -> StoreResult<Option<PolicyRecord>> {
-        let row: Option<sql::PolicyRow> = sqlx::query_as(sql::SELECT_POLICY)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(classify)?;
-        row.map(sql::PolicyRow::into_record).transpose()
-    }
-
-    async fn active_policy_version(&self) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(sql::SELECT_ACTIVE_POLICY)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(classify)
-    }
-
-    async fn list_policies(&self, query: &ListQuery) -> StoreResult<Vec<PolicyRecord>> {
-        let (text, binds) = sql::list_sql(sql::POLICY_COLUMNS, "policies", query);
-        let rows: Vec<sql::PolicyRow> = sql::bind_values::<Postgres>(&text, &binds)
-            .try_map(|row| sqlx::FromRow::from_row(&row))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        rows.into_iter().map(sql::PolicyRow::into_record).collect()
+    async fn listen_for_heads(store: &PgStore) -> StoreResult<Option<HeadListener>> {
+        HeadListener::connect(&store.direct).await.map(Some)
     }
 }

@@ -2,7 +2,7 @@
 //! too), row shapes, and the translation of list queries into SQL.
 
 use sqlx::query::Query;
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use sqlx::{Database, Encode, Type};
 use uuid::Uuid;
 
 use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult};
@@ -35,6 +35,8 @@ pub const SELECT_IDEMPOTENCY: &str = "SELECT principal, request_id, method, fing
 pub const PURGE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE create_time < $1";
 
 pub const SELECT_LEAD: &str = "SELECT document FROM leads WHERE id = $1";
+/// Several leads: `SELECT_LEAD_DOCUMENTS IN (...)`, see [`in_list_sql`].
+pub const SELECT_LEAD_DOCUMENTS: &str = "SELECT document FROM leads WHERE id";
 pub const SELECT_LEAD_BY_EMAIL: &str = "SELECT document FROM leads WHERE email = $1";
 
 /// Due leads after a (due, id) cursor, in that order; each half reads its partial index in order.
@@ -411,8 +413,45 @@ impl LogRow {
     }
 }
 
-/// The multi-row insert that appends chained entries to the log.
-pub fn insert_log<'q, DB>(chained: &'q [(i64, ChainedEntry)]) -> QueryBuilder<'q, DB>
+/// Chained entries per multi-row insert into the log: 17 binds each stays well under both
+/// databases' limits on binds per statement.
+pub const LOG_ROWS_PER_INSERT: usize = 500;
+
+/// The columns [`bind_log_rows`] binds for each entry: its inbox id, then [`LOG_COLUMNS`].
+const LOG_INSERT_COLUMNS: usize = 17;
+
+/// `$first, ..., $(first + count - 1)`.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The multi-row insert that appends `rows` chained entries to the log; see [`bind_log_rows`].
+///
+/// Statement text and binds are built apart (not with sqlx's `QueryBuilder`, whose query borrows
+/// the builder for as long as its binds): code generic over the database can then run it.
+pub fn insert_log_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            format!(
+                "({})",
+                placeholders(row * LOG_INSERT_COLUMNS + 1, LOG_INSERT_COLUMNS)
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO audit_log (inbox_id, {LOG_COLUMNS}) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// Binds chained entries, in order, to the statement of [`insert_log_sql`].
+pub fn bind_log_rows<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    chained: &'q [(i64, ChainedEntry)],
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
 where
     DB: Database,
     Option<Uuid>: Encode<'q, DB> + Type<DB>,
@@ -422,61 +461,38 @@ where
     Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    let mut builder = QueryBuilder::new(format!("INSERT INTO audit_log (inbox_id, {LOG_COLUMNS}) "));
-    builder.push_values(chained, |mut row, (inbox_id, c)| {
+    chained.iter().fold(query, |query, (inbox_id, c)| {
         let e = &c.entry;
-        row.push_bind(*inbox_id)
-            .push_bind(c.position)
-            .push_bind(e.lead.map(|l| l.as_uuid()))
-            .push_bind(e.kind.as_str())
-            .push_bind(e.recorded_at.timestamp_micros())
-            .push_bind(e.actor.as_str())
-            .push_bind(e.request_id.as_deref())
-            .push_bind(e.state_before.map(LeadState::as_str))
-            .push_bind(e.state_after.map(LeadState::as_str))
-            .push_bind(e.source_channel.map(SourceChannel::as_str))
-            .push_bind(e.policy_version.as_str())
-            .push_bind(e.body.as_str())
-            .push_bind(c.previous_hash.as_slice())
-            .push_bind(c.hash.as_slice())
-            .push_bind(c.time_max.timestamp_micros())
-            .push_bind(c.seal.as_ref().map(|s| s.key_id.as_str()))
-            .push_bind(c.seal.as_ref().map(|s| s.tag.as_slice()));
-    });
-    builder
+        query
+            .bind(*inbox_id)
+            .bind(c.position)
+            .bind(e.lead.map(|l| l.as_uuid()))
+            .bind(e.kind.as_str())
+            .bind(e.recorded_at.timestamp_micros())
+            .bind(e.actor.as_str())
+            .bind(e.request_id.as_deref())
+            .bind(e.state_before.map(LeadState::as_str))
+            .bind(e.state_after.map(LeadState::as_str))
+            .bind(e.source_channel.map(SourceChannel::as_str))
+            .bind(e.policy_version.as_str())
+            .bind(e.body.as_str())
+            .bind(c.previous_hash.as_slice())
+            .bind(c.hash.as_slice())
+            .bind(c.time_max.timestamp_micros())
+            .bind(c.seal.as_ref().map(|s| s.key_id.as_str()))
+            .bind(c.seal.as_ref().map(|s| s.tag.as_slice()))
+    })
 }
 
-/// Removes chained entries from the inbox.
-pub fn delete_inbox<'q, DB>(ids: &'q [(i64, ChainedEntry)]) -> QueryBuilder<'q, DB>
-where
-    DB: Database,
-    i64: Encode<'q, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new("DELETE FROM audit_inbox WHERE id IN (");
-    let mut list = builder.separated(", ");
-    for (id, _) in ids {
-        list.push_bind(*id);
-    }
-    builder.push(")");
-    builder
-}
+/// Removes chained entries from the inbox: `DELETE_INBOX_ROWS IN (...)`, see [`in_list_sql`].
+pub const DELETE_INBOX_ROWS: &str = "DELETE FROM audit_inbox WHERE id";
 
-/// Rows per multi-row insert: 17 binds each stays well under both databases' limits.
-pub const SEQUENCE_BATCH: usize = 500;
+/// The inbox ids among some that are already in the log: `SELECT_CHAINED_INBOX_IDS IN (...)`.
+pub const SELECT_CHAINED_INBOX_IDS: &str = "SELECT inbox_id FROM audit_log WHERE inbox_id";
 
-/// The inbox ids among `ids` that are already in the log.
-pub fn select_chained_inbox_ids<'q, DB>(ids: &'q [i64]) -> QueryBuilder<'q, DB>
-where
-    DB: Database,
-    i64: Encode<'q, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new("SELECT inbox_id FROM audit_log WHERE inbox_id IN (");
-    let mut list = builder.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    builder.push(")");
-    builder
+/// `{statement} IN ($1, ..., $count)`, for a statement ending in a column.
+pub fn in_list_sql(statement: &str, count: usize) -> String {
+    format!("{statement} IN ({})", placeholders(1, count))
 }
 
 /// Binds a refused inbox row to [`INSERT_QUARANTINE`].
@@ -626,19 +642,4 @@ pub fn leads_by_state(rows: Vec<(String, i64)>) -> StoreResult<Vec<(LeadState, i
             ))
         })
         .collect()
-}
-
-/// `SELECT document FROM leads WHERE id IN (...)`.
-pub fn select_leads<'q, DB>(ids: &'q [LeadId]) -> QueryBuilder<'q, DB>
-where
-    DB: Database,
-    Uuid: Encode<'q, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new("SELECT document FROM leads WHERE id IN (");
-    let mut list = builder.separated(", ");
-    for id in ids {
-        list.push_bind(id.as_uuid());
-    }
-    builder.push(")");
-    builder
 }
