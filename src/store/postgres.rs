@@ -12,9 +12,9 @@ use sqlx::{ConnectOptions as _, PgConnection, Postgres, QueryBuilder};
 
 use super::notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 use super::shared::{Dialect, SqlStore};
-use super::sql::LeadColumns;
+use super::sql::{self, LeadColumns};
 use super::tx::WriteTx;
-use super::{Backend, ConnectOptions, LeadWrite, StoreError, StoreResult, WriteOutcome};
+use super::{Backend, ConnectOptions, IdempotencyKey, LeadWrite, StoreError, StoreResult, WriteOutcome};
 use crate::domain::values::LeadId;
 
 pub type PgStore = SqlStore<Postgres>;
@@ -91,6 +91,17 @@ impl PgStore {
     }
 }
 
+/// Whether a request id was used already (committed by now).
+async fn request_id_taken(store: &PgStore, key: &IdempotencyKey) -> StoreResult<bool> {
+    let record = sqlx::query(sql::SELECT_IDEMPOTENCY)
+        .bind(key.principal.as_str())
+        .bind(key.request_id.as_str())
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(classify)?;
+    Ok(record.is_some())
+}
+
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
     const BEGIN_WRITE: &'static str = "BEGIN";
@@ -116,6 +127,7 @@ impl Dialect for Postgres {
     /// One statement, one round trip, one implicit transaction: the lead (inserted, or updated if
     /// its revision is still `expected_revision`), its audit entries and the idempotency record.
     /// On a revision conflict nothing is inserted; a unique violation aborts the whole statement.
+    /// A known email is no error here, so a taken request id is looked for after the statement.
     async fn write_lead(
         store: &PgStore,
         write: LeadWrite<'_>,
@@ -196,8 +208,15 @@ impl Dialect for Postgres {
             .push(ONLY_IF_WRITTEN)
             .push(") SELECT COUNT(*) FROM lead");
         match b.build_query_scalar::<i64>().fetch_one(&store.pool).await {
-            Ok(0) if expected_revision.is_none() => Ok(WriteOutcome::EmailTaken),
-            Ok(0) => Ok(WriteOutcome::RevisionConflict),
+            // Nothing written: the email was taken or the lead changed, and the statement never
+            // reached the idempotency record. A taken request id answers first all the same.
+            Ok(0) => match write.idempotency {
+                Some(record) if request_id_taken(store, &record.key).await? => {
+                    Ok(WriteOutcome::RequestIdTaken)
+                }
+                _ if expected_revision.is_none() => Ok(WriteOutcome::EmailTaken),
+                _ => Ok(WriteOutcome::RevisionConflict),
+            },
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) => match violated_constraint(&e).as_deref() {
                 Some("leads_email_key") => Ok(WriteOutcome::EmailTaken),

@@ -67,7 +67,8 @@ pub trait Dialect: Database {
     fn rows_affected(done: &Self::QueryResult) -> u64;
 
     /// Writes the lead (inserted, or updated if its revision is still `expected_revision`), its
-    /// audit entries and its idempotency record, all or nothing.
+    /// audit entries and its idempotency record, all or nothing. A request id already taken is
+    /// [`WriteOutcome::RequestIdTaken`] whatever else conflicts: a replay must win.
     fn write_lead(
         store: &SqlStore<Self>,
         write: LeadWrite<'_>,

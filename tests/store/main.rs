@@ -1,0 +1,645 @@
+//! The store's contract, on SQLite and PostgreSQL: what the gRPC tests cannot see from outside —
+//! how each write ends, the order the sweeper reads due leads in, how the sequencer chains and
+//! sets aside, list pages, write health and migrations. Each test runs on a fresh database,
+//! through [`Store`] as the app uses it.
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{Duration as Span, TimeZone, Utc};
+use helpers::{Backend, TestDatabase, test_audit_keys};
+use leadgate::app::{AUDIT_ORDERS, LEAD_ORDERS, POLICY_ORDERS, QUARANTINE_ORDERS};
+use leadgate::domain::audit::{
+    Admission, AuditEntry, AuditKeys, AuditKind, ChainTip, Refusal, SealedEntry, Verifier,
+};
+use leadgate::domain::engine::{self, Context};
+use leadgate::domain::facts::SlaClock;
+use leadgate::domain::lead::Lead;
+use leadgate::domain::lifecycle::LeadState;
+use leadgate::domain::policy::Policy;
+use leadgate::domain::query::{Filter, ListQuery, OrderSpec, SqlValue};
+use leadgate::domain::values::{
+    Company, Contact, Email, LeadId, Profile, SlaTrigger, Source, SourceChannel, Timestamp,
+};
+use leadgate::store::{
+    ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, LeadWrite, PolicyRecord, Sequenced, Store,
+    StoreError, WriteOutcome,
+};
+use sqlx::{Connection, Executor};
+use uuid::Uuid;
+
+/// A Monday morning in March 2026.
+fn t0() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+}
+
+fn minutes(n: i64) -> Timestamp {
+    t0() + Span::minutes(n)
+}
+
+/// A store on a fresh database.
+struct Fixture {
+    store: Arc<dyn Store>,
+    /// Held for as long as the test runs: dropping it removes the database.
+    _db: TestDatabase,
+}
+
+/// A store over `db`; on SQLite, with its file capped at `sqlite_max_size` bytes.
+async fn open(db: &TestDatabase, sqlite_max_size: Option<u64>) -> Arc<dyn Store> {
+    leadgate::store::connect(&ConnectOptions {
+        url: db.url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: None,
+        sqlite_max_size,
+    })
+    .await
+    .unwrap()
+}
+
+async fn migrated(backend: &Backend) -> Fixture {
+    let db = TestDatabase::create(backend).await;
+    let store = open(&db, None).await;
+    store.migrate().await.unwrap();
+    Fixture { store, _db: db }
+}
+
+fn profile(email: &str) -> Profile {
+    Profile {
+        contact: Contact {
+            email: Email::parse(email).unwrap(),
+            given_name: "Claire".into(),
+            family_name: "Martin".into(),
+            phone: String::new(),
+            job_title: String::new(),
+            seniority: None,
+            job_function: None,
+        },
+        company: Company::default(),
+        source: Source {
+            channel: SourceChannel::Website,
+            campaign: String::new(),
+        },
+        external_reference: String::new(),
+    }
+}
+
+/// Lead number `n` (ids sort as the numbers do), created at `at`, and its entries sealed as
+/// leadgate seals them.
+fn new_lead(n: u128, email: &str, at: Timestamp) -> (Lead, Vec<SealedEntry>) {
+    new_lead_sealed_with(&test_audit_keys(), n, email, at)
+}
+
+/// [`new_lead`], its entries sealed with `keys`.
+fn new_lead_sealed_with(keys: &AuditKeys, n: u128, email: &str, at: Timestamp) -> (Lead, Vec<SealedEntry>) {
+    let policy = Policy::default_policy();
+    let ctx = Context {
+        now: at,
+        actor: "store-test",
+        request_id: None,
+        policy: &policy,
+    };
+    let applied = engine::create(LeadId::from_uuid(Uuid::from_u128(n)), profile(email), &[], &ctx).unwrap();
+    assert!(!applied.entries.is_empty());
+    (applied.lead, keys.seal_all(&applied.entries))
+}
+
+/// The first answer to request `id`, given at `at`.
+fn request(id: &str, at: Timestamp) -> IdempotencyRecord {
+    IdempotencyRecord {
+        key: IdempotencyKey {
+            principal: "store-test".into(),
+            request_id: id.into(),
+        },
+        method: "SubmitLead".into(),
+        fingerprint: [7; 32],
+        response: format!("{{\"answer\":\"{id}\"}}"),
+        created_at: at,
+    }
+}
+
+async fn insert(
+    store: &dyn Store,
+    lead: &Lead,
+    entries: &[SealedEntry],
+    request: Option<&IdempotencyRecord>,
+) -> WriteOutcome {
+    let write = LeadWrite {
+        lead,
+        entries,
+        idempotency: request,
+    };
+    store.insert_lead(write).await.unwrap()
+}
+
+async fn update(
+    store: &dyn Store,
+    lead: &Lead,
+    entries: &[SealedEntry],
+    request: Option<&IdempotencyRecord>,
+    expected_revision: i64,
+) -> WriteOutcome {
+    let write = LeadWrite {
+        lead,
+        entries,
+        idempotency: request,
+    };
+    store.update_lead(write, expected_revision).await.unwrap()
+}
+
+/// The lead after a change: the next revision, a minute later.
+fn changed(lead: &Lead) -> Lead {
+    Lead {
+        revision: lead.revision + 1,
+        updated_at: lead.updated_at + Span::minutes(1),
+        reached: !lead.reached,
+        ..lead.clone()
+    }
+}
+
+async fn inbox_entries(store: &dyn Store) -> i64 {
+    store.inbox_stats().await.unwrap().entries
+}
+
+fn admission(keys: &AuditKeys) -> Admission<'_> {
+    Admission {
+        keys,
+        accept_unsealed_until: None,
+        now: t0(),
+    }
+}
+
+/// Keys leadgate does not hold: what they seal is not leadgate's.
+fn foreign_keys() -> AuditKeys {
+    AuditKeys::parse("foreign:Zm9yZWlnbi1rZXktZm9yZWlnbi1rZXktZm9yZWlnbi1rZXk=").unwrap()
+}
+
+fn page(order: &'static OrderSpec, limit: usize, after: Option<Vec<SqlValue>>) -> ListQuery {
+    let mut query = ListQuery::new(Filter::default(), order, limit);
+    query.after = after;
+    query
+}
+
+fn policy_record(version: &str, at: Timestamp) -> (PolicyRecord, SealedEntry) {
+    let record = PolicyRecord {
+        version: version.into(),
+        name: format!("policy {version}"),
+        content: format!("version = \"{version}\""),
+        activated_at: at,
+    };
+    let entry = AuditEntry {
+        lead: None,
+        kind: AuditKind::PolicyActivated,
+        recorded_at: at,
+        actor: "store-test".into(),
+        request_id: None,
+        state_before: None,
+        state_after: None,
+        source_channel: None,
+        policy_version: version.into(),
+        body: "{}".into(),
+    };
+    let sealed = test_audit_keys().seal_all(&[entry]).remove(0);
+    (record, sealed)
+}
+
+/// Makes the database refuse writes for lack of room (SQLite, under its size cap) or
+/// permission (PostgreSQL, read-only as after a failover to a standby), or accept them again.
+async fn refuse_writes(db: &TestDatabase, refuse: bool, sqlite_max_size: u64) {
+    if db.is_sqlite() {
+        // Another connection, without the cap, fills the file to just below it, or frees that.
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        if refuse {
+            let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let room = sqlite_max_size as i64 - pages * page_size;
+            let filler = room - 32 * 1024;
+            assert!(
+                filler > 0,
+                "the migrated database fits under the cap with room to fill"
+            );
+            conn.execute(
+                format!("CREATE TABLE filler (b BLOB); INSERT INTO filler VALUES (randomblob({filler}))")
+                    .as_str(),
+            )
+            .await
+            .unwrap();
+        } else {
+            conn.execute("DROP TABLE filler").await.unwrap();
+        }
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        conn.execute("SET default_transaction_read_only = off")
+            .await
+            .unwrap();
+        let name: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let setting = match refuse {
+            true => "SET default_transaction_read_only = on",
+            false => "RESET default_transaction_read_only",
+        };
+        conn.execute(format!("ALTER DATABASE \"{name}\" {setting}").as_str())
+            .await
+            .unwrap();
+        // The store's sessions end: its next ones open with the new setting.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    }
+}
+
+contract! {
+    async fn a_new_lead_is_written_with_its_entries_and_its_request_id(backend: Backend) {
+        let f = migrated(&backend).await;
+        let (lead, entries) = new_lead(1, "claire@acme.fr", t0());
+        let first = request("req-1", t0());
+        assert_eq!(insert(&*f.store, &lead, &entries, Some(&first)).await, WriteOutcome::Written);
+
+        assert_eq!(f.store.get_lead(lead.id).await.unwrap().as_ref(), Some(&lead));
+        let email = &lead.profile.contact.email;
+        assert_eq!(f.store.find_lead_by_email(email).await.unwrap().as_ref(), Some(&lead));
+        assert_eq!(f.store.find_idempotency(&first.key).await.unwrap(), Some(first));
+        assert_eq!(inbox_entries(&*f.store).await, entries.len() as i64);
+    }
+
+    async fn a_known_email_is_email_taken_and_nothing_is_written(backend: Backend) {
+        let f = migrated(&backend).await;
+        let (lead, entries) = new_lead(1, "claire@acme.fr", t0());
+        insert(&*f.store, &lead, &entries, Some(&request("req-1", t0()))).await;
+
+        let (same_email, its_entries) = new_lead(2, "claire@acme.fr", minutes(1));
+        let second = request("req-2", minutes(1));
+        let outcome = insert(&*f.store, &same_email, &its_entries, Some(&second)).await;
+
+        assert_eq!(outcome, WriteOutcome::EmailTaken);
+        assert_eq!(f.store.get_lead(same_email.id).await.unwrap(), None);
+        assert_eq!(f.store.find_idempotency(&second.key).await.unwrap(), None);
+        assert_eq!(inbox_entries(&*f.store).await, entries.len() as i64);
+    }
+
+    async fn a_used_request_id_is_request_id_taken_and_nothing_is_written(backend: Backend) {
+        let f = migrated(&backend).await;
+        let first = request("req-1", t0());
+        let (lead, entries) = new_lead(1, "claire@acme.fr", t0());
+        insert(&*f.store, &lead, &entries, Some(&first)).await;
+
+        let (other, its_entries) = new_lead(2, "marc@acme.fr", minutes(1));
+        let again = request("req-1", minutes(1));
+        let outcome = insert(&*f.store, &other, &its_entries, Some(&again)).await;
+
+        assert_eq!(outcome, WriteOutcome::RequestIdTaken);
+        assert_eq!(f.store.get_lead(other.id).await.unwrap(), None);
+        assert_eq!(f.store.find_idempotency(&first.key).await.unwrap(), Some(first));
+        assert_eq!(inbox_entries(&*f.store).await, entries.len() as i64);
+    }
+
+    /// The documented answer when both conflict: the request id, so that a replay always gets
+    /// the first answer back rather than being written again as a resubmission.
+    async fn a_known_email_under_a_used_request_id_is_request_id_taken(backend: Backend) {
+        let f = migrated(&backend).await;
+        let first = request("req-1", t0());
+        let (lead, entries) = new_lead(1, "claire@acme.fr", t0());
+        insert(&*f.store, &lead, &entries, Some(&first)).await;
+
+        let (replayed, its_entries) = new_lead(2, "claire@acme.fr", minutes(1));
+        let outcome = insert(&*f.store, &replayed, &its_entries, Some(&request("req-1", minutes(1)))).await;
+
+        assert_eq!(outcome, WriteOutcome::RequestIdTaken);
+        assert_eq!(f.store.get_lead(replayed.id).await.unwrap(), None);
+        assert_eq!(inbox_entries(&*f.store).await, entries.len() as i64);
+    }
+
+    async fn an_update_from_the_read_revision_is_written_and_one_from_a_stale_revision_is_a_conflict(
+        backend: Backend
+    ) {
+        let f = migrated(&backend).await;
+        let (lead, entries) = new_lead(1, "claire@acme.fr", t0());
+        insert(&*f.store, &lead, &entries, None).await;
+
+        let second = changed(&lead);
+        assert_eq!(update(&*f.store, &second, &entries, None, 1).await, WriteOutcome::Written);
+        assert_eq!(f.store.get_lead(lead.id).await.unwrap().as_ref(), Some(&second));
+
+        let from_stale = changed(&lead);
+        assert_eq!(update(&*f.store, &from_stale, &entries, None, 1).await, WriteOutcome::RevisionConflict);
+        assert_eq!(f.store.get_lead(lead.id).await.unwrap().as_ref(), Some(&second));
+        assert_eq!(inbox_entries(&*f.store).await, 2 * entries.len() as i64);
+    }
+
+    async fn an_update_under_a_used_request_id_is_request_id_taken_from_any_revision(backend: Backend) {
+        let f = migrated(&backend).await;
+        let first = request("req-1", t0());
+        let (lead, entries) = new_lead(1, "claire@acme.fr", t0());
+        insert(&*f.store, &lead, &entries, Some(&first)).await;
+
+        let again = request("req-1", minutes(1));
+        let next = changed(&lead);
+        for expected_revision in [lead.revision, lead.revision + 5] {
+            let outcome = update(&*f.store, &next, &entries, Some(&again), expected_revision).await;
+            assert_eq!(outcome, WriteOutcome::RequestIdTaken, "from revision {expected_revision}");
+        }
+        assert_eq!(f.store.get_lead(lead.id).await.unwrap().as_ref(), Some(&lead));
+        assert_eq!(inbox_entries(&*f.store).await, entries.len() as i64);
+    }
+
+    async fn a_batch_read_returns_the_leads_that_exist(backend: Backend) {
+        let f = migrated(&backend).await;
+        let mut written = Vec::new();
+        for n in 1..=3 {
+            let (lead, entries) = new_lead(n, &format!("lead-{n}@acme.fr"), minutes(n as i64));
+            insert(&*f.store, &lead, &entries, None).await;
+            written.push(lead);
+        }
+        let ids = [written[2].id, LeadId::from_uuid(Uuid::from_u128(99)), written[0].id];
+        let mut read = f.store.get_leads(&ids).await.unwrap();
+        read.sort_by_key(|l| l.id);
+        assert_eq!(read, vec![written[0].clone(), written[2].clone()]);
+        assert_eq!(f.store.get_leads(&[]).await.unwrap(), Vec::<Lead>::new());
+    }
+
+    async fn due_leads_come_by_due_time_then_id_and_resume_after_the_cursor(backend: Backend) {
+        let f = migrated(&backend).await;
+        let clock = |due_at: Timestamp| SlaClock {
+            number: 1,
+            trigger: SlaTrigger::DemoRequest,
+            started_at: t0(),
+            due_at,
+            first_touch_at: None,
+            breached_at: None,
+            attempts: 0,
+        };
+        let lead = |n: u128, state: LeadState, sla: Option<SlaClock>, revisit_at: Option<Timestamp>| {
+            let (lead, entries) = new_lead(n, &format!("lead-{n}@acme.fr"), t0());
+            (Lead { state, sla, revisit_at, ..lead }, entries)
+        };
+        let (qualified, nurturing) = (LeadState::MarketingQualified, LeadState::Nurturing);
+        let leads = [
+            // Due: a running clock, a nurture revisit, and a clock due with the first (the id
+            // orders them).
+            lead(1, qualified, Some(clock(minutes(2))), None),
+            lead(2, nurturing, None, Some(minutes(1))),
+            lead(3, qualified, Some(clock(minutes(2))), None),
+            // Not due: a clock due later, a touched clock, a breached one, a revisit date left
+            // on a lead that is no longer nurtured.
+            lead(4, qualified, Some(clock(minutes(10))), None),
+            lead(5, qualified, Some(SlaClock { first_touch_at: Some(t0()), ..clock(minutes(1)) }), None),
+            lead(6, qualified, Some(SlaClock { breached_at: Some(minutes(1)), ..clock(minutes(1)) }), None),
+            lead(7, LeadState::Lead, None, Some(minutes(1))),
+        ];
+        for (lead, entries) in &leads {
+            assert_eq!(insert(&*f.store, lead, entries, None).await, WriteOutcome::Written);
+        }
+        let due = |n: u128, at: Timestamp| DueLead {
+            due: at.timestamp_micros(),
+            id: LeadId::from_uuid(Uuid::from_u128(n)),
+        };
+        let expected = vec![due(2, minutes(1)), due(1, minutes(2)), due(3, minutes(2))];
+        let now = minutes(5);
+        assert_eq!(f.store.leads_due(now, None, 10).await.unwrap(), expected);
+
+        let first_page = f.store.leads_due(now, None, 2).await.unwrap();
+        assert_eq!(first_page, expected[..2]);
+        let second_page = f.store.leads_due(now, first_page.last(), 2).await.unwrap();
+        assert_eq!(second_page, expected[2..]);
+        assert_eq!(f.store.leads_due(now, second_page.last(), 2).await.unwrap(), vec![]);
+        assert_eq!(f.store.leads_due(minutes(1) - Span::microseconds(1), None, 10).await.unwrap(), vec![]);
+    }
+
+    async fn the_sequencer_chains_what_leadgate_sealed_and_sets_the_rest_aside(backend: Backend) {
+        let f = migrated(&backend).await;
+        let keys = test_audit_keys();
+        let (first, first_entries) = new_lead(1, "first@acme.fr", t0());
+        insert(&*f.store, &first, &first_entries, None).await;
+        // Entries sealed with keys leadgate does not hold: not leadgate's, never chained.
+        let (forged, forged_entries) = new_lead_sealed_with(&foreign_keys(), 2, "forged@acme.fr", minutes(1));
+        insert(&*f.store, &forged, &forged_entries, None).await;
+        let (last, last_entries) = new_lead(3, "last@acme.fr", minutes(2));
+        insert(&*f.store, &last, &last_entries, None).await;
+
+        let done = f.store.sequence(1000, &admission(&keys)).await.unwrap();
+
+        let chained = (first_entries.len() + last_entries.len()) as i64;
+        assert_eq!(done.chained as i64, chained);
+        assert_eq!(done.quarantined.len(), forged_entries.len());
+        assert!(done.quarantined.iter().all(|(_, refusal)| matches!(refusal, Refusal::Unauthentic(_))));
+        assert_eq!(inbox_entries(&*f.store).await, 0);
+        let set_aside = f.store.list_quarantine(&page(&QUARANTINE_ORDERS[0], 10, None)).await.unwrap();
+        assert_eq!(set_aside.len(), forged_entries.len());
+        assert!(set_aside.iter().all(|q| q.reason == "UNAUTHENTIC" && q.lead == Some(forged.id)));
+
+        // The chain links every entry, in the order written, sealed.
+        let head = f.store.chain_head().await.unwrap();
+        assert_eq!(head.position, chained);
+        let entries = f.store.chain_range(0, 100).await.unwrap();
+        let leads: Vec<_> = entries.iter().map(|c| c.entry.lead).collect();
+        let expected: Vec<_> = first_entries.iter().chain(&last_entries).map(|s| s.entry.lead).collect();
+        assert_eq!(leads, expected);
+        let sealed_from = f.store.sealed_from().await.unwrap();
+        let mut verifier = Verifier::new(ChainTip::GENESIS, Some(head)).with_seals(keys.clone(), sealed_from);
+        for entry in &entries {
+            verifier.check(entry).unwrap();
+        }
+        verifier.finish(head.position).unwrap();
+
+        // Nothing left to do.
+        assert_eq!(f.store.sequence(1000, &admission(&keys)).await.unwrap(), Sequenced::default());
+    }
+
+    async fn the_sequencer_chains_at_most_its_batch_and_the_next_run_continues_the_chain(backend: Backend) {
+        let f = migrated(&backend).await;
+        let keys = test_audit_keys();
+        let mut written = 0;
+        for n in 1..=3 {
+            let (lead, entries) = new_lead(n, &format!("lead-{n}@acme.fr"), minutes(n as i64));
+            insert(&*f.store, &lead, &entries, None).await;
+            written += entries.len();
+        }
+        let first = f.store.sequence(2, &admission(&keys)).await.unwrap();
+        assert_eq!(first.chained, 2);
+        let rest = f.store.sequence(1000, &admission(&keys)).await.unwrap();
+        assert_eq!(rest.chained, written - 2);
+
+        let entries = f.store.chain_range(0, 100).await.unwrap();
+        let mut verifier = Verifier::new(ChainTip::GENESIS, None).with_seals(keys, 1);
+        for entry in &entries {
+            verifier.check(entry).unwrap();
+        }
+        assert_eq!(verifier.checked, written as i64);
+        assert_eq!(f.store.chain_range(1, 1).await.unwrap(), entries[1..2]);
+    }
+
+    async fn lead_and_policy_lists_return_one_more_than_the_limit_and_resume_after_the_last_key(
+        backend: Backend
+    ) {
+        let f = migrated(&backend).await;
+        let mut leads = Vec::new();
+        for n in 1..=3 {
+            let (lead, entries) = new_lead(n, &format!("lead-{n}@acme.fr"), minutes(n as i64));
+            insert(&*f.store, &lead, &entries, None).await;
+            leads.push(lead);
+        }
+        let by_create_time = &LEAD_ORDERS[0];
+        assert_eq!(by_create_time.column, "create_time");
+        let first = f.store.list_leads(&page(by_create_time, 2, None)).await.unwrap();
+        assert_eq!(first, leads, "a page, and one more: another page exists");
+        let key = vec![
+            SqlValue::Int(leads[1].created_at.timestamp_micros()),
+            SqlValue::Uuid(leads[1].id.as_uuid()),
+        ];
+        let next = f.store.list_leads(&page(by_create_time, 2, Some(key))).await.unwrap();
+        assert_eq!(next, leads[2..]);
+
+        let mut versions = Vec::new();
+        for n in 1..=3 {
+            let (record, entry) = policy_record(&format!("v{n}"), minutes(n));
+            assert!(f.store.activate_policy(&record, &entry).await.unwrap());
+            versions.push(record);
+        }
+        versions.reverse();
+        let newest_first = &POLICY_ORDERS[0];
+        assert!(newest_first.descending);
+        assert_eq!(f.store.list_policies(&page(newest_first, 2, None)).await.unwrap(), versions);
+        let key = vec![
+            SqlValue::Int(versions[1].activated_at.timestamp_micros()),
+            SqlValue::Text(versions[1].version.clone()),
+        ];
+        let older = f.store.list_policies(&page(newest_first, 2, Some(key))).await.unwrap();
+        assert_eq!(older, versions[2..]);
+    }
+
+    async fn audit_and_quarantine_lists_return_one_more_than_the_limit_and_resume_after_the_last_key(
+        backend: Backend
+    ) {
+        let f = migrated(&backend).await;
+        for n in 1..=3 {
+            let (lead, entries) = new_lead(n, &format!("lead-{n}@acme.fr"), minutes(n as i64));
+            insert(&*f.store, &lead, &entries, None).await;
+            let email = format!("forged-{n}@acme.fr");
+            let (forged, forged_entries) = new_lead_sealed_with(&foreign_keys(), 10 + n, &email, minutes(n as i64));
+            insert(&*f.store, &forged, &forged_entries, None).await;
+        }
+        let done = f.store.sequence(1000, &admission(&test_audit_keys())).await.unwrap();
+        assert!(done.chained >= 3 && done.quarantined.len() >= 3, "{done:?}");
+
+        let by_position = &AUDIT_ORDERS[0];
+        assert_eq!(by_position.column, "position");
+        let first = f.store.list_audit(&page(by_position, 2, None)).await.unwrap();
+        assert_eq!(first.iter().map(|c| c.position).collect::<Vec<_>>(), [1, 2, 3]);
+        let next = f.store.list_audit(&page(by_position, 2, Some(vec![SqlValue::Int(2)]))).await.unwrap();
+        assert_eq!(next.first().map(|c| c.position), Some(3));
+        assert_eq!(next.len(), done.chained - 2);
+
+        let newest_first = &QUARANTINE_ORDERS[0];
+        let set_aside = f.store.list_quarantine(&page(newest_first, 2, None)).await.unwrap();
+        assert_eq!(set_aside.len(), 3);
+        assert!(set_aside.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        let key = vec![SqlValue::Int(set_aside[1].id)];
+        let older = f.store.list_quarantine(&page(newest_first, 2, Some(key))).await.unwrap();
+        assert_eq!(older.first(), set_aside.get(2));
+        assert_eq!(older.len(), done.quarantined.len() - 2);
+    }
+
+    async fn a_policy_is_activated_once_with_its_entry(backend: Backend) {
+        let f = migrated(&backend).await;
+        let (record, entry) = policy_record("v7", t0());
+        assert!(f.store.activate_policy(&record, &entry).await.unwrap());
+        assert!(!f.store.activate_policy(&record, &entry).await.unwrap(), "already the active one");
+        assert_eq!(f.store.active_policy_version().await.unwrap().as_deref(), Some("v7"));
+        assert_eq!(f.store.get_policy("v7").await.unwrap(), Some(record));
+        assert_eq!(f.store.get_policy("v8").await.unwrap(), None);
+        assert_eq!(inbox_entries(&*f.store).await, 1);
+    }
+
+    async fn purging_forgets_the_request_ids_created_before_the_cutoff(backend: Backend) {
+        let f = migrated(&backend).await;
+        let (old, new) = (request("req-old", t0()), request("req-new", minutes(10)));
+        for (n, record) in [(1, &old), (2, &new)] {
+            let (lead, entries) = new_lead(n, &format!("lead-{n}@acme.fr"), record.created_at);
+            insert(&*f.store, &lead, &entries, Some(record)).await;
+        }
+        assert_eq!(f.store.purge_idempotency(minutes(5)).await.unwrap(), 1);
+        assert_eq!(f.store.find_idempotency(&old.key).await.unwrap(), None);
+        assert_eq!(f.store.find_idempotency(&new.key).await.unwrap(), Some(new));
+        assert_eq!(f.store.purge_idempotency(minutes(5)).await.unwrap(), 0);
+    }
+
+    async fn a_write_refused_for_room_or_permission_holds_writes_refused_until_a_probe_commits(
+        backend: Backend
+    ) {
+        const CAP: u64 = 1024 * 1024;
+        let db = TestDatabase::create(&backend).await;
+        let store = open(&db, Some(CAP)).await;
+        store.migrate().await.unwrap();
+        assert!(!store.writes_refused());
+        refuse_writes(&db, true, CAP).await;
+
+        // Writes go on until the database refuses one (on PostgreSQL, the first ones may find
+        // their session ended: that says nothing about room or permission).
+        let mut refused = None;
+        for n in 1..=1000 {
+            let (lead, entries) = new_lead(n, &format!("lead-{n}@acme.fr"), t0());
+            let write = LeadWrite { lead: &lead, entries: &entries, idempotency: None };
+            match store.insert_lead(write).await {
+                Ok(outcome) => assert_eq!(outcome, WriteOutcome::Written),
+                Err(error) if error.refuses_writes() => {
+                    refused = Some((lead.id, error));
+                    break;
+                }
+                Err(StoreError::Unavailable(_)) => assert!(!store.writes_refused()),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        let (id, error) = refused.expect("the database refuses a write");
+        assert!(store.writes_refused(), "after {error:?}");
+        assert_eq!(store.get_lead(id).await.unwrap(), None, "nothing of the refused write");
+        assert!(store.probe_write().await.is_err(), "still refusing");
+        assert!(store.writes_refused());
+
+        refuse_writes(&db, false, CAP).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.probe_write().await.is_err() {
+            assert!(Instant::now() < deadline, "a probe commits once writes fit again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!store.writes_refused());
+        let (lead, entries) = new_lead(5000, "after@acme.fr", t0());
+        assert_eq!(insert(&*store, &lead, &entries, None).await, WriteOutcome::Written);
+    }
+
+    async fn check_migrated_is_unavailable_until_every_migration_is_applied(backend: Backend) {
+        let db = TestDatabase::create(&backend).await;
+        let store = open(&db, None).await;
+        match store.check_migrated().await {
+            Err(StoreError::Unavailable(message)) => assert!(message.contains("migrations not applied"), "{message}"),
+            other => panic!("a fresh database is not migrated: {other:?}"),
+        }
+        store.migrate().await.unwrap();
+        store.check_migrated().await.unwrap();
+
+        db.try_execute("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
+            .await
+            .unwrap();
+        match store.check_migrated().await {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(message.contains("1 migrations not applied yet"), "{message}");
+                assert!(message.contains("leadgate migrate"), "{message}");
+            }
+            other => panic!("one migration is missing: {other:?}"),
+        }
+    }
+}
