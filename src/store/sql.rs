@@ -290,10 +290,9 @@ fn state(name: Option<String>) -> StoreResult<Option<LeadState>> {
         .transpose()
 }
 
-/// An inbox row: an entry that is committed but not chained yet.
+/// The columns of an audit entry as written: in the inbox, and again in the log.
 #[derive(Clone, sqlx::FromRow)]
-pub struct InboxRow {
-    pub id: i64,
+pub struct EntryColumns {
     pub lead_id: Option<Uuid>,
     pub kind: String,
     pub record_time: i64,
@@ -319,19 +318,9 @@ fn stored_seal(key_id: Option<String>, tag: Option<Vec<u8>>) -> StoreResult<Opti
     }
 }
 
-impl InboxRow {
-    /// Whether the sequencer may chain this row, and the entry if so.
-    pub fn admit(self, admission: &Admission<'_>) -> Result<(i64, AuditEntry), Refusal> {
-        let seal = stored_seal(self.seal_key_id.clone(), self.seal.clone())
-            .map_err(|e| Refusal::Undecodable(e.to_string()))?;
-        let (id, entry) = self
-            .into_entry()
-            .map_err(|e| Refusal::Undecodable(e.to_string()))?;
-        admission.admit(&entry, seal.as_ref())?;
-        Ok((id, entry))
-    }
-
-    pub fn into_entry(self) -> StoreResult<(i64, AuditEntry)> {
+impl EntryColumns {
+    /// The entry, without its seal (see [`EntryColumns::take_seal`]).
+    pub fn into_entry(self) -> StoreResult<AuditEntry> {
         let kind = AuditKind::from_name(&self.kind)
             .ok_or_else(|| StoreError::Corrupt(format!("audit kind {:?}", self.kind)))?;
         let source_channel = self
@@ -340,21 +329,45 @@ impl InboxRow {
                 SourceChannel::from_name(&c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
             })
             .transpose()?;
-        Ok((
-            self.id,
-            AuditEntry {
-                lead: self.lead_id.map(LeadId::from_uuid),
-                kind,
-                recorded_at: micros(self.record_time)?,
-                actor: self.actor,
-                request_id: self.request_id,
-                state_before: state(self.state_before)?,
-                state_after: state(self.state_after)?,
-                source_channel,
-                policy_version: self.policy_version,
-                body: self.body,
-            },
-        ))
+        Ok(AuditEntry {
+            lead: self.lead_id.map(LeadId::from_uuid),
+            kind,
+            recorded_at: micros(self.record_time)?,
+            actor: self.actor,
+            request_id: self.request_id,
+            state_before: state(self.state_before)?,
+            state_after: state(self.state_after)?,
+            source_channel,
+            policy_version: self.policy_version,
+            body: self.body,
+        })
+    }
+
+    /// The seal columns, taken out to be read apart from the entry.
+    fn take_seal(&mut self) -> (Option<String>, Option<Vec<u8>>) {
+        (self.seal_key_id.take(), self.seal.take())
+    }
+}
+
+/// An inbox row: an entry that is committed but not chained yet.
+#[derive(Clone, sqlx::FromRow)]
+pub struct InboxRow {
+    pub id: i64,
+    #[sqlx(flatten)]
+    pub columns: EntryColumns,
+}
+
+impl InboxRow {
+    /// Whether the sequencer may chain this row, and the entry if so.
+    pub fn admit(mut self, admission: &Admission<'_>) -> Result<(i64, AuditEntry), Refusal> {
+        let (key_id, tag) = self.columns.take_seal();
+        let seal = stored_seal(key_id, tag).map_err(|e| Refusal::Undecodable(e.to_string()))?;
+        let entry = self
+            .columns
+            .into_entry()
+            .map_err(|e| Refusal::Undecodable(e.to_string()))?;
+        admission.admit(&entry, seal.as_ref())?;
+        Ok((self.id, entry))
     }
 }
 
@@ -362,21 +375,11 @@ impl InboxRow {
 #[derive(sqlx::FromRow)]
 pub struct LogRow {
     pub position: i64,
-    pub lead_id: Option<Uuid>,
-    pub kind: String,
-    pub record_time: i64,
-    pub actor: String,
-    pub request_id: Option<String>,
-    pub state_before: Option<String>,
-    pub state_after: Option<String>,
-    pub source_channel: Option<String>,
-    pub policy_version: String,
-    pub body: String,
+    #[sqlx(flatten)]
+    pub columns: EntryColumns,
     pub previous_hash: Vec<u8>,
     pub hash: Vec<u8>,
     pub record_time_max: i64,
-    pub seal_key_id: Option<String>,
-    pub seal: Option<Vec<u8>>,
 }
 
 fn hash32(bytes: Vec<u8>, what: &str) -> StoreResult<[u8; 32]> {
@@ -386,29 +389,15 @@ fn hash32(bytes: Vec<u8>, what: &str) -> StoreResult<[u8; 32]> {
 }
 
 impl LogRow {
-    pub fn into_chained(self) -> StoreResult<ChainedEntry> {
-        let inbox = InboxRow {
-            id: 0,
-            lead_id: self.lead_id,
-            kind: self.kind,
-            record_time: self.record_time,
-            actor: self.actor,
-            request_id: self.request_id,
-            state_before: self.state_before,
-            state_after: self.state_after,
-            source_channel: self.source_channel,
-            policy_version: self.policy_version,
-            body: self.body,
-            seal_key_id: None,
-            seal: None,
-        };
+    pub fn into_chained(mut self) -> StoreResult<ChainedEntry> {
+        let (key_id, tag) = self.columns.take_seal();
         Ok(ChainedEntry {
             position: self.position,
-            entry: inbox.into_entry()?.1,
+            entry: self.columns.into_entry()?,
             previous_hash: hash32(self.previous_hash, "previous_hash")?,
             hash: hash32(self.hash, "hash")?,
             time_max: micros(self.record_time_max)?,
-            seal: stored_seal(self.seal_key_id, self.seal)?,
+            seal: stored_seal(key_id, tag)?,
         })
     }
 }
@@ -515,18 +504,18 @@ where
         .bind(at.timestamp_micros())
         .bind(refusal.code())
         .bind(detail)
-        .bind(row.lead_id)
-        .bind(row.kind.as_str())
-        .bind(row.record_time)
-        .bind(row.actor.as_str())
-        .bind(row.request_id.as_deref())
-        .bind(row.state_before.as_deref())
-        .bind(row.state_after.as_deref())
-        .bind(row.source_channel.as_deref())
-        .bind(row.policy_version.as_str())
-        .bind(row.body.as_str())
-        .bind(row.seal_key_id.as_deref())
-        .bind(row.seal.as_deref())
+        .bind(row.columns.lead_id)
+        .bind(row.columns.kind.as_str())
+        .bind(row.columns.record_time)
+        .bind(row.columns.actor.as_str())
+        .bind(row.columns.request_id.as_deref())
+        .bind(row.columns.state_before.as_deref())
+        .bind(row.columns.state_after.as_deref())
+        .bind(row.columns.source_channel.as_deref())
+        .bind(row.columns.policy_version.as_str())
+        .bind(row.columns.body.as_str())
+        .bind(row.columns.seal_key_id.as_deref())
+        .bind(row.columns.seal.as_deref())
 }
 
 /// A row set aside by the sequencer, as listed.
