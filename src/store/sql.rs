@@ -154,8 +154,25 @@ where
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    let entry = &sealed.entry;
-    sqlx::query(INSERT_INBOX)
+    bind_entry_columns(sqlx::query(INSERT_INBOX), &sealed.entry)
+        .bind(sealed.seal.key_id.as_str())
+        .bind(sealed.seal.tag.as_slice())
+}
+
+/// Binds an entry's columns, `lead_id` to `body`, in the order of [`INSERT_INBOX`] and
+/// [`LOG_COLUMNS`].
+fn bind_entry_columns<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    entry: &'q AuditEntry,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    query
         .bind(entry.lead.map(|l| l.as_uuid()))
         .bind(entry.kind.as_str())
         .bind(entry.recorded_at.timestamp_micros())
@@ -166,8 +183,6 @@ where
         .bind(entry.source_channel.map(SourceChannel::as_str))
         .bind(entry.policy_version.as_str())
         .bind(entry.body.as_str())
-        .bind(sealed.seal.key_id.as_str())
-        .bind(sealed.seal.tag.as_slice())
 }
 
 /// Binds a record to [`INSERT_IDEMPOTENCY`].
@@ -451,20 +466,7 @@ where
     i64: Encode<'q, DB> + Type<DB>,
 {
     chained.iter().fold(query, |query, (inbox_id, c)| {
-        let e = &c.entry;
-        query
-            .bind(*inbox_id)
-            .bind(c.position)
-            .bind(e.lead.map(|l| l.as_uuid()))
-            .bind(e.kind.as_str())
-            .bind(e.recorded_at.timestamp_micros())
-            .bind(e.actor.as_str())
-            .bind(e.request_id.as_deref())
-            .bind(e.state_before.map(LeadState::as_str))
-            .bind(e.state_after.map(LeadState::as_str))
-            .bind(e.source_channel.map(SourceChannel::as_str))
-            .bind(e.policy_version.as_str())
-            .bind(e.body.as_str())
+        bind_entry_columns(query.bind(*inbox_id).bind(c.position), &c.entry)
             .bind(c.previous_hash.as_slice())
             .bind(c.hash.as_slice())
             .bind(c.time_max.timestamp_micros())
