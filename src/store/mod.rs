@@ -1,5 +1,11 @@
 //! Persistence: one [`Store`] trait, a PostgreSQL and a SQLite implementation, and the audit
 //! chain's sequencer. The store writes what the app decided, atomically; it never decides.
+//!
+//! - `shared`: the one body both backends run (`SqlStore`), generic over the database, and
+//!   the `Dialect` trait through which each says what it does its own way.
+//! - `sqlite`, `postgres`: those ways (connecting, errors, the lead write, locks, migrations).
+//! - `sql`: the statements and row shapes both use; `tx`: the write transaction; `held`: the
+//!   batched reads' connection; `notify`: PostgreSQL's chain-head notices.
 
 mod held;
 mod notify;

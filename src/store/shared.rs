@@ -18,6 +18,9 @@
 //! out per backend was the other way; it would hide the bodies from the compiler until expanded
 //! and from the reader behind a level of indirection, for no gain the generics do not give.
 //!
+//! The price of generics: that `where` clause, and multi-row statements built as text plus binds
+//! rather than with sqlx's `QueryBuilder` (see [`sql::insert_log_sql`]).
+//!
 //! Every multi-statement write goes through [`WriteTx`] (see its module doc for why never sqlx's
 //! `Transaction`), and every write path records refusals in [`WriteHealth`].
 
@@ -118,6 +121,7 @@ pub struct SqlStore<DB: Dialect> {
     batch_reader: HeldConnection<DB>,
     /// Whether the last write was refused for lack of room or permission.
     health: WriteHealth,
+    /// How to open connections outside the pools ([`Dialect::Direct`]).
     pub(super) direct: DB::Direct,
 }
 
