@@ -18,14 +18,11 @@ use std::time::Duration;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Notify;
 
-pub use audit::{
-    AUDIT_FILTER_FIELDS, AUDIT_ORDERS, AuditPage, QUARANTINE_ORDERS, QuarantinePage, Verification,
-    watch_filter_fields,
-};
+pub use audit::{AuditPage, QuarantinePage, Verification};
 pub use background::spawn_background;
 pub use error::{AppError, AppResult};
-pub use leads::{LEAD_FILTER_FIELDS, LEAD_ORDERS, LeadChange, LeadPage, LeadView, Submission};
-pub use policy::{POLICY_ORDERS, PolicySelector, PolicyView, SimulatedLead, Simulation};
+pub use leads::{LeadChange, LeadPage, LeadView, Submission};
+pub use policy::{PolicySelector, PolicyView, SimulatedLead, Simulation};
 pub use report::FunnelReport;
 pub use watch::{WATCH_BUFFER_BYTES, Watch, WatchStart, WatchTerms};
 

@@ -2,6 +2,7 @@
 //! chain's sequencer. The store writes what the app decided, atomically; it never decides.
 
 mod held;
+mod list;
 mod notify;
 mod postgres;
 mod sql;
@@ -16,7 +17,9 @@ use async_trait::async_trait;
 
 use crate::domain::audit::{Admission, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
-use crate::domain::query::ListQuery;
+use crate::domain::query::{
+    AuditField, AuditOrder, LeadField, LeadOrder, ListQuery, NoField, PolicyOrder, QuarantineOrder,
+};
 use crate::domain::values::{Email, LeadId, Timestamp};
 
 pub use notify::{CHAIN_HEAD_CHANNEL, HeadListener};
@@ -280,7 +283,7 @@ pub trait Store: Send + Sync + 'static {
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>>;
 
     /// Up to `query.limit + 1` leads (the extra one tells that another page exists).
-    async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>>;
+    async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>>;
 
     /// Up to `limit` leads with an SLA breach or a nurture revisit due at `now`, in order of due
     /// time then id, after `after` (a pass of the sweeper walks them page by page, so leads it
@@ -306,7 +309,10 @@ pub trait Store: Send + Sync + 'static {
     async fn sealed_from(&self) -> StoreResult<i64>;
 
     /// Up to `query.limit + 1` quarantined rows, newest first.
-    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>>;
+    async fn list_quarantine(
+        &self,
+        query: &ListQuery<NoField, QuarantineOrder>,
+    ) -> StoreResult<Vec<QuarantinedEntry>>;
 
     async fn chain_head(&self) -> StoreResult<ChainHead>;
 
@@ -320,7 +326,7 @@ pub trait Store: Send + Sync + 'static {
     async fn chain_range(&self, after: i64, limit: usize) -> StoreResult<Vec<ChainedEntry>>;
 
     /// Up to `query.limit + 1` log entries matching the query.
-    async fn list_audit(&self, query: &ListQuery) -> StoreResult<Vec<ChainedEntry>>;
+    async fn list_audit(&self, query: &ListQuery<AuditField, AuditOrder>) -> StoreResult<Vec<ChainedEntry>>;
 
     /// Activates a policy version unless it is already the active one, with its audit entry.
     /// Returns whether it was activated now.
@@ -331,7 +337,7 @@ pub trait Store: Send + Sync + 'static {
     async fn active_policy_version(&self) -> StoreResult<Option<String>>;
 
     /// Up to `query.limit + 1` policies.
-    async fn list_policies(&self, query: &ListQuery) -> StoreResult<Vec<PolicyRecord>>;
+    async fn list_policies(&self, query: &ListQuery<NoField, PolicyOrder>) -> StoreResult<Vec<PolicyRecord>>;
 }
 
 /// Connection settings shared by both backends.

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Postgres, QueryBuilder};
 
 use super::held::HeldConnection;
+use super::list;
 use super::notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::tx::WriteTx;
@@ -19,7 +20,9 @@ use crate::domain::audit::{
     self, Admission, AuditEntry, ChainHead, ChainTip, ChainedEntry, Refusal, SealedEntry,
 };
 use crate::domain::lead::Lead;
-use crate::domain::query::ListQuery;
+use crate::domain::query::{
+    AuditField, AuditOrder, LeadField, LeadOrder, ListQuery, NoField, PolicyOrder, QuarantineOrder,
+};
 use crate::domain::values::{Email, LeadId, Timestamp};
 
 /// Advisory lock held by the replica that is chaining entries.
@@ -402,9 +405,9 @@ impl Store for PgStore {
         doc.as_deref().map(sql::decode_lead).transpose()
     }
 
-    async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>> {
-        let (text, binds) = sql::list_sql("document", "leads", query);
-        let docs: Vec<(String,)> = sql::bind_values::<Postgres>(&text, &binds)
+    async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>> {
+        let (text, binds) = list::leads(query);
+        let docs: Vec<(String,)> = list::bind_values::<Postgres>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.pool)
             .await
@@ -563,9 +566,12 @@ impl Store for PgStore {
             .map_err(classify)
     }
 
-    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>> {
-        let (text, binds) = sql::list_sql(sql::QUARANTINE_COLUMNS, "audit_quarantine", query);
-        let rows: Vec<sql::QuarantineRow> = sql::bind_values::<Postgres>(&text, &binds)
+    async fn list_quarantine(
+        &self,
+        query: &ListQuery<NoField, QuarantineOrder>,
+    ) -> StoreResult<Vec<QuarantinedEntry>> {
+        let (text, binds) = list::quarantine(query);
+        let rows: Vec<sql::QuarantineRow> = list::bind_values::<Postgres>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.pool)
             .await
@@ -595,9 +601,9 @@ impl Store for PgStore {
         rows.into_iter().map(LogRow::into_chained).collect()
     }
 
-    async fn list_audit(&self, query: &ListQuery) -> StoreResult<Vec<ChainedEntry>> {
-        let (text, binds) = sql::audit_list_sql(query);
-        let rows: Vec<LogRow> = sql::bind_values::<Postgres>(&text, &binds)
+    async fn list_audit(&self, query: &ListQuery<AuditField, AuditOrder>) -> StoreResult<Vec<ChainedEntry>> {
+        let (text, binds) = list::audit(query);
+        let rows: Vec<LogRow> = list::bind_values::<Postgres>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.pool)
             .await
@@ -664,9 +670,9 @@ impl Store for PgStore {
             .map_err(classify)
     }
 
-    async fn list_policies(&self, query: &ListQuery) -> StoreResult<Vec<PolicyRecord>> {
-        let (text, binds) = sql::list_sql(sql::POLICY_COLUMNS, "policies", query);
-        let rows: Vec<sql::PolicyRow> = sql::bind_values::<Postgres>(&text, &binds)
+    async fn list_policies(&self, query: &ListQuery<NoField, PolicyOrder>) -> StoreResult<Vec<PolicyRecord>> {
+        let (text, binds) = list::policies(query);
+        let rows: Vec<sql::PolicyRow> = list::bind_values::<Postgres>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.pool)
             .await
