@@ -80,7 +80,7 @@ impl App {
             backoff(attempt.saturating_sub(1)).await;
             if attempt == 1
                 && let Some(key) = &key
-                && let Some(replayed) = self.replay(caller, key).await?
+                && let Some(replayed) = self.stored_answer(caller, key).await?
             {
                 return Ok(replayed);
             }
@@ -126,7 +126,7 @@ impl App {
                 // A concurrent submission of the same email, or a change to the lead: start over.
                 WriteOutcome::EmailTaken | WriteOutcome::RevisionConflict => continue,
                 WriteOutcome::RequestIdTaken => {
-                    return self.replay_after_conflict(caller, key.as_ref()).await;
+                    return self.stored_answer_after_conflict(caller, key.as_ref()).await;
                 }
             }
         }
@@ -144,7 +144,7 @@ impl App {
         command: Command,
     ) -> AppResult<LeadChange> {
         if let Some(key) = &key
-            && let Some(replayed) = self.replay(caller, key).await?
+            && let Some(replayed) = self.stored_answer(caller, key).await?
         {
             return Ok(replayed);
         }
@@ -178,7 +178,7 @@ impl App {
                 WriteOutcome::RevisionConflict if etag.is_some() => return Err(etag_mismatch()),
                 WriteOutcome::RevisionConflict | WriteOutcome::EmailTaken => continue,
                 WriteOutcome::RequestIdTaken => {
-                    return self.replay_after_conflict(caller, key.as_ref()).await;
+                    return self.stored_answer_after_conflict(caller, key.as_ref()).await;
                 }
             }
         }
