@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use leadgate::app::{AUDIT_FILTER_FIELDS, AUDIT_ORDERS, App, AppSettings};
+use leadgate::app::{App, AppSettings};
 use leadgate::domain::audit::{AuditBody, AuditEntry, AuditKind, encode_body};
 use leadgate::domain::facts::{Points, Reason, Scores};
 use leadgate::domain::lifecycle::LeadState;
 use leadgate::domain::policy::Policy;
-use leadgate::domain::query::parse_list;
+use leadgate::domain::query::{AuditField, AuditOrder, parse_list};
 use leadgate::domain::values::{FitGrade, LeadId, SourceChannel};
 use leadgate::store::{ConnectOptions, Store};
 use sqlx::{Connection, Executor};
@@ -213,7 +213,7 @@ async fn bench(label: &str, url: &str, total: usize) {
     let page = |filter: String| {
         let app = app.clone();
         async move {
-            let query = parse_list(&filter, "", "", 50, AUDIT_FILTER_FIELDS, AUDIT_ORDERS).unwrap();
+            let query = parse_list::<AuditField, AuditOrder>(&filter, "", "", 50).unwrap();
             std::hint::black_box(app.list_audit(&query).await.unwrap());
         }
     };

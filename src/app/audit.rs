@@ -2,134 +2,8 @@
 
 use super::{App, AppError, AppResult};
 use crate::domain::audit::{ChainHead, ChainTip, ChainedEntry, Finding, Verifier};
-use crate::domain::query::{FieldKind, FieldSpec, KeyType, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{AuditField, AuditOrder, ListQuery, NoField, QuarantineOrder};
 use crate::store::QuarantinedEntry;
-
-const STATES: &[&str] = &[
-    "LEAD",
-    "MARKETING_QUALIFIED",
-    "SALES_QUALIFIED",
-    "NURTURING",
-    "DISQUALIFIED",
-    "CONVERTED",
-];
-
-/// Fields of the audit filter (WatchDecisions accepts all but `position`).
-pub const AUDIT_FILTER_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
-        name: "lead",
-        column: "lead_id",
-        kind: FieldKind::LeadName,
-    },
-    FieldSpec {
-        name: "actor",
-        column: "actor",
-        kind: FieldKind::Text,
-    },
-    FieldSpec {
-        name: "kind",
-        column: "kind",
-        kind: FieldKind::Enum {
-            names: &[
-                "LEAD_SUBMITTED",
-                "LEAD_RESUBMITTED",
-                "ENGAGEMENT_RECORDED",
-                "DISCOVERY_CALL_RECORDED",
-                "CONTACT_ATTEMPT_RECORDED",
-                "STATE_OVERRIDDEN",
-                "OVERRIDE_RELEASED",
-                "LEAD_CONVERTED",
-                "SLA_BREACHED",
-                "NURTURE_REVISITED",
-                "POLICY_ACTIVATED",
-            ],
-            prefix: "AUDIT_EVENT_KIND_",
-        },
-    },
-    FieldSpec {
-        name: "state_before",
-        column: "state_before",
-        kind: FieldKind::Enum {
-            names: STATES,
-            prefix: "LEAD_STATE_",
-        },
-    },
-    FieldSpec {
-        name: "state_after",
-        column: "state_after",
-        kind: FieldKind::Enum {
-            names: STATES,
-            prefix: "LEAD_STATE_",
-        },
-    },
-    FieldSpec {
-        name: "policy_version",
-        column: "policy_version",
-        kind: FieldKind::Text,
-    },
-    FieldSpec {
-        name: "source.channel",
-        column: "source_channel",
-        kind: FieldKind::Enum {
-            names: &[
-                "WEBSITE",
-                "CONTENT",
-                "WEBINAR",
-                "TRADE_SHOW",
-                "PAID_SOCIAL",
-                "PAID_SEARCH",
-                "EMAIL",
-                "REFERRAL",
-                "PARTNER",
-                "OUTBOUND",
-                "OTHER",
-            ],
-            prefix: "SOURCE_CHANNEL_",
-        },
-    },
-    FieldSpec {
-        name: "record_time",
-        column: "record_time",
-        kind: FieldKind::Time,
-    },
-    FieldSpec {
-        name: "position",
-        column: "position",
-        kind: FieldKind::Integer,
-    },
-];
-
-/// The filter fields of WatchDecisions: the cursor is the position.
-pub fn watch_filter_fields() -> &'static [FieldSpec] {
-    &AUDIT_FILTER_FIELDS[..AUDIT_FILTER_FIELDS.len() - 1]
-}
-
-/// The orders ListAuditEvents accepts.
-pub const AUDIT_ORDERS: &[OrderSpec] = &[
-    OrderSpec {
-        name: "position",
-        column: "position",
-        tie_break: None,
-        key_types: &[KeyType::Int],
-        descending: false,
-    },
-    OrderSpec {
-        name: "position desc",
-        column: "position",
-        tie_break: None,
-        key_types: &[KeyType::Int],
-        descending: true,
-    },
-];
-
-/// The order of the quarantine's list: newest first.
-pub const QUARANTINE_ORDERS: &[OrderSpec] = &[OrderSpec {
-    name: "id desc",
-    column: "id",
-    tie_break: None,
-    descending: true,
-    key_types: &[KeyType::Int],
-}];
 
 /// One page of rows the sequencer set aside.
 pub struct QuarantinePage {
@@ -155,17 +29,9 @@ pub struct Verification {
 }
 
 impl App {
-    pub async fn list_audit(&self, query: &ListQuery) -> AppResult<AuditPage> {
+    pub async fn list_audit(&self, query: &ListQuery<AuditField, AuditOrder>) -> AppResult<AuditPage> {
         let mut entries = self.store.list_audit(query).await?;
-        let next_page_token = if entries.len() > query.limit {
-            entries.truncate(query.limit);
-            entries
-                .last()
-                .map(|e| query.token_after(vec![SqlValue::Int(e.position)]))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = query.page(&mut entries, |last| query.order.key(last.position));
         Ok(AuditPage {
             entries,
             next_page_token,
@@ -173,17 +39,12 @@ impl App {
     }
 
     /// Rows of the inbox the sequencer refused to chain, newest first.
-    pub async fn list_quarantine(&self, query: &ListQuery) -> AppResult<QuarantinePage> {
+    pub async fn list_quarantine(
+        &self,
+        query: &ListQuery<NoField, QuarantineOrder>,
+    ) -> AppResult<QuarantinePage> {
         let mut entries = self.store.list_quarantine(query).await?;
-        let next_page_token = if entries.len() > query.limit {
-            entries.truncate(query.limit);
-            entries
-                .last()
-                .map(|e| query.token_after(vec![SqlValue::Int(e.id)]))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = query.page(&mut entries, |last| query.order.key(last.id));
         Ok(QuarantinePage {
             entries,
             next_page_token,

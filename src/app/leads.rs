@@ -4,10 +4,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{App, AppError, AppResult, Caller, MAX_ATTEMPTS, RequestKey, backoff, idempotency_record, now};
+use crate::domain::audit::AuditEntry;
 use crate::domain::audit::ENGINE_ACTOR;
 use crate::domain::engine::{self, Command, Context, Decision, EventInput};
 use crate::domain::lead::Lead;
-use crate::domain::query::{FieldKind, FieldSpec, KeyType, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{LeadField, LeadOrder, ListQuery};
 use crate::domain::sla::{self, SlaState};
 use crate::domain::values::{LeadId, Profile, Timestamp};
 use crate::store::{LeadWrite, WriteOutcome};
@@ -45,117 +46,6 @@ pub struct Submission {
     pub events: Vec<EventInput>,
 }
 
-/// Fields of the ListLeads filter, and the columns they read.
-pub const LEAD_FILTER_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
-        name: "state",
-        column: "state",
-        kind: FieldKind::Enum {
-            names: &[
-                "LEAD",
-                "MARKETING_QUALIFIED",
-                "SALES_QUALIFIED",
-                "NURTURING",
-                "DISQUALIFIED",
-                "CONVERTED",
-            ],
-            prefix: "LEAD_STATE_",
-        },
-    },
-    FieldSpec {
-        name: "source.channel",
-        column: "source_channel",
-        kind: FieldKind::Enum {
-            names: &[
-                "WEBSITE",
-                "CONTENT",
-                "WEBINAR",
-                "TRADE_SHOW",
-                "PAID_SOCIAL",
-                "PAID_SEARCH",
-                "EMAIL",
-                "REFERRAL",
-                "PARTNER",
-                "OUTBOUND",
-                "OTHER",
-            ],
-            prefix: "SOURCE_CHANNEL_",
-        },
-    },
-    FieldSpec {
-        name: "scores.fit_grade",
-        column: "fit_grade",
-        kind: FieldKind::Enum {
-            names: &["A", "B", "C", "D"],
-            prefix: "FIT_GRADE_",
-        },
-    },
-    FieldSpec {
-        name: "scores.combined_points",
-        column: "combined_points",
-        kind: FieldKind::Points,
-    },
-    FieldSpec {
-        name: "create_time",
-        column: "create_time",
-        kind: FieldKind::Time,
-    },
-    FieldSpec {
-        name: "update_time",
-        column: "update_time",
-        kind: FieldKind::Time,
-    },
-];
-
-/// The orders ListLeads accepts; the first is the default.
-pub const LEAD_ORDERS: &[OrderSpec] = &[
-    OrderSpec {
-        name: "create_time",
-        column: "create_time",
-        tie_break: Some("id"),
-        key_types: &[KeyType::Int, KeyType::Uuid],
-        descending: false,
-    },
-    OrderSpec {
-        name: "create_time desc",
-        column: "create_time",
-        tie_break: Some("id"),
-        key_types: &[KeyType::Int, KeyType::Uuid],
-        descending: true,
-    },
-    OrderSpec {
-        name: "update_time",
-        column: "update_time",
-        tie_break: Some("id"),
-        key_types: &[KeyType::Int, KeyType::Uuid],
-        descending: false,
-    },
-    OrderSpec {
-        name: "update_time desc",
-        column: "update_time",
-        tie_break: Some("id"),
-        key_types: &[KeyType::Int, KeyType::Uuid],
-        descending: true,
-    },
-    OrderSpec {
-        name: "scores.combined_points desc",
-        column: "combined_points",
-        tie_break: Some("id"),
-        key_types: &[KeyType::Int, KeyType::Uuid],
-        descending: true,
-    },
-];
-
-/// The sort key of a lead in an order, for keyset paging.
-pub(super) fn sort_key(lead: &Lead, order: &OrderSpec) -> Vec<SqlValue> {
-    let value = match order.column {
-        "update_time" => lead.updated_at.timestamp_micros(),
-        "combined_points" => lead.scores.combined.0,
-        _ => lead.created_at.timestamp_micros(),
-    };
-    vec![SqlValue::Int(value), SqlValue::Uuid(lead.id.as_uuid())]
-}
-
 impl App {
     fn view(&self, lead: Lead, at: Timestamp) -> LeadView {
         LeadView {
@@ -190,7 +80,7 @@ impl App {
             backoff(attempt.saturating_sub(1)).await;
             if attempt == 1
                 && let Some(key) = &key
-                && let Some(replayed) = self.replay(caller, key).await?
+                && let Some(replayed) = self.stored_answer(caller, key).await?
             {
                 return Ok(replayed);
             }
@@ -221,26 +111,22 @@ impl App {
                 created: existing.is_none(),
                 lead: self.view(applied.lead, now),
             };
-            let record = key.as_ref().map(|k| idempotency_record(caller, k, &change, now));
-            let sealed = self.seal(&applied.entries);
-            let write = LeadWrite {
-                lead: &change.lead.lead,
-                entries: &sealed,
-                idempotency: record.as_ref(),
-            };
-            let outcome = match expected_revision {
-                None => self.store.insert_lead(write).await?,
-                Some(revision) => self.store.update_lead(write, revision).await?,
-            };
+            let answer = key.as_ref().map(|k| (caller, k, &change));
+            let outcome = self
+                .commit(
+                    &change.lead.lead,
+                    &applied.entries,
+                    answer,
+                    expected_revision,
+                    now,
+                )
+                .await?;
             match outcome {
-                WriteOutcome::Written => {
-                    self.written(&applied.entries);
-                    return Ok(change);
-                }
+                WriteOutcome::Written => return Ok(change),
                 // A concurrent submission of the same email, or a change to the lead: start over.
                 WriteOutcome::EmailTaken | WriteOutcome::RevisionConflict => continue,
                 WriteOutcome::RequestIdTaken => {
-                    return self.replay_after_conflict(caller, key.as_ref()).await;
+                    return self.stored_answer_after_conflict(caller, key.as_ref()).await;
                 }
             }
         }
@@ -258,7 +144,7 @@ impl App {
         command: Command,
     ) -> AppResult<LeadChange> {
         if let Some(key) = &key
-            && let Some(replayed) = self.replay(caller, key).await?
+            && let Some(replayed) = self.stored_answer(caller, key).await?
         {
             return Ok(replayed);
         }
@@ -277,22 +163,22 @@ impl App {
                 created: false,
                 lead: self.view(applied.lead, now),
             };
-            let record = key.as_ref().map(|k| idempotency_record(caller, k, &change, now));
-            let sealed = self.seal(&applied.entries);
-            let write = LeadWrite {
-                lead: &change.lead.lead,
-                entries: &sealed,
-                idempotency: record.as_ref(),
-            };
-            match self.store.update_lead(write, lead.revision).await? {
-                WriteOutcome::Written => {
-                    self.written(&applied.entries);
-                    return Ok(change);
-                }
+            let answer = key.as_ref().map(|k| (caller, k, &change));
+            let outcome = self
+                .commit(
+                    &change.lead.lead,
+                    &applied.entries,
+                    answer,
+                    Some(lead.revision),
+                    now,
+                )
+                .await?;
+            match outcome {
+                WriteOutcome::Written => return Ok(change),
                 WriteOutcome::RevisionConflict if etag.is_some() => return Err(etag_mismatch()),
                 WriteOutcome::RevisionConflict | WriteOutcome::EmailTaken => continue,
                 WriteOutcome::RequestIdTaken => {
-                    return self.replay_after_conflict(caller, key.as_ref()).await;
+                    return self.stored_answer_after_conflict(caller, key.as_ref()).await;
                 }
             }
         }
@@ -313,17 +199,39 @@ impl App {
         if applied.entries.is_empty() {
             return Ok(false);
         }
-        let sealed = self.seal(&applied.entries);
+        let outcome = self
+            .commit(&applied.lead, &applied.entries, None, Some(lead.revision), now)
+            .await?;
+        Ok(outcome == WriteOutcome::Written)
+    }
+
+    /// Writes one change in one transaction: the lead (inserted when `expected_revision` is
+    /// `None`, else updated if still at that revision), its entries, sealed, and — for a request
+    /// with an id — the answer kept for replays. Wakes the sequencer once it committed; any other
+    /// outcome wrote nothing.
+    async fn commit(
+        &self,
+        lead: &Lead,
+        entries: &[AuditEntry],
+        answer: Option<(&Caller, &RequestKey, &LeadChange)>,
+        expected_revision: Option<i64>,
+        now: Timestamp,
+    ) -> AppResult<WriteOutcome> {
+        let record = answer.map(|(caller, key, change)| idempotency_record(caller, key, change, now));
+        let sealed = self.seal(entries);
         let write = LeadWrite {
-            lead: &applied.lead,
+            lead,
             entries: &sealed,
-            idempotency: None,
+            idempotency: record.as_ref(),
         };
-        let written = self.store.update_lead(write, lead.revision).await? == WriteOutcome::Written;
-        if written {
-            self.written(&applied.entries);
+        let outcome = match expected_revision {
+            None => self.store.insert_lead(write).await?,
+            Some(revision) => self.store.update_lead(write, revision).await?,
+        };
+        if outcome == WriteOutcome::Written {
+            self.written(entries);
         }
-        Ok(written)
+        Ok(outcome)
     }
 
     async fn load(&self, id: LeadId) -> AppResult<Lead> {
@@ -338,17 +246,9 @@ impl App {
         Ok(self.view(lead, now()))
     }
 
-    pub async fn list_leads(&self, query: &ListQuery) -> AppResult<LeadPage> {
+    pub async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> AppResult<LeadPage> {
         let mut leads = self.store.list_leads(query).await?;
-        let next_page_token = if leads.len() > query.limit {
-            leads.truncate(query.limit);
-            leads
-                .last()
-                .map(|l| query.token_after(sort_key(l, query.order)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = query.page(&mut leads, |last| query.order.key(last));
         let at = now();
         Ok(LeadPage {
             leads: leads.into_iter().map(|l| self.view(l, at)).collect(),

@@ -18,14 +18,11 @@ use std::time::Duration;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Notify;
 
-pub use audit::{
-    AUDIT_FILTER_FIELDS, AUDIT_ORDERS, AuditPage, QUARANTINE_ORDERS, QuarantinePage, Verification,
-    watch_filter_fields,
-};
+pub use audit::{AuditPage, QuarantinePage, Verification};
 pub use background::spawn_background;
 pub use error::{AppError, AppResult};
-pub use leads::{LEAD_FILTER_FIELDS, LEAD_ORDERS, LeadChange, LeadPage, LeadView, Submission};
-pub use policy::{POLICY_ORDERS, PolicySelector, PolicyView, SimulatedLead, Simulation};
+pub use leads::{LeadChange, LeadPage, LeadView, Submission};
+pub use policy::{PolicySelector, PolicyView, SimulatedLead, Simulation};
 pub use report::FunnelReport;
 pub use watch::{WATCH_BUFFER_BYTES, Watch, WatchStart, WatchTerms};
 
@@ -154,10 +151,6 @@ impl App {
         &self.store
     }
 
-    pub fn policy(&self) -> &Arc<Policy> {
-        &self.policy
-    }
-
     /// Records this replica's policy as the active one if it is not already.
     pub async fn activate_policy(&self) -> AppResult<bool> {
         let now = now();
@@ -193,7 +186,11 @@ impl App {
 
     /// The first answer given to this key, if the same request was already served; an error if
     /// the key was used for another request.
-    async fn replay<T: DeserializeOwned>(&self, caller: &Caller, key: &RequestKey) -> AppResult<Option<T>> {
+    async fn stored_answer<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        key: &RequestKey,
+    ) -> AppResult<Option<T>> {
         let stored = self
             .store
             .find_idempotency(&IdempotencyKey {
@@ -219,13 +216,13 @@ impl App {
     }
 
     /// The answer a concurrent twin request stored first.
-    async fn replay_after_conflict<T: DeserializeOwned>(
+    async fn stored_answer_after_conflict<T: DeserializeOwned>(
         &self,
         caller: &Caller,
         key: Option<&RequestKey>,
     ) -> AppResult<T> {
         let key = key.ok_or_else(|| AppError::Internal("request id conflict without a request id".into()))?;
-        self.replay(caller, key)
+        self.stored_answer(caller, key)
             .await?
             .ok_or_else(|| AppError::Internal("request id taken but no stored response".into()))
     }

@@ -2,13 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use super::leads::{LEAD_ORDERS, sort_key};
 use super::{App, AppError, AppResult, now};
 use crate::domain::engine;
 use crate::domain::facts::{Reason, Scores};
 use crate::domain::lifecycle::LeadState;
 use crate::domain::policy::Policy;
-use crate::domain::query::{Filter, KeyType, ListQuery, OrderSpec, SqlValue};
+use crate::domain::query::{Filter, LeadField, LeadOrder, ListQuery, NoField, Order, PolicyOrder};
 use crate::domain::values::LeadId;
 use crate::store::PolicyRecord;
 
@@ -26,15 +25,6 @@ pub struct PolicyView {
     pub record: PolicyRecord,
     pub active: bool,
 }
-
-/// The orders ListPolicies accepts.
-pub const POLICY_ORDERS: &[OrderSpec] = &[OrderSpec {
-    name: "activate_time desc",
-    column: "activate_time",
-    tie_break: Some("version"),
-    key_types: &[KeyType::Int, KeyType::Text],
-    descending: true,
-}];
 
 /// One lead under a candidate policy.
 #[derive(Clone, Debug)]
@@ -81,23 +71,15 @@ impl App {
         })
     }
 
-    pub async fn list_policies(&self, query: &ListQuery) -> AppResult<(Vec<PolicyView>, String)> {
+    pub async fn list_policies(
+        &self,
+        query: &ListQuery<NoField, PolicyOrder>,
+    ) -> AppResult<(Vec<PolicyView>, String)> {
         let active = self.store.active_policy_version().await?;
         let mut records = self.store.list_policies(query).await?;
-        let token = if records.len() > query.limit {
-            records.truncate(query.limit);
-            records
-                .last()
-                .map(|r| {
-                    query.token_after(vec![
-                        SqlValue::Int(r.activated_at.timestamp_micros()),
-                        SqlValue::Text(r.version.clone()),
-                    ])
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let token = query.page(&mut records, |last| {
+            query.order.key(last.activated_at, &last.version)
+        });
         let views = records
             .into_iter()
             .map(|record| PolicyView {
@@ -114,7 +96,7 @@ impl App {
     pub async fn simulate_policy(
         &self,
         candidate: &Policy,
-        filter: Filter,
+        filter: Filter<LeadField>,
         sample_size: usize,
     ) -> AppResult<Simulation> {
         let at = now();
@@ -126,11 +108,11 @@ impl App {
             transitions: BTreeMap::new(),
             samples: Vec::new(),
         };
-        let mut query = ListQuery::new(filter, &LEAD_ORDERS[0], SIMULATION_PAGE);
+        let mut query = ListQuery::new(filter, LeadOrder::ALL[0], SIMULATION_PAGE);
         loop {
             let mut leads = self.store.list_leads(&query).await?;
-            let more = leads.len() > SIMULATION_PAGE;
-            leads.truncate(SIMULATION_PAGE);
+            let order = query.order;
+            let more = query.advance(&mut leads, |last| order.key(last));
             for lead in &leads {
                 let (state, scores, reasons) = engine::simulate(lead, candidate, at);
                 simulation.leads_evaluated += 1;
@@ -149,9 +131,8 @@ impl App {
                     }
                 }
             }
-            match (more, leads.last()) {
-                (true, Some(last)) => query.after = Some(sort_key(last, query.order)),
-                _ => return Ok(simulation),
+            if !more {
+                return Ok(simulation);
             }
         }
     }

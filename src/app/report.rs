@@ -1,9 +1,8 @@
 //! Funnel reports, computed from the audit trail.
 
-use super::audit::AUDIT_ORDERS;
 use super::{App, AppError, AppResult};
 use crate::domain::funnel::{ChannelFunnel, FunnelBuilder};
-use crate::domain::query::{Condition, Filter, ListQuery, Op, SqlValue};
+use crate::domain::query::{AuditField, AuditOrder, Condition, Filter, ListQuery, Op, Value};
 use crate::domain::values::{SourceChannel, Timestamp};
 
 /// Entries read per query while building a report.
@@ -29,14 +28,14 @@ impl App {
         }
         let mut groups = vec![
             vec![Condition {
-                column: "record_time",
+                field: AuditField::RecordTime,
                 op: Op::Ge,
-                value: SqlValue::Int(start.timestamp_micros()),
+                value: Value::Int(start.timestamp_micros()),
             }],
             vec![Condition {
-                column: "record_time",
+                field: AuditField::RecordTime,
                 op: Op::Lt,
-                value: SqlValue::Int(end.timestamp_micros()),
+                value: Value::Int(end.timestamp_micros()),
             }],
         ];
         if !channels.is_empty() {
@@ -44,25 +43,23 @@ impl App {
                 channels
                     .iter()
                     .map(|c| Condition {
-                        column: "source_channel",
+                        field: AuditField::SourceChannel,
                         op: Op::Eq,
-                        value: SqlValue::Text(c.as_str().into()),
+                        value: Value::Text(c.as_str().into()),
                     })
                     .collect(),
             );
         }
-        let mut query = ListQuery::new(Filter { groups }, &AUDIT_ORDERS[0], REPORT_BATCH);
+        let mut query = ListQuery::new(Filter { groups }, AuditOrder::Position, REPORT_BATCH);
         let mut builder = FunnelBuilder::new(start, end);
         loop {
             let mut entries = self.store.list_audit(&query).await?;
-            let more = entries.len() > REPORT_BATCH;
-            entries.truncate(REPORT_BATCH);
+            let more = query.advance(&mut entries, |last| AuditOrder::Position.key(last.position));
             for e in &entries {
                 builder.add(&e.entry);
             }
-            match (more, entries.last()) {
-                (true, Some(last)) => query.after = Some(vec![SqlValue::Int(last.position)]),
-                _ => break,
+            if !more {
+                break;
             }
         }
         let (channels, total) = builder.finish();

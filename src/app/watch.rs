@@ -22,10 +22,9 @@ use tokio::time::Instant;
 use tokio_stream::Stream;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::audit::AUDIT_ORDERS;
 use super::{App, AppError, AppResult};
 use crate::domain::audit::ChainedEntry;
-use crate::domain::query::{Filter, ListQuery, SqlValue};
+use crate::domain::query::{AuditField, AuditOrder, Filter, ListQuery};
 
 /// The entries one stream holds, in bytes (about: see [`entry_bytes`]), beyond what HTTP/2 flow
 /// control lets out to the client. The buffer is refilled once it is half empty; one entry
@@ -225,7 +224,12 @@ impl Drop for ProducerGuard {
 impl App {
     /// Streams the entries after `start` that match `filter`, then new ones as they are chained,
     /// until the consumer is dropped, is too slow, reading fails for good, or the server stops.
-    pub async fn watch(&self, start: WatchStart, filter: Filter, terms: &WatchTerms) -> AppResult<Watch> {
+    pub async fn watch(
+        &self,
+        start: WatchStart,
+        filter: Filter<AuditField>,
+        terms: &WatchTerms,
+    ) -> AppResult<Watch> {
         let cursor = match start {
             WatchStart::After(position) => position,
             WatchStart::Head => self.store.chain_head().await?.position,
@@ -235,8 +239,8 @@ impl App {
             taken: Notify::new(),
         });
         let gone = CancellationToken::new();
-        let mut query = ListQuery::new(filter, &AUDIT_ORDERS[0], MAX_READ);
-        query.after = Some(vec![SqlValue::Int(cursor)]);
+        let mut query = ListQuery::new(filter, AuditOrder::Position, MAX_READ);
+        query.after = Some(AuditOrder::Position.key(cursor));
         let producer = Producer {
             app: self.clone(),
             shared: shared.clone(),
@@ -263,7 +267,7 @@ struct Producer {
     /// The buffer it fills for the consumer.
     shared: Arc<Shared>,
     /// The filter, and the position of the last entry read.
-    query: ListQuery,
+    query: ListQuery<AuditField, AuditOrder>,
     /// The process's chain head.
     heads: watch::Receiver<i64>,
     /// Every matching entry up to this position has been read.
@@ -342,7 +346,7 @@ impl Producer {
                     }
                     if let Some(last) = entries.last() {
                         self.read_through = self.read_through.max(last.position);
-                        self.query.after = Some(vec![SqlValue::Int(last.position)]);
+                        self.query.after = Some(AuditOrder::Position.key(last.position));
                         let bytes: usize = entries.iter().map(entry_bytes).sum();
                         // Follows growth at once, shrinkage slowly: the next read stays small.
                         typical_bytes = (bytes / entries.len()).max(typical_bytes * 3 / 4);

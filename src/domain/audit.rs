@@ -25,6 +25,7 @@ pub const GENESIS_HASH: [u8; 32] = [0; 32];
 pub const ENGINE_ACTOR: &str = "engine";
 
 named_enum! {
+    prefix = "AUDIT_EVENT_KIND_",
     /// What an audit entry records.
     pub enum AuditKind {
         LeadSubmitted => "LEAD_SUBMITTED",
@@ -486,6 +487,7 @@ impl Admission<'_> {
 }
 
 named_enum! {
+    prefix = "VERIFICATION_PROBLEM_",
     /// What can be wrong in the chain.
     pub enum Problem {
         HashMismatch => "HASH_MISMATCH",

@@ -71,51 +71,20 @@ impl Lead {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Duration, TimeZone, Utc};
+    use chrono::Duration;
 
     use super::*;
-    use crate::domain::engine::{Context, create};
-    use crate::domain::policy::Policy;
-    use crate::domain::values::{Company, Contact, Email, SlaTrigger, Source, SourceChannel};
-
-    fn t0() -> Timestamp {
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
-    }
+    use crate::domain::engine::fixtures::{policy, submit, t0, unknown};
+    use crate::domain::values::SlaTrigger;
 
     /// A lead in state LEAD with no clock and no revisit date.
     fn lead() -> Lead {
-        let profile = Profile {
-            contact: Contact {
-                email: Email::parse("claire@acme.fr").unwrap(),
-                given_name: String::new(),
-                family_name: String::new(),
-                phone: String::new(),
-                job_title: String::new(),
-                seniority: None,
-                job_function: None,
-            },
-            company: Company::default(),
-            source: Source {
-                channel: SourceChannel::Website,
-                campaign: String::new(),
-            },
-            external_reference: String::new(),
-        };
-        let policy = Policy::default_policy();
-        let ctx = Context {
-            now: t0(),
-            actor: "test",
-            request_id: None,
-            policy: &policy,
-        };
-        let created = create(LeadId::from_uuid(uuid::Uuid::nil()), profile, &[], &ctx)
-            .unwrap()
-            .lead;
+        let submitted = submit(&unknown(), &[], &policy(), t0()).lead;
         Lead {
             state: LeadState::Lead,
             revisit_at: None,
             sla: None,
-            ..created
+            ..submitted
         }
     }
 

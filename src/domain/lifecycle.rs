@@ -3,6 +3,7 @@
 use super::names::named_enum;
 
 named_enum! {
+    prefix = "LEAD_STATE_",
     /// Where a lead stands.
     pub enum LeadState {
         /// Showed interest; nothing known yet about need, budget, authority or timing.

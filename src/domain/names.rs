@@ -3,8 +3,22 @@
 /// Defines an enum whose variants have a stable UPPER_SNAKE name: the name stored in the
 /// database, written in filters and audit entries, and matched against the proto enum's value name
 /// without its prefix.
+///
+/// `prefix = "LEAD_STATE_",` before the enum names the prefix of its values in the API's enum, so
+/// that filters accept `LEAD_STATE_NURTURING` as well as `NURTURING` and the API maps names one way.
 macro_rules! named_enum {
     (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)? }
+    ) => {
+        crate::domain::names::named_enum! {
+            prefix = "",
+            $(#[$meta])*
+            pub enum $name { $( $(#[$vmeta])* $variant => $text ),+ }
+        }
+    };
+    (
+        prefix = $prefix:literal,
         $(#[$meta:meta])*
         pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)? }
     ) => {
@@ -15,6 +29,12 @@ macro_rules! named_enum {
         impl $name {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Every stable name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The prefix of the values' names in the API's enum (empty when the API has none).
+            pub const PREFIX: &'static str = $prefix;
 
             /// The stable name.
             pub const fn as_str(self) -> &'static str {

@@ -8,6 +8,7 @@ use super::policy::Rules;
 use super::values::Timestamp;
 
 named_enum! {
+    prefix = "SLA_STATE_",
     /// Where a speed-to-lead clock stands.
     pub enum SlaState {
         NotStarted => "NOT_STARTED",

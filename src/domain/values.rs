@@ -253,6 +253,7 @@ pub fn parse_phone(raw: &str) -> Result<String, String> {
 }
 
 named_enum! {
+    prefix = "SENIORITY_",
     /// How senior a contact is.
     pub enum Seniority {
         IndividualContributor => "INDIVIDUAL_CONTRIBUTOR",
@@ -264,6 +265,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "SOURCE_CHANNEL_",
     /// The channel a lead came through.
     pub enum SourceChannel {
         Website => "WEBSITE",
@@ -281,6 +283,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "DISQUALIFICATION_REASON_",
     /// Why a lead was disqualified.
     pub enum DisqualificationReason {
         NoNeed => "NO_NEED",
@@ -295,6 +298,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "FIT_GRADE_",
     /// Fit with the ideal customer profile, A best.
     pub enum FitGrade {
         A => "A",
@@ -305,6 +309,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "ENGAGEMENT_KIND_",
     /// What a contact did.
     pub enum EngagementKind {
         FormFill => "FORM_FILL",
@@ -326,6 +331,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "CRITERION_STATUS_",
     /// What is known about one BANT criterion.
     pub enum CriterionStatus {
         Unknown => "UNKNOWN",
@@ -335,6 +341,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "DECISION_MAKER_INVOLVEMENT_",
     /// Whether the final decision-maker (the person or committee who signs) takes part.
     pub enum DecisionMakerInvolvement {
         /// Takes part, or is the contact.
@@ -345,6 +352,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "BUDGET_STATUS_",
     /// Where a budget stands.
     pub enum BudgetStatus {
         Approved => "APPROVED",
@@ -354,6 +362,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "CONTACT_CHANNEL_",
     /// How sales tried to reach a contact.
     pub enum ContactChannel {
         Phone => "PHONE",
@@ -365,6 +374,7 @@ named_enum! {
 }
 
 named_enum! {
+    prefix = "CONTACT_OUTCOME_",
     /// What a contact attempt achieved.
     pub enum ContactOutcome {
         Connected => "CONNECTED",
@@ -385,6 +395,7 @@ impl ContactOutcome {
 }
 
 named_enum! {
+    prefix = "SLA_TRIGGER_",
     /// What started a speed-to-lead clock.
     pub enum SlaTrigger {
         MarketingQualified => "MARKETING_QUALIFIED",

@@ -11,12 +11,9 @@ use super::StreamLimits;
 use super::convert as c;
 use super::pb;
 use super::status::status;
-use crate::app::{
-    AUDIT_FILTER_FIELDS, AUDIT_ORDERS, App, AppError, QUARANTINE_ORDERS, WatchStart, WatchTerms,
-    watch_filter_fields,
-};
+use crate::app::{App, AppError, WatchStart, WatchTerms};
 use crate::domain::audit::{ChainHead, from_hex};
-use crate::domain::query::{parse_filter, parse_list};
+use crate::domain::query::{AuditField, AuditOrder, NoField, QuarantineOrder, parse_filter, parse_list};
 
 pub struct AuditService {
     app: App,
@@ -60,15 +57,8 @@ impl pb::audit_service_server::AuditService for AuditService {
             filter,
             order_by,
         } = request.into_inner();
-        let query = parse_list(
-            &filter,
-            &order_by,
-            &page_token,
-            page_size,
-            AUDIT_FILTER_FIELDS,
-            AUDIT_ORDERS,
-        )
-        .map_err(|(field, e)| AppError::invalid(field, e.0))?;
+        let query = parse_list::<AuditField, AuditOrder>(&filter, &order_by, &page_token, page_size)
+            .map_err(|(field, e)| AppError::invalid(field, e.0))?;
         let page = self.app.list_audit(&query).await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             audit_events: page.entries.iter().map(c::audit_event).collect(),
@@ -129,7 +119,7 @@ impl pb::audit_service_server::AuditService for AuditService {
             page_size,
             page_token,
         } = request.into_inner();
-        let query = parse_list("", "", &page_token, page_size, &[], QUARANTINE_ORDERS)
+        let query = parse_list::<NoField, QuarantineOrder>("", "", &page_token, page_size)
             .map_err(|(field, e)| AppError::invalid(field, e.0))?;
         let page = self.app.list_quarantine(&query).await?;
         Ok(Response::new(pb::ListQuarantinedAuditEntriesResponse {
@@ -160,7 +150,7 @@ impl pb::audit_service_server::AuditService for AuditService {
         }
         let filter = v.check(
             "filter",
-            parse_filter(&filter, watch_filter_fields()).map_err(|e| e.0),
+            parse_filter(&filter, AuditField::WATCHABLE).map_err(|e| e.0),
         );
         c::finish(v)?;
         let filter = c::validated(filter)?;

@@ -7,7 +7,7 @@ use super::{caller, pb};
 use crate::app::{App, LeadChange};
 use crate::domain::engine::{Command, OverrideRequest};
 use crate::domain::lifecycle::LeadState;
-use crate::domain::query::parse_list;
+use crate::domain::query::{LeadField, LeadOrder, parse_list};
 use crate::domain::validation::Violations;
 use crate::domain::values::DisqualificationReason;
 
@@ -53,15 +53,8 @@ impl pb::lead_service_server::LeadService for LeadService {
             filter,
             order_by,
         } = request.into_inner();
-        let query = parse_list(
-            &filter,
-            &order_by,
-            &page_token,
-            page_size,
-            crate::app::LEAD_FILTER_FIELDS,
-            crate::app::LEAD_ORDERS,
-        )
-        .map_err(|(field, e)| crate::app::AppError::invalid(field, e.0))?;
+        let query = parse_list::<LeadField, LeadOrder>(&filter, &order_by, &page_token, page_size)
+            .map_err(|(field, e)| crate::app::AppError::invalid(field, e.0))?;
         let page = self.app.list_leads(&query).await?;
         Ok(Response::new(pb::ListLeadsResponse {
             leads: page.leads.iter().map(c::lead).collect(),

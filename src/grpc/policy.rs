@@ -4,9 +4,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as c, finish};
 use super::pb;
-use crate::app::{App, AppError, POLICY_ORDERS, PolicySelector, PolicyView};
+use crate::app::{App, AppError, PolicySelector, PolicyView};
 use crate::domain::policy::{MAX_POLICY_BYTES, Policy, PolicyProblem};
-use crate::domain::query::{parse_filter, parse_list};
+use crate::domain::query::{Field, LeadField, NoField, PolicyOrder, parse_filter, parse_list};
 use crate::domain::validation::Violations;
 
 pub struct PolicyService {
@@ -94,7 +94,7 @@ impl pb::policy_service_server::PolicyService for PolicyService {
         if !filter.trim().is_empty() {
             return Err(AppError::invalid("filter", "policies cannot be filtered; leave it empty").into());
         }
-        let query = parse_list("", &order_by, &page_token, page_size, &[], POLICY_ORDERS)
+        let query = parse_list::<NoField, PolicyOrder>("", &order_by, &page_token, page_size)
             .map_err(|(field, e)| AppError::invalid(field, e.0))?;
         let (views, next_page_token) = self.app.list_policies(&query).await?;
         Ok(Response::new(pb::ListPoliciesResponse {
@@ -149,10 +149,7 @@ impl pb::policy_service_server::PolicyService for PolicyService {
         } else {
             None
         };
-        let filter = v.check(
-            "filter",
-            parse_filter(&filter, crate::app::LEAD_FILTER_FIELDS).map_err(|e| e.0),
-        );
+        let filter = v.check("filter", parse_filter(&filter, LeadField::ALL).map_err(|e| e.0));
         let sample_size = match sample_size {
             n if n < 0 => {
                 v.add("sample_size", "must not be negative");

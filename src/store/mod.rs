@@ -8,6 +8,7 @@
 //!   batched reads' connection; `notify`: PostgreSQL's chain-head notices.
 
 mod held;
+mod list;
 mod notify;
 mod postgres;
 mod shared;
@@ -23,7 +24,9 @@ use async_trait::async_trait;
 
 use crate::domain::audit::{Admission, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
-use crate::domain::query::ListQuery;
+use crate::domain::query::{
+    AuditField, AuditOrder, LeadField, LeadOrder, ListQuery, NoField, PolicyOrder, QuarantineOrder,
+};
 use crate::domain::values::{Email, LeadId, Timestamp};
 
 pub use notify::{CHAIN_HEAD_CHANNEL, HeadListener};
@@ -287,7 +290,7 @@ pub trait Store: Send + Sync + 'static {
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>>;
 
     /// Up to `query.limit + 1` leads (the extra one tells that another page exists).
-    async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>>;
+    async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>>;
 
     /// Up to `limit` leads with an SLA breach or a nurture revisit due at `now`, in order of due
     /// time then id, after `after` (a pass of the sweeper walks them page by page, so leads it
@@ -313,7 +316,10 @@ pub trait Store: Send + Sync + 'static {
     async fn sealed_from(&self) -> StoreResult<i64>;
 
     /// Up to `query.limit + 1` quarantined rows, newest first.
-    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>>;
+    async fn list_quarantine(
+        &self,
+        query: &ListQuery<NoField, QuarantineOrder>,
+    ) -> StoreResult<Vec<QuarantinedEntry>>;
 
     async fn chain_head(&self) -> StoreResult<ChainHead>;
 
@@ -327,7 +333,7 @@ pub trait Store: Send + Sync + 'static {
     async fn chain_range(&self, after: i64, limit: usize) -> StoreResult<Vec<ChainedEntry>>;
 
     /// Up to `query.limit + 1` log entries matching the query.
-    async fn list_audit(&self, query: &ListQuery) -> StoreResult<Vec<ChainedEntry>>;
+    async fn list_audit(&self, query: &ListQuery<AuditField, AuditOrder>) -> StoreResult<Vec<ChainedEntry>>;
 
     /// Activates a policy version unless it is already the active one, with its audit entry.
     /// Returns whether it was activated now.
@@ -338,7 +344,7 @@ pub trait Store: Send + Sync + 'static {
     async fn active_policy_version(&self) -> StoreResult<Option<String>>;
 
     /// Up to `query.limit + 1` policies.
-    async fn list_policies(&self, query: &ListQuery) -> StoreResult<Vec<PolicyRecord>>;
+    async fn list_policies(&self, query: &ListQuery<NoField, PolicyOrder>) -> StoreResult<Vec<PolicyRecord>>;
 }
 
 /// Connection settings shared by both backends.

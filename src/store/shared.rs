@@ -32,6 +32,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use uuid::Uuid;
 
 use super::held::HeldConnection;
+use super::list;
 use super::notify::HeadListener;
 use super::sql::{self, InboxRow, LogRow};
 use super::tx::WriteTx;
@@ -42,7 +43,9 @@ use super::{
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
-use crate::domain::query::ListQuery;
+use crate::domain::query::{
+    AuditField, AuditOrder, LeadField, LeadOrder, ListQuery, NoField, PolicyOrder, QuarantineOrder,
+};
 use crate::domain::values::{Email, LeadId, Timestamp};
 
 /// What a backend does its own way. Implemented on sqlx's `Sqlite` and `Postgres`.
@@ -313,9 +316,9 @@ where
         doc.as_deref().map(sql::decode_lead).transpose()
     }
 
-    async fn list_leads(&self, query: &ListQuery) -> StoreResult<Vec<Lead>> {
-        let (text, binds) = sql::list_sql("document", "leads", query);
-        let docs: Vec<(String,)> = sql::bind_values::<DB>(&text, &binds)
+    async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>> {
+        let (text, binds) = list::leads(query);
+        let docs: Vec<(String,)> = list::bind_values::<DB>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.pool)
             .await
@@ -472,9 +475,12 @@ where
             .map_err(DB::classify)
     }
 
-    async fn list_quarantine(&self, query: &ListQuery) -> StoreResult<Vec<QuarantinedEntry>> {
-        let (text, binds) = sql::list_sql(sql::QUARANTINE_COLUMNS, "audit_quarantine", query);
-        let rows: Vec<sql::QuarantineRow> = sql::bind_values::<DB>(&text, &binds)
+    async fn list_quarantine(
+        &self,
+        query: &ListQuery<NoField, QuarantineOrder>,
+    ) -> StoreResult<Vec<QuarantinedEntry>> {
+        let (text, binds) = list::quarantine(query);
+        let rows: Vec<sql::QuarantineRow> = list::bind_values::<DB>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.pool)
             .await
@@ -507,9 +513,9 @@ where
         rows.into_iter().map(LogRow::into_chained).collect()
     }
 
-    async fn list_audit(&self, query: &ListQuery) -> StoreResult<Vec<ChainedEntry>> {
-        let (text, binds) = sql::audit_list_sql(query);
-        let rows: Vec<LogRow> = sql::bind_values::<DB>(&text, &binds)
+    async fn list_audit(&self, query: &ListQuery<AuditField, AuditOrder>) -> StoreResult<Vec<ChainedEntry>> {
+        let (text, binds) = list::audit(query);
+        let rows: Vec<LogRow> = list::bind_values::<DB>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.pool)
             .await
@@ -572,9 +578,9 @@ where
             .map_err(DB::classify)
     }
 
-    async fn list_policies(&self, query: &ListQuery) -> StoreResult<Vec<PolicyRecord>> {
-        let (text, binds) = sql::list_sql(sql::POLICY_COLUMNS, "policies", query);
-        let rows: Vec<sql::PolicyRow> = sql::bind_values::<DB>(&text, &binds)
+    async fn list_policies(&self, query: &ListQuery<NoField, PolicyOrder>) -> StoreResult<Vec<PolicyRecord>> {
+        let (text, binds) = list::policies(query);
+        let rows: Vec<sql::PolicyRow> = list::bind_values::<DB>(&text, &binds)
             .try_map(|row| sqlx::FromRow::from_row(&row))
             .fetch_all(&self.pool)
             .await

@@ -11,7 +11,6 @@ use crate::domain::audit::{
 };
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
-use crate::domain::query::{ListQuery, Op, SqlValue};
 use crate::domain::values::{LeadId, SourceChannel, Timestamp};
 
 pub const INSERT_LEAD: &str = "INSERT INTO leads (id, email, state, source_channel, fit_grade, \
@@ -202,94 +201,6 @@ where
         .bind(record.fingerprint.as_slice())
         .bind(record.response.as_str())
         .bind(record.created_at.timestamp_micros())
-}
-
-/// Binds the values of a built query in order.
-pub fn bind_values<'q, DB>(
-    sql: &'q str,
-    values: &'q [SqlValue],
-) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
-where
-    DB: Database,
-    Uuid: Encode<'q, DB> + Type<DB>,
-    &'q str: Encode<'q, DB> + Type<DB>,
-    i64: Encode<'q, DB> + Type<DB>,
-{
-    values.iter().fold(sqlx::query(sql), |q, value| match value {
-        SqlValue::Text(v) => q.bind(v.as_str()),
-        SqlValue::Int(v) => q.bind(*v),
-        SqlValue::Uuid(v) => q.bind(*v),
-    })
-}
-
-/// `SELECT {columns} FROM {table} WHERE <filter and page> ORDER BY <order> LIMIT <limit + 1>`.
-pub fn list_sql(columns: &str, table: &str, query: &ListQuery) -> (String, Vec<SqlValue>) {
-    list_sql_with(columns, table, query, |_, _, _| {})
-}
-
-/// The audit log's list: like [`list_sql`], and every "recorded at or after T" condition also
-/// starts the scan at the first position whose running maximum time reaches T. Exact: an entry
-/// recorded at or after T has a running maximum at or after T.
-pub fn audit_list_sql(query: &ListQuery) -> (String, Vec<SqlValue>) {
-    list_sql_with(LOG_COLUMNS, "audit_log", query, |group, binds, clauses| {
-        if let [c] = group
-            && c.column == "record_time"
-            && matches!(c.op, Op::Ge | Op::Gt | Op::Eq)
-        {
-            binds.push(c.value.clone());
-            clauses.push(format!(
-                "position >= (SELECT position FROM audit_log WHERE record_time_max >= ${} \
-                     ORDER BY record_time_max, position LIMIT 1)",
-                binds.len()
-            ));
-        }
-    })
-}
-
-fn list_sql_with(
-    columns: &str,
-    table: &str,
-    query: &ListQuery,
-    extra: impl Fn(&[crate::domain::query::Condition], &mut Vec<SqlValue>, &mut Vec<String>),
-) -> (String, Vec<SqlValue>) {
-    let mut binds = Vec::new();
-    let mut clauses = Vec::new();
-    for group in &query.filter.groups {
-        let alternatives: Vec<String> = group
-            .iter()
-            .map(|c| {
-                binds.push(c.value.clone());
-                format!("{} {} ${}", c.column, c.op.sql(), binds.len())
-            })
-            .collect();
-        clauses.push(format!("({})", alternatives.join(" OR ")));
-        extra(group, &mut binds, &mut clauses);
-    }
-    let order = query.order;
-    let (cmp, dir) = if order.descending {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
-    if let Some(after) = &query.after {
-        binds.extend(after.iter().cloned());
-        let n = binds.len();
-        clauses.push(match order.tie_break {
-            Some(tie) => format!("({}, {tie}) {cmp} (${}, ${n})", order.column, n - 1),
-            None => format!("{} {cmp} ${n}", order.column),
-        });
-    }
-    let mut sql = format!("SELECT {columns} FROM {table}");
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
-    }
-    sql.push_str(&format!(" ORDER BY {} {dir}", order.column));
-    if let Some(tie) = order.tie_break {
-        sql.push_str(&format!(", {tie} {dir}"));
-    }
-    sql.push_str(&format!(" LIMIT {}", query.limit + 1));
-    (sql, binds)
 }
 
 pub fn decode_lead(document: &str) -> StoreResult<Lead> {

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{Duration as Span, TimeZone, Utc};
 use helpers::{Backend, TestDatabase, test_audit_keys};
-use leadgate::app::{AUDIT_ORDERS, LEAD_ORDERS, POLICY_ORDERS, QUARANTINE_ORDERS};
 use leadgate::domain::audit::{
     Admission, AuditEntry, AuditKeys, AuditKind, ChainTip, Refusal, SealedEntry, Verifier,
 };
@@ -21,7 +20,9 @@ use leadgate::domain::facts::SlaClock;
 use leadgate::domain::lead::Lead;
 use leadgate::domain::lifecycle::LeadState;
 use leadgate::domain::policy::Policy;
-use leadgate::domain::query::{Filter, ListQuery, OrderSpec, SqlValue};
+use leadgate::domain::query::{
+    AuditOrder, Filter, LeadOrder, ListQuery, NoField, Order, PolicyOrder, QuarantineOrder, Value,
+};
 use leadgate::domain::values::{
     Company, Contact, Email, LeadId, Profile, SlaTrigger, Source, SourceChannel, Timestamp,
 };
@@ -178,7 +179,7 @@ fn foreign_keys() -> AuditKeys {
     AuditKeys::parse("foreign:Zm9yZWlnbi1rZXktZm9yZWlnbi1rZXktZm9yZWlnbi1rZXk=").unwrap()
 }
 
-fn page(order: &'static OrderSpec, limit: usize, after: Option<Vec<SqlValue>>) -> ListQuery {
+fn page<F, O: Order>(order: O, limit: usize, after: Option<Vec<Value>>) -> ListQuery<F, O> {
     let mut query = ListQuery::new(Filter::default(), order, limit);
     query.after = after;
     query
@@ -438,7 +439,7 @@ contract! {
         assert_eq!(done.quarantined.len(), forged_entries.len());
         assert!(done.quarantined.iter().all(|(_, refusal)| matches!(refusal, Refusal::Unauthentic(_))));
         assert_eq!(inbox_entries(&*f.store).await, 0);
-        let set_aside = f.store.list_quarantine(&page(&QUARANTINE_ORDERS[0], 10, None)).await.unwrap();
+        let set_aside = f.store.list_quarantine(&page::<NoField, _>(QuarantineOrder::IdDesc, 10, None)).await.unwrap();
         assert_eq!(set_aside.len(), forged_entries.len());
         assert!(set_aside.iter().all(|q| q.reason == "UNAUTHENTIC" && q.lead == Some(forged.id)));
 
@@ -493,13 +494,12 @@ contract! {
             insert(&*f.store, &lead, &entries, None).await;
             leads.push(lead);
         }
-        let by_create_time = &LEAD_ORDERS[0];
-        assert_eq!(by_create_time.column, "create_time");
+        let by_create_time = LeadOrder::CreateTime;
         let first = f.store.list_leads(&page(by_create_time, 2, None)).await.unwrap();
         assert_eq!(first, leads, "a page, and one more: another page exists");
         let key = vec![
-            SqlValue::Int(leads[1].created_at.timestamp_micros()),
-            SqlValue::Uuid(leads[1].id.as_uuid()),
+            Value::Int(leads[1].created_at.timestamp_micros()),
+            Value::Uuid(leads[1].id.as_uuid()),
         ];
         let next = f.store.list_leads(&page(by_create_time, 2, Some(key))).await.unwrap();
         assert_eq!(next, leads[2..]);
@@ -511,12 +511,11 @@ contract! {
             versions.push(record);
         }
         versions.reverse();
-        let newest_first = &POLICY_ORDERS[0];
-        assert!(newest_first.descending);
+        let newest_first = PolicyOrder::ActivateTimeDesc;
         assert_eq!(f.store.list_policies(&page(newest_first, 2, None)).await.unwrap(), versions);
         let key = vec![
-            SqlValue::Int(versions[1].activated_at.timestamp_micros()),
-            SqlValue::Text(versions[1].version.clone()),
+            Value::Int(versions[1].activated_at.timestamp_micros()),
+            Value::Text(versions[1].version.clone()),
         ];
         let older = f.store.list_policies(&page(newest_first, 2, Some(key))).await.unwrap();
         assert_eq!(older, versions[2..]);
@@ -536,19 +535,18 @@ contract! {
         let done = f.store.sequence(1000, &admission(&test_audit_keys())).await.unwrap();
         assert!(done.chained >= 3 && done.quarantined.len() >= 3, "{done:?}");
 
-        let by_position = &AUDIT_ORDERS[0];
-        assert_eq!(by_position.column, "position");
+        let by_position = AuditOrder::Position;
         let first = f.store.list_audit(&page(by_position, 2, None)).await.unwrap();
         assert_eq!(first.iter().map(|c| c.position).collect::<Vec<_>>(), [1, 2, 3]);
-        let next = f.store.list_audit(&page(by_position, 2, Some(vec![SqlValue::Int(2)]))).await.unwrap();
+        let next = f.store.list_audit(&page(by_position, 2, Some(vec![Value::Int(2)]))).await.unwrap();
         assert_eq!(next.first().map(|c| c.position), Some(3));
         assert_eq!(next.len(), done.chained - 2);
 
-        let newest_first = &QUARANTINE_ORDERS[0];
+        let newest_first = QuarantineOrder::IdDesc;
         let set_aside = f.store.list_quarantine(&page(newest_first, 2, None)).await.unwrap();
         assert_eq!(set_aside.len(), 3);
         assert!(set_aside.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-        let key = vec![SqlValue::Int(set_aside[1].id)];
+        let key = vec![Value::Int(set_aside[1].id)];
         let older = f.store.list_quarantine(&page(newest_first, 2, Some(key))).await.unwrap();
         assert_eq!(older.first(), set_aside.get(2));
         assert_eq!(older.len(), done.quarantined.len() - 2);

@@ -928,7 +928,7 @@ pub use explain::{Explanation, explain};
 pub use replay::{ReplayError, replay};
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,6 @@
 //! List queries: the filter language (a subset of AIP-160), `order_by`, and opaque keyset page
-//! tokens. Parsing is pure; the store turns a parsed query into SQL.
+//! tokens, typed per resource ([`resources`]: `LeadField`, `LeadOrder`, ...). Parsing yields typed
+//! fields, operators and values; only the store maps them to columns and SQL.
 //!
 //! Grammar: `term (AND term)*`, where a term is `field op value` or a parenthesised
 //! `(field op value OR field op value ...)`; `op` is one of `= != < <= > >=`; a value is a
@@ -13,6 +14,9 @@ use uuid::Uuid;
 
 use super::validation::{Lines, no_control_characters};
 use super::values::{LeadId, clip};
+
+mod resources;
+pub use resources::{AuditField, AuditOrder, LeadField, LeadOrder, NoField, PolicyOrder, QuarantineOrder};
 
 /// The longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 2048;
@@ -35,10 +39,11 @@ pub enum Op {
 }
 
 impl Op {
-    pub fn sql(self) -> &'static str {
+    /// How the filter language writes it.
+    pub fn symbol(self) -> &'static str {
         match self {
             Op::Eq => "=",
-            Op::Ne => "<>",
+            Op::Ne => "!=",
             Op::Lt => "<",
             Op::Le => "<=",
             Op::Gt => ">",
@@ -47,9 +52,10 @@ impl Op {
     }
 }
 
-/// A value compared with a column.
+/// A value a field is compared with, or one value of a sort key; typed by its field (times in
+/// microseconds since the epoch, points in hundredths).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SqlValue {
+pub enum Value {
     Text(String),
     Int(i64),
     Uuid(Uuid),
@@ -75,26 +81,51 @@ pub enum FieldKind {
     Integer,
 }
 
-/// A field a filter may name, and the column it reads.
-#[derive(Clone, Copy, Debug)]
-pub struct FieldSpec {
-    pub name: &'static str,
-    pub column: &'static str,
-    pub kind: FieldKind,
+impl FieldKind {
+    /// The filter kind of a closed set of names.
+    pub const fn names_of(names: &'static [&'static str], prefix: &'static str) -> FieldKind {
+        FieldKind::Enum { names, prefix }
+    }
 }
 
-/// One parsed comparison, ready for SQL: `column op value`.
+/// The fields a resource's filter may name. A new field is a variant, its name and kind here,
+/// and its column in the store.
+pub trait Field: Copy + Eq + std::fmt::Debug + 'static {
+    /// Every field, in the order error messages list them.
+    const ALL: &'static [Self];
+    /// How filters spell it (`source.channel`).
+    fn name(self) -> &'static str;
+    fn kind(self) -> FieldKind;
+}
+
+/// The orders a resource may be listed in.
+pub trait Order: Copy + Eq + std::fmt::Debug + 'static {
+    /// Every order; the first is the default.
+    const ALL: &'static [Self];
+    /// The `order_by` text that selects it (`create_time desc`).
+    fn name(self) -> &'static str;
+    /// The types of its sort key: the ordering value's, then the tie-break's.
+    fn key_types(self) -> &'static [KeyType];
+}
+
+/// One parsed comparison: `field op value`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Condition {
-    pub column: &'static str,
+pub struct Condition<F> {
+    pub field: F,
     pub op: Op,
-    pub value: SqlValue,
+    pub value: Value,
 }
 
 /// A parsed filter: every group must hold; a group holds when any of its conditions does.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub groups: Vec<Vec<Condition>>,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter<F> {
+    pub groups: Vec<Vec<Condition<F>>>,
+}
+
+impl<F> Default for Filter<F> {
+    fn default() -> Self {
+        Filter { groups: Vec::new() }
+    }
 }
 
 /// Why a filter, an order or a page token was refused; the message is for the caller.
@@ -194,14 +225,14 @@ fn tokenize(input: &str) -> Result<Vec<Token>, QueryError> {
     Ok(tokens)
 }
 
-struct Parser<'a> {
+struct Parser<'a, F> {
     tokens: std::iter::Peekable<std::vec::IntoIter<Token>>,
-    fields: &'a [FieldSpec],
+    fields: &'a [F],
     comparisons: usize,
 }
 
-impl Parser<'_> {
-    fn comparison(&mut self) -> Result<Condition, QueryError> {
+impl<F: Field> Parser<'_, F> {
+    fn comparison(&mut self) -> Result<Condition<F>, QueryError> {
         self.comparisons += 1;
         if self.comparisons > MAX_COMPARISONS {
             return err(format!("filter has more than {MAX_COMPARISONS} comparisons"));
@@ -215,8 +246,8 @@ impl Parser<'_> {
                 ));
             }
         };
-        let spec = self.fields.iter().find(|f| f.name == name).ok_or_else(|| {
-            let known: Vec<_> = self.fields.iter().map(|f| f.name).collect();
+        let field = *self.fields.iter().find(|f| f.name() == name).ok_or_else(|| {
+            let known: Vec<_> = self.fields.iter().map(|f| f.name()).collect();
             QueryError(format!(
                 "unknown filter field {:?}; known fields: {}",
                 clip(&name),
@@ -232,16 +263,11 @@ impl Parser<'_> {
                 ));
             }
         };
-        let value = self.tokens.next();
-        let value = convert_value(spec, op, value)?;
-        Ok(Condition {
-            column: spec.column,
-            op,
-            value,
-        })
+        let value = convert_value(field, op, self.tokens.next())?;
+        Ok(Condition { field, op, value })
     }
 
-    fn term(&mut self) -> Result<Vec<Condition>, QueryError> {
+    fn term(&mut self) -> Result<Vec<Condition<F>>, QueryError> {
         if self.tokens.next_if_eq(&Token::Open).is_none() {
             return Ok(vec![self.comparison()?]);
         }
@@ -264,7 +290,7 @@ fn describe(token: Option<Token>) -> String {
         Some(Token::Ident(s)) => format!("{:?}", clip(&s)),
         Some(Token::Str(s)) => format!("the string {:?}", clip(&s)),
         Some(Token::Num(s)) => format!("the number {}", clip(&s)),
-        Some(Token::Op(op)) => format!("the operator {}", op.sql()),
+        Some(Token::Op(op)) => format!("the operator {}", op.symbol()),
         Some(Token::And) => "AND".into(),
         Some(Token::Or) => "OR".into(),
         Some(Token::Open) => "(".into(),
@@ -272,20 +298,20 @@ fn describe(token: Option<Token>) -> String {
     }
 }
 
-fn convert_value(spec: &FieldSpec, op: Op, token: Option<Token>) -> Result<SqlValue, QueryError> {
+fn convert_value<F: Field>(spec: F, op: Op, token: Option<Token>) -> Result<Value, QueryError> {
     let equality_only = matches!(
-        spec.kind,
+        spec.kind(),
         FieldKind::Enum { .. } | FieldKind::Text | FieldKind::LeadName
     );
     if equality_only && !matches!(op, Op::Eq | Op::Ne) {
-        return err(format!("{} accepts only = and !=", spec.name));
+        return err(format!("{} accepts only = and !=", spec.name()));
     }
-    let field = spec.name;
-    match (spec.kind, token) {
+    let field = spec.name();
+    match (spec.kind(), token) {
         (FieldKind::Enum { names, prefix }, Some(Token::Ident(v))) => {
             let bare = v.strip_prefix(prefix).unwrap_or(&v);
             match names.iter().find(|n| **n == bare) {
-                Some(name) => Ok(SqlValue::Text((*name).to_owned())),
+                Some(name) => Ok(Value::Text((*name).to_owned())),
                 None => err(format!(
                     "{field} must be one of {}, got {:?}",
                     names.join(", "),
@@ -294,13 +320,13 @@ fn convert_value(spec: &FieldSpec, op: Op, token: Option<Token>) -> Result<SqlVa
             }
         }
         (FieldKind::Text, Some(Token::Str(v))) => no_control_characters(&v, Lines::Single)
-            .map(|()| SqlValue::Text(v))
+            .map(|()| Value::Text(v))
             .map_err(|why| QueryError(format!("{field} {why}"))),
         (FieldKind::LeadName, Some(Token::Str(v))) => LeadId::parse_name(&v)
-            .map(|id| SqlValue::Uuid(id.as_uuid()))
+            .map(|id| Value::Uuid(id.as_uuid()))
             .map_err(|why| QueryError(format!("{field} {why}"))),
         (FieldKind::Time, Some(Token::Str(v))) => chrono::DateTime::parse_from_rfc3339(&v)
-            .map(|t| SqlValue::Int(t.timestamp_micros()))
+            .map(|t| Value::Int(t.timestamp_micros()))
             .map_err(|_| {
                 QueryError(format!(
                     "{field} must be an RFC 3339 time such as \"2026-01-31T00:00:00Z\", got {:?}",
@@ -311,11 +337,11 @@ fn convert_value(spec: &FieldSpec, op: Op, token: Option<Token>) -> Result<SqlVa
             .parse::<f64>()
             .ok()
             .filter(|p| p.is_finite() && p.abs() < 1e12)
-            .map(|p| SqlValue::Int((p * 100.0).round() as i64))
+            .map(|p| Value::Int((p * 100.0).round() as i64))
             .ok_or_else(|| QueryError(format!("{field} must be a number, got {}", clip(&v)))),
         (FieldKind::Integer, Some(Token::Num(v))) => v
             .parse::<i64>()
-            .map(SqlValue::Int)
+            .map(Value::Int)
             .map_err(|_| QueryError(format!("{field} must be an integer, got {}", clip(&v)))),
         (kind, other) => {
             let expected = match kind {
@@ -329,8 +355,9 @@ fn convert_value(spec: &FieldSpec, op: Op, token: Option<Token>) -> Result<SqlVa
     }
 }
 
-/// Parses a filter against the fields a resource allows. The empty filter matches everything.
-pub fn parse_filter(input: &str, fields: &[FieldSpec]) -> Result<Filter, QueryError> {
+/// Parses a filter against the fields a resource allows (usually `F::ALL`). The empty filter
+/// matches everything.
+pub fn parse_filter<F: Field>(input: &str, fields: &[F]) -> Result<Filter<F>, QueryError> {
     if input.len() > MAX_FILTER_LEN {
         return err(format!("filter must be at most {MAX_FILTER_LEN} bytes"));
     }
@@ -363,68 +390,48 @@ pub enum KeyType {
     Uuid,
 }
 
-impl SqlValue {
+impl Value {
     fn has_type(&self, key_type: KeyType) -> bool {
         matches!(
             (self, key_type),
-            (SqlValue::Int(_), KeyType::Int)
-                | (SqlValue::Text(_), KeyType::Text)
-                | (SqlValue::Uuid(_), KeyType::Uuid)
+            (Value::Int(_), KeyType::Int) | (Value::Text(_), KeyType::Text) | (Value::Uuid(_), KeyType::Uuid)
         )
     }
 }
 
-/// One way a list may be ordered: by `column`, ties broken by `tie_break` (a unique column).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OrderSpec {
-    /// The `order_by` text that selects it.
-    pub name: &'static str,
-    pub column: &'static str,
-    pub tie_break: Option<&'static str>,
-    /// The types of the sort key: the column's, then the tie-break's.
-    pub key_types: &'static [KeyType],
-    pub descending: bool,
+/// Whether `key` is a sort key of `order`: as many values as the order has, each of its type, and
+/// no text the database would refuse.
+fn accepts<O: Order>(order: O, key: &[Value]) -> bool {
+    let types = order.key_types();
+    key.len() == types.len()
+        && key.iter().zip(types).all(|(value, key_type)| {
+            value.has_type(*key_type)
+                && match value {
+                    Value::Text(text) => no_control_characters(text, Lines::Single).is_ok(),
+                    Value::Int(_) | Value::Uuid(_) => true,
+                }
+        })
 }
 
-impl OrderSpec {
-    /// How many key values a page token carries for this order.
-    pub fn key_len(&self) -> usize {
-        1 + usize::from(self.tie_break.is_some())
-    }
-
-    /// Whether `key` is a sort key of this order: as many values as the order has columns, each
-    /// of its column's type, and no text the database would refuse.
-    fn accepts(&self, key: &[SqlValue]) -> bool {
-        key.len() == self.key_len()
-            && key.len() == self.key_types.len()
-            && key.iter().zip(self.key_types).all(|(value, key_type)| {
-                value.has_type(*key_type)
-                    && match value {
-                        SqlValue::Text(text) => no_control_characters(text, Lines::Single).is_ok(),
-                        SqlValue::Int(_) | SqlValue::Uuid(_) => true,
-                    }
-            })
-    }
-}
-
-/// Picks the order named by `order_by`; the first of `orders` is the default.
-pub fn parse_order_by(
-    order_by: &str,
-    orders: &'static [OrderSpec],
-) -> Result<&'static OrderSpec, QueryError> {
+/// Picks the order named by `order_by`; the first of `O::ALL` is the default.
+pub fn parse_order_by<O: Order>(order_by: &str) -> Result<O, QueryError> {
     let wanted = order_by.split_whitespace().collect::<Vec<_>>().join(" ");
     let wanted = wanted.strip_suffix(" asc").unwrap_or(&wanted);
     if wanted.is_empty() {
-        return Ok(&orders[0]);
+        return Ok(O::ALL[0]);
     }
-    orders.iter().find(|o| o.name == wanted).ok_or_else(|| {
-        let known: Vec<_> = orders.iter().map(|o| o.name).collect();
-        QueryError(format!(
-            "order_by must be one of {}, got {:?}",
-            known.join(", "),
-            clip(order_by)
-        ))
-    })
+    O::ALL
+        .iter()
+        .copied()
+        .find(|o| o.name() == wanted)
+        .ok_or_else(|| {
+            let known: Vec<_> = O::ALL.iter().map(|o| o.name()).collect();
+            QueryError(format!(
+                "order_by must be one of {}, got {:?}",
+                known.join(", "),
+                clip(order_by)
+            ))
+        })
 }
 
 /// Validates `page_size`: 0 means the default, above the maximum means the maximum.
@@ -438,11 +445,11 @@ pub fn page_size(requested: i32) -> Result<usize, QueryError> {
 
 /// A parsed list request: the filter, the order, where to resume and how many to return.
 #[derive(Clone, Debug)]
-pub struct ListQuery {
-    pub filter: Filter,
-    pub order: &'static OrderSpec,
+pub struct ListQuery<F, O> {
+    pub filter: Filter<F>,
+    pub order: O,
     /// The sort key of the last item already returned.
-    pub after: Option<Vec<SqlValue>>,
+    pub after: Option<Vec<Value>>,
     pub limit: usize,
     /// Binds the page token to this filter and order.
     fingerprint: String,
@@ -453,26 +460,25 @@ struct PageToken {
     /// Fingerprint of the filter and order the token was issued for.
     q: String,
     /// Sort key of the last item returned.
-    k: Vec<SqlValue>,
+    k: Vec<Value>,
 }
 
-/// Parses a list request against a resource's fields and orders.
-pub fn parse_list(
+/// Parses a list request against a resource's fields and orders; an error names the field of the
+/// request it is about.
+pub fn parse_list<F: Field, O: Order>(
     filter: &str,
     order_by: &str,
     page_token: &str,
     requested_page_size: i32,
-    fields: &[FieldSpec],
-    orders: &'static [OrderSpec],
-) -> Result<ListQuery, (&'static str, QueryError)> {
+) -> Result<ListQuery<F, O>, (&'static str, QueryError)> {
     let limit = page_size(requested_page_size).map_err(|e| ("page_size", e))?;
-    let parsed_filter = parse_filter(filter, fields).map_err(|e| ("filter", e))?;
-    let order = parse_order_by(order_by, orders).map_err(|e| ("order_by", e))?;
+    let parsed_filter = parse_filter(filter, F::ALL).map_err(|e| ("filter", e))?;
+    let order = parse_order_by::<O>(order_by).map_err(|e| ("order_by", e))?;
     let fingerprint = {
         let digest = Sha256::new()
             .chain_update(filter.trim())
             .chain_update([0])
-            .chain_update(order.name)
+            .chain_update(order.name())
             .finalize();
         super::audit::to_hex(&digest[..8])
     };
@@ -490,7 +496,7 @@ pub fn parse_list(
     })
 }
 
-fn decode_token(token: &str, fingerprint: &str, order: &OrderSpec) -> Result<Vec<SqlValue>, QueryError> {
+fn decode_token<O: Order>(token: &str, fingerprint: &str, order: O) -> Result<Vec<Value>, QueryError> {
     let invalid = || QueryError("page_token is not a token this list returned".into());
     if token.len() > 1024 {
         return Err(invalid());
@@ -503,15 +509,15 @@ fn decode_token(token: &str, fingerprint: &str, order: &OrderSpec) -> Result<Vec
     // A token is a caller's text: a forged one with the right fingerprint may carry values of
     // the wrong types, which PostgreSQL refuses (an error that is not the server's) and SQLite
     // compares by its own type order (a wrong page).
-    if !order.accepts(&decoded.k) {
+    if !accepts(order, &decoded.k) {
         return Err(invalid());
     }
     Ok(decoded.k)
 }
 
-impl ListQuery {
+impl<F, O: Order> ListQuery<F, O> {
     /// A query built by the server itself (no page token to check).
-    pub fn new(filter: Filter, order: &'static OrderSpec, limit: usize) -> Self {
+    pub fn new(filter: Filter<F>, order: O, limit: usize) -> Self {
         Self {
             filter,
             order,
@@ -522,9 +528,9 @@ impl ListQuery {
     }
 
     /// The token that resumes after an item with this sort key.
-    pub fn token_after(&self, key: Vec<SqlValue>) -> String {
+    pub fn token_after(&self, key: Vec<Value>) -> String {
         debug_assert!(
-            self.order.accepts(&key),
+            accepts(self.order, &key),
             "the sort key {key:?} does not fit the order {:?}",
             self.order
         );
@@ -534,39 +540,47 @@ impl ListQuery {
         };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("a page token serialises"))
     }
+
+    /// Makes a page of what the store returned (at most `limit + 1` items: the extra one says that
+    /// another page exists): keeps `limit` items, and gives the token of the next page, empty on
+    /// the last one.
+    pub fn page<T>(&self, items: &mut Vec<T>, key: impl FnOnce(&T) -> Vec<Value>) -> String {
+        if items.len() <= self.limit {
+            return String::new();
+        }
+        items.truncate(self.limit);
+        items
+            .last()
+            .map(|last| self.token_after(key(last)))
+            .unwrap_or_default()
+    }
+
+    /// Whether the store returned more than a page, after which the next page starts at `key`.
+    pub fn advance<T>(&mut self, items: &mut Vec<T>, key: impl FnOnce(&T) -> Vec<Value>) -> bool {
+        let more = items.len() > self.limit;
+        items.truncate(self.limit);
+        match (more, items.last()) {
+            (true, Some(last)) => {
+                self.after = Some(key(last));
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FIELDS: &[FieldSpec] = &[
-        FieldSpec {
-            name: "state",
-            column: "state",
-            kind: FieldKind::Enum {
-                names: &["LEAD", "NURTURING"],
-                prefix: "LEAD_STATE_",
-            },
-        },
-        FieldSpec {
-            name: "create_time",
-            column: "create_time",
-            kind: FieldKind::Time,
-        },
-        FieldSpec {
-            name: "scores.combined_points",
-            column: "combined_points",
-            kind: FieldKind::Points,
-        },
-    ];
-    const ORDERS: &[OrderSpec] = &[OrderSpec {
-        name: "create_time",
-        column: "create_time",
-        tie_break: Some("id"),
-        key_types: &[KeyType::Int, KeyType::Uuid],
-        descending: false,
-    }];
+    const FIELDS: &[LeadField] = LeadField::ALL;
+
+    fn leads(
+        filter: &str,
+        token: &str,
+    ) -> Result<ListQuery<LeadField, LeadOrder>, (&'static str, QueryError)> {
+        parse_list(filter, "", token, 10)
+    }
 
     #[test]
     fn parses_conjunctions_and_disjunctions() {
@@ -577,8 +591,8 @@ mod tests {
         .unwrap();
         assert_eq!(f.groups.len(), 3);
         assert_eq!(f.groups[0].len(), 2);
-        assert_eq!(f.groups[0][1].value, SqlValue::Text("NURTURING".into()));
-        assert_eq!(f.groups[2][0].value, SqlValue::Int(4950));
+        assert_eq!(f.groups[0][1].value, Value::Text("NURTURING".into()));
+        assert_eq!(f.groups[2][0].value, Value::Int(4950));
     }
 
     #[test]
@@ -601,11 +615,7 @@ mod tests {
 
     #[test]
     fn text_values_with_control_characters_are_refused_naming_the_field() {
-        const ACTOR: &[FieldSpec] = &[FieldSpec {
-            name: "actor",
-            column: "actor",
-            kind: FieldKind::Text,
-        }];
+        const ACTOR: &[AuditField] = &[AuditField::Actor];
         for bad in [
             "actor = \"a\u{0}b\"",
             "actor = \"two\nlines\"",
@@ -622,18 +632,18 @@ mod tests {
 
     #[test]
     fn page_tokens_are_bound_to_their_query() {
-        let q = parse_list("state = LEAD", "", "", 10, FIELDS, ORDERS).unwrap();
-        let token = q.token_after(vec![SqlValue::Int(5), SqlValue::Uuid(Uuid::nil())]);
-        assert!(parse_list("state = LEAD", "", &token, 10, FIELDS, ORDERS).is_ok());
-        let (field, _) = parse_list("state = NURTURING", "", &token, 10, FIELDS, ORDERS).unwrap_err();
+        let q = leads("state = LEAD", "").unwrap();
+        let token = q.token_after(vec![Value::Int(5), Value::Uuid(Uuid::nil())]);
+        assert!(leads("state = LEAD", &token).is_ok());
+        let (field, _) = leads("state = NURTURING", &token).unwrap_err();
         assert_eq!(field, "page_token");
-        assert!(parse_list("", "", "garbage!", 10, FIELDS, ORDERS).is_err());
+        assert!(leads("", "garbage!").is_err());
     }
 
     #[test]
     fn a_page_token_with_key_values_of_the_wrong_types_is_refused() {
-        let q = parse_list("", "", "", 10, FIELDS, ORDERS).unwrap();
-        let forge = |k: Vec<SqlValue>| {
+        let q = leads("", "").unwrap();
+        let forge = |k: Vec<Value>| {
             URL_SAFE_NO_PAD.encode(
                 serde_json::to_vec(&PageToken {
                     q: q.fingerprint.clone(),
@@ -643,52 +653,84 @@ mod tests {
             )
         };
         for key in [
-            vec![SqlValue::Text("2026-01-01".into()), SqlValue::Uuid(Uuid::nil())],
-            vec![SqlValue::Int(5), SqlValue::Int(7)],
-            vec![SqlValue::Int(5), SqlValue::Text("x".into())],
-            vec![SqlValue::Uuid(Uuid::nil()), SqlValue::Uuid(Uuid::nil())],
-            vec![SqlValue::Int(5)],
+            vec![Value::Text("2026-01-01".into()), Value::Uuid(Uuid::nil())],
+            vec![Value::Int(5), Value::Int(7)],
+            vec![Value::Int(5), Value::Text("x".into())],
+            vec![Value::Uuid(Uuid::nil()), Value::Uuid(Uuid::nil())],
+            vec![Value::Int(5)],
         ] {
-            let (field, why) = parse_list("", "", &forge(key.clone()), 10, FIELDS, ORDERS).unwrap_err();
+            let (field, why) = leads("", &forge(key.clone())).unwrap_err();
             assert_eq!(field, "page_token", "{key:?}");
             assert!(why.0.contains("not a token this list returned"), "{key:?}: {why}");
         }
-        assert!(
-            parse_list(
-                "",
-                "",
-                &forge(vec![SqlValue::Int(5), SqlValue::Uuid(Uuid::nil())]),
-                10,
-                FIELDS,
-                ORDERS
-            )
-            .is_ok()
-        );
+        assert!(leads("", &forge(vec![Value::Int(5), Value::Uuid(Uuid::nil())])).is_ok());
     }
 
     #[test]
     fn a_text_key_holding_nul_is_refused() {
-        const BY_VERSION: &[OrderSpec] = &[OrderSpec {
-            name: "activate_time desc",
-            column: "activate_time",
-            tie_break: Some("version"),
-            key_types: &[KeyType::Int, KeyType::Text],
-            descending: true,
-        }];
-        let q = parse_list("", "", "", 10, &[], BY_VERSION).unwrap();
-        let token = q.token_after(vec![SqlValue::Int(1), SqlValue::Text("v1".into())]);
-        assert!(parse_list("", "", &token, 10, &[], BY_VERSION).is_ok());
+        let policies = |token: &str| parse_list::<NoField, PolicyOrder>("", "", token, 10);
+        let q = policies("").unwrap();
+        let token = q.token_after(vec![Value::Int(1), Value::Text("v1".into())]);
+        assert!(policies(&token).is_ok());
         let forged = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&PageToken {
                 q: q.fingerprint.clone(),
-                k: vec![SqlValue::Int(1), SqlValue::Text("v\0".into())],
+                k: vec![Value::Int(1), Value::Text("v\0".into())],
             })
             .unwrap(),
         );
-        assert_eq!(
-            parse_list("", "", &forged, 10, &[], BY_VERSION).unwrap_err().0,
-            "page_token"
-        );
+        assert_eq!(policies(&forged).unwrap_err().0, "page_token");
+    }
+
+    #[test]
+    fn the_sort_key_of_every_order_fits_its_key_types() {
+        use crate::domain::engine::fixtures::{cfo, policy, submit, t0};
+        let lead = submit(&cfo(), &[], &policy(), t0()).lead;
+        for order in LeadOrder::ALL {
+            assert!(accepts(*order, &order.key(&lead)), "{order:?}");
+        }
+        for order in AuditOrder::ALL {
+            assert!(accepts(*order, &order.key(7)), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_keeps_the_limit_and_tells_where_the_next_one_starts() {
+        let q = leads("", "").unwrap();
+        let mut items: Vec<i64> = (0..11).collect();
+        let token = q.page(&mut items, |last| {
+            vec![Value::Int(*last), Value::Uuid(Uuid::nil())]
+        });
+        assert_eq!(items.len(), 10);
+        assert!(leads("", &token).unwrap().after == Some(vec![Value::Int(9), Value::Uuid(Uuid::nil())]));
+        let mut last_page: Vec<i64> = (0..10).collect();
+        assert_eq!(q.page(&mut last_page, |_| unreachable!()), "");
+    }
+
+    #[test]
+    fn every_name_of_a_closed_set_is_a_filter_value_with_or_without_its_prefix() {
+        use crate::domain::audit::AuditKind;
+        use crate::domain::lifecycle::LeadState;
+        use crate::domain::values::{FitGrade, SourceChannel};
+        let cases: [(&str, &[&str], &str); 4] = [
+            ("state", LeadState::NAMES, LeadState::PREFIX),
+            ("source.channel", SourceChannel::NAMES, SourceChannel::PREFIX),
+            ("scores.fit_grade", FitGrade::NAMES, FitGrade::PREFIX),
+            ("kind", AuditKind::NAMES, AuditKind::PREFIX),
+        ];
+        for (field, names, prefix) in cases {
+            for name in names {
+                for written in [name.to_string(), format!("{prefix}{name}")] {
+                    let filter = format!("{field} = {written}");
+                    let parsed = if field == "kind" {
+                        parse_filter(&filter, AuditField::ALL).map(|f| f.groups[0][0].value.clone())
+                    } else {
+                        parse_filter(&filter, LeadField::ALL).map(|f| f.groups[0][0].value.clone())
+                    };
+                    assert_eq!(parsed, Ok(Value::Text(name.to_string())), "{filter}");
+                }
+            }
+        }
     }
 
     #[test]
