@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Span, TimeZone, Utc};
-use helpers::{Backend, TestDatabase, test_audit_keys};
+use helpers::{Backend, SEALED_INBOX_COLUMNS, TestDatabase, sealed_inbox_row, test_audit_keys};
 use leadgate::domain::audit::{
     Admission, AuditEntry, AuditKeys, AuditKind, ChainTip, Refusal, SealedEntry, Verifier,
 };
@@ -46,7 +46,7 @@ fn minutes(n: i64) -> Timestamp {
 struct Fixture {
     store: Arc<dyn Store>,
     /// Held for as long as the test runs: dropping it removes the database.
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 /// A store over `db`; on SQLite, with its file capped at `sqlite_max_size` bytes.
@@ -66,7 +66,7 @@ async fn migrated(backend: &Backend) -> Fixture {
     let db = TestDatabase::create(backend).await;
     let store = open(&db, None).await;
     store.migrate().await.unwrap();
-    Fixture { store, _db: db }
+    Fixture { store, db }
 }
 
 fn profile(email: &str) -> Profile {
@@ -482,6 +482,34 @@ contract! {
         }
         assert_eq!(verifier.checked, written as i64);
         assert_eq!(f.store.chain_range(1, 1).await.unwrap(), entries[1..2]);
+    }
+
+    /// More entries than one multi-row insert into the log holds (500): the sequencer chains
+    /// them in several statements, as one chain.
+    async fn the_sequencer_chains_a_run_larger_than_one_log_insert(backend: Backend) {
+        let f = migrated(&backend).await;
+        let rows: Vec<String> = (1..=1200)
+            .map(|n| sealed_inbox_row(&f.db, "POLICY_ACTIVATED", n * 1_000_000, "engine", &format!("{{\"n\":{n}}}")))
+            .collect();
+        f.db
+            .try_execute(&format!("INSERT INTO audit_inbox {SEALED_INBOX_COLUMNS} VALUES {}", rows.join(", ")))
+            .await
+            .unwrap();
+        let keys = test_audit_keys();
+        assert_eq!(f.store.sequence(1100, &admission(&keys)).await.unwrap().chained, 1100);
+        assert_eq!(f.store.sequence(1100, &admission(&keys)).await.unwrap().chained, 100);
+
+        let mut verifier = Verifier::new(ChainTip::GENESIS, None).with_seals(keys, 1);
+        let mut after = 0;
+        loop {
+            let entries = f.store.chain_range(after, 500).await.unwrap();
+            let Some(last) = entries.last() else { break };
+            after = last.position;
+            for entry in &entries {
+                verifier.check(entry).unwrap();
+            }
+        }
+        assert_eq!(verifier.checked, 1200);
     }
 
     async fn lead_and_policy_lists_return_one_more_than_the_limit_and_resume_after_the_last_key(
