@@ -2,11 +2,11 @@
 //! panic.
 #![no_main]
 
-use leadgate::app::{AUDIT_FILTER_FIELDS, LEAD_FILTER_FIELDS};
-use leadgate::domain::query::parse_filter;
+use leadgate::domain::query::{AuditField, Field, LeadField, parse_filter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let _ = parse_filter(text, LEAD_FILTER_FIELDS);
-    let _ = parse_filter(text, AUDIT_FILTER_FIELDS);
+    let _ = parse_filter(text, LeadField::ALL);
+    let _ = parse_filter(text, AuditField::ALL);
+    let _ = parse_filter(text, AuditField::WATCHABLE);
 });
