@@ -19,7 +19,6 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
-pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod metrics;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use leadgate::cli::args::{AuthCommand, Cli, Command, PolicyCommand};
 use leadgate::cli::client;
-use leadgate::config::{AuthCommand, Cli, Command, PolicyCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -58,10 +58,20 @@ pub struct ServerConfig {
 }
 
 /// The server's certificate and key, PEM.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TlsFiles {
     pub certificate: Vec<u8>,
     pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The certificate is public; the key never leaves the process.
+        f.debug_struct("TlsFiles")
+            .field("certificate_bytes", &self.certificate.len())
+            .field("key", &"..")
+            .finish()
+    }
 }
 
 /// What one caller can make the server do.

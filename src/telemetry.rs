@@ -11,7 +11,14 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, coloured on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Flushes exported traces when dropped (at the end of `main`).
 pub struct Telemetry {

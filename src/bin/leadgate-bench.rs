@@ -1005,11 +1005,11 @@ fn main() -> ExitCode {
         .expect("a runtime");
     match args.role {
         Some(Role::Serve { args }) => {
-            let cli = <leadgate::config::Cli as Parser>::parse_from(
+            let cli = <leadgate::cli::args::Cli as Parser>::parse_from(
                 std::iter::once("leadgate".to_string()).chain(args),
             );
             match cli.command {
-                leadgate::config::Command::Serve(serve) => runtime.block_on(leadgate::cli::serve(*serve)),
+                leadgate::cli::args::Command::Serve(serve) => runtime.block_on(leadgate::cli::serve(*serve)),
                 _ => ExitCode::from(2),
             }
         }

@@ -1,6 +1,7 @@
-//! What the binary's commands do: operator commands (`serve`, `migrate`, `policy`) in [`ops`],
-//! commands for people that talk to a running server in [`client`].
+//! The binary's commands: the command line in [`args`], operator commands (`serve`, `migrate`,
+//! `policy`) in [`ops`], commands for people that talk to a running server in [`client`].
 
+pub mod args;
 pub mod client;
 mod ops;
 

@@ -7,34 +7,24 @@ use std::sync::Arc;
 
 use crate::app::AppSettings;
 use crate::auth::Authenticator;
-use crate::config::{DatabaseArgs, LogFormat, MigrateArgs, ServeArgs};
+use crate::cli::args::{DatabaseArgs, MigrateArgs, Secret, ServeArgs};
 use crate::domain::audit::AuditKeys;
 use crate::domain::policy::Policy;
 use crate::server::{Application, Limits, ServerConfig, TlsFiles};
 use crate::store::{self, ConnectOptions};
 use crate::telemetry;
+use crate::telemetry::LogFormat;
 
-fn connect_options(args: &DatabaseArgs) -> ConnectOptions {
-    ConnectOptions {
-        url: args.database_url.clone(),
-        max_connections: args.db_max_connections,
-        acquire_timeout: args.db_acquire_timeout,
-        statement_timeout: None,
-        sqlite_max_size: args.sqlite_max_size,
-    }
-}
-
-/// Reads and validates a policy file, printing every problem.
-fn load_policy(path: &Path) -> Result<Policy, ExitCode> {
-    let content = std::fs::read_to_string(path).map_err(|e| {
-        eprintln!("error: cannot read policy {}: {e}", path.display());
-        ExitCode::from(2)
-    })?;
+/// Reads and validates a policy file; the error lists every problem, one per line.
+fn load_policy(path: &Path) -> Result<Policy, String> {
+    let content =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read policy {}: {e}", path.display()))?;
     Policy::parse(&content).map_err(|problems| {
-        for problem in problems {
-            eprintln!("{}: {problem}", path.display());
-        }
-        ExitCode::from(2)
+        problems
+            .iter()
+            .map(|problem| format!("{}: {problem}", path.display()))
+            .collect::<Vec<_>>()
+            .join("\n")
     })
 }
 
@@ -50,90 +40,98 @@ pub fn policy_check(path: &Path) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(code) => code,
+        Err(problems) => {
+            eprintln!("{problems}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+impl From<&DatabaseArgs> for ConnectOptions {
+    fn from(args: &DatabaseArgs) -> Self {
+        ConnectOptions {
+            url: args.database_url.clone(),
+            max_connections: args.db_max_connections,
+            acquire_timeout: args.db_acquire_timeout,
+            statement_timeout: None,
+            sqlite_max_size: args.sqlite_max_size,
+        }
+    }
+}
+
+/// The server's configuration from its command line: every setting checked and every file read
+/// (policy, credentials, TLS, audit keys) before anything starts. The error is for the operator.
+impl TryFrom<&ServeArgs> for ServerConfig {
+    type Error = String;
+
+    fn try_from(args: &ServeArgs) -> Result<Self, String> {
+        args.validate()?;
+        let policy = match &args.policy {
+            Some(path) => load_policy(path)?,
+            None => Policy::default_policy(),
+        };
+        let auth = Authenticator::load(
+            args.auth_config.as_deref(),
+            args.auth_tokens.as_ref().map(Secret::expose),
+        )
+        .map_err(|message| format!("authentication settings: {message}"))?;
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => match (std::fs::read(cert), std::fs::read(key)) {
+                (Ok(certificate), Ok(key)) => Some(TlsFiles { certificate, key }),
+                (Err(e), _) | (_, Err(e)) => return Err(format!("--tls-cert / --tls-key: {e}")),
+            },
+            _ => None,
+        };
+        crate::server::check_exposure(args.listen, &auth, tls.is_some(), args.allow_unauthenticated)?;
+        // Last: a start refused for another setting makes no key file.
+        let audit_keys = load_audit_keys(args).map_err(|message| format!("audit keys: {message}"))?;
+        Ok(ServerConfig {
+            listen: args.listen,
+            database: ConnectOptions::from(&args.database),
+            policy: Arc::new(policy),
+            drain_timeout: args.drain_timeout,
+            app: AppSettings {
+                idempotency_retention: args.idempotency_retention,
+                sweep_interval: args.sweep_interval,
+                audit_keys: Arc::new(audit_keys),
+                accept_unsealed_until: args.audit_accept_unsealed_until,
+            },
+            reflection: args.reflection,
+            migrate: args.migrate,
+            auth: Arc::new(auth),
+            tls,
+            limits: Limits {
+                max_request_bytes: args.max_request_bytes,
+                max_response_bytes: args.max_response_bytes,
+                max_concurrent_calls: args.max_concurrent_calls,
+                max_call_duration: args.max_call_duration,
+                keepalive_interval: args.keepalive_interval,
+                keepalive_timeout: args.keepalive_timeout,
+                max_connection_age: args.max_connection_age,
+                max_open_streams: args.max_open_streams,
+                slow_consumer_timeout: args.slow_consumer_timeout,
+                handshake_timeout: args.handshake_timeout,
+            },
+        })
     }
 }
 
 /// `leadgate serve`.
 pub async fn serve(args: ServeArgs) -> ExitCode {
     let _telemetry = telemetry::init(args.log_format);
-    if let Err(message) = args.validate() {
-        eprintln!("error: {message}");
-        return ExitCode::from(2);
-    }
     if let Some(addr) = args.metrics_listen
         && let Err(message) = crate::metrics::install(addr)
     {
         eprintln!("error: --metrics-listen: {message}");
         return ExitCode::from(2);
     }
-    let policy = match &args.policy {
-        Some(path) => match load_policy(path) {
-            Ok(policy) => policy,
-            Err(code) => return code,
-        },
-        None => Policy::default_policy(),
-    };
-    let auth = match Authenticator::load(args.auth_config.as_deref(), args.auth_tokens.as_deref()) {
-        Ok(auth) => auth,
+    let config = match ServerConfig::try_from(&args) {
+        Ok(config) => config,
         Err(message) => {
-            eprintln!("error: authentication settings: {message}");
+            eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => match (std::fs::read(cert), std::fs::read(key)) {
-            (Ok(certificate), Ok(key)) => Some(TlsFiles { certificate, key }),
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("error: --tls-cert / --tls-key: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        _ => None,
-    };
-    if let Err(message) =
-        crate::server::check_exposure(args.listen, &auth, tls.is_some(), args.allow_unauthenticated)
-    {
-        eprintln!("error: {message}");
-        return ExitCode::from(2);
-    }
-    // Last: a start refused for another setting makes no key file.
-    let audit_keys = match load_audit_keys(&args) {
-        Ok(keys) => keys,
-        Err(message) => {
-            eprintln!("error: audit keys: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let config = ServerConfig {
-        listen: args.listen,
-        database: connect_options(&args.database),
-        policy: Arc::new(policy),
-        drain_timeout: args.drain_timeout,
-        app: AppSettings {
-            idempotency_retention: args.idempotency_retention,
-            sweep_interval: args.sweep_interval,
-            audit_keys: Arc::new(audit_keys),
-            accept_unsealed_until: args.audit_accept_unsealed_until,
-        },
-        reflection: args.reflection,
-        migrate: args.migrate,
-        auth: Arc::new(auth),
-        tls,
-        limits: Limits {
-            max_request_bytes: args.max_request_bytes,
-            max_response_bytes: args.max_response_bytes,
-            max_concurrent_calls: args.max_concurrent_calls,
-            max_call_duration: args.max_call_duration,
-            keepalive_interval: args.keepalive_interval,
-            keepalive_timeout: args.keepalive_timeout,
-            max_connection_age: args.max_connection_age,
-            max_open_streams: args.max_open_streams,
-            slow_consumer_timeout: args.slow_consumer_timeout,
-            handshake_timeout: args.handshake_timeout,
-        },
-    };
-
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(error) => {
@@ -160,7 +158,7 @@ pub async fn migrate(args: MigrateArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let result = async {
-        let store = store::connect(&connect_options(&args.database)).await?;
+        let store = store::connect(&ConnectOptions::from(&args.database)).await?;
         store.migrate().await?;
         if let Some(role) = &args.grant_to {
             store.grant_service_role(role).await?;
@@ -206,8 +204,8 @@ async fn shutdown_signal() {
 
 /// The audit keys given, or for SQLite the key kept beside the database (made on first start).
 fn load_audit_keys(args: &ServeArgs) -> Result<AuditKeys, String> {
-    if let Some(text) = &args.audit_keys {
-        return AuditKeys::parse(text);
+    if let Some(keys) = &args.audit_keys {
+        return AuditKeys::parse(keys.expose());
     }
     let url = &args.database.database_url;
     if !url.starts_with("sqlite:") {

@@ -27,20 +27,8 @@ impl Violations {
         result.map_err(|why| self.add(field, why)).ok()
     }
 
-    /// Checks that an optional text is at most `max` characters.
-    pub fn max_chars(&mut self, field: &str, value: &str, max: usize) -> String {
-        if value.chars().count() > max {
-            self.add(field, format!("must be at most {max} characters"));
-        }
-        value.to_owned()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    pub fn into_vec(self) -> Vec<FieldViolation> {
-        self.0
     }
 
     /// `Ok(())` when nothing was recorded.
@@ -95,19 +83,6 @@ pub fn no_control_characters(value: &str, lines: Lines) -> Result<(), String> {
             at + 1
         )),
     }
-}
-
-/// Checks the length of a required text.
-pub fn required_text(value: &str, max: usize) -> Result<String, String> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err("is required".into());
-    }
-    if trimmed.chars().count() > max {
-        return Err(format!("must be at most {max} characters"));
-    }
-    no_control_characters(trimmed, Lines::Single)?;
-    Ok(trimmed.to_owned())
 }
 
 #[cfg(test)]

@@ -348,7 +348,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Connection settings shared by both backends.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ConnectOptions {
     /// `sqlite://path` or `postgres://...`.
     pub url: String,
@@ -362,6 +362,50 @@ pub struct ConnectOptions {
     /// SQLite only: the most bytes the database file may hold (rounded down to whole pages).
     /// Writes past it answer RESOURCE_EXHAUSTED, as on a full disk.
     pub sqlite_max_size: Option<u64>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("url", &redacted_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("sqlite_max_size", &self.sqlite_max_size)
+            .finish()
+    }
+}
+
+/// A database URL fit for logs and `Debug`: a password, in the user part or as a `password`
+/// parameter, is replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    let (head, query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
+    let mut redacted = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+            let authority = match authority.rsplit_once('@') {
+                Some((user_info, host)) => match user_info.split_once(':') {
+                    Some((user, _password)) => format!("{user}:***@{host}"),
+                    None => authority.to_owned(),
+                },
+                None => authority.to_owned(),
+            };
+            format!("{scheme}://{authority}{path}")
+        }
+        None => head.to_owned(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&parameters.join("&"));
+    }
+    redacted
 }
 
 /// Whether `name` may be used as a database role name: lower-case letters, digits and `_`,
@@ -403,5 +447,38 @@ pub async fn connect(options: &ConnectOptions) -> StoreResult<Arc<dyn Store>> {
         Err(StoreError::Database(
             "the database URL must start with sqlite: or postgres:".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redacted_url_keeps_everything_but_the_password() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db:5432/leads",
+                "postgres://app:***@db:5432/leads",
+            ),
+            ("postgres://app@db/leads", "postgres://app@db/leads"),
+            (
+                "postgres://db/leads?user=app&password=s3cret&sslmode=require",
+                "postgres://db/leads?user=app&password=***&sslmode=require",
+            ),
+            ("postgres://app:p@ss:word@db/leads", "postgres://app:***@db/leads"),
+            ("sqlite://leadgate.db", "sqlite://leadgate.db"),
+        ] {
+            assert_eq!(redacted_url(url), shown);
+        }
+    }
+
+    #[test]
+    fn connect_options_never_show_a_password_in_debug() {
+        let options = ConnectOptions {
+            url: "postgres://app:s3cret@db/leads".into(),
+            ..ConnectOptions::default()
+        };
+        assert!(!format!("{options:?}").contains("s3cret"));
     }
 }

@@ -200,7 +200,7 @@ pub struct TestApp {
 fn init_logs() {
     // Silent unless asked: TEST_LOG=1 cargo test.
     if std::env::var("TEST_LOG").is_ok() {
-        std::mem::forget(leadgate::telemetry::init(leadgate::config::LogFormat::Text));
+        std::mem::forget(leadgate::telemetry::init(leadgate::telemetry::LogFormat::Text));
     }
 }
 

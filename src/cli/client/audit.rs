@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::format::{channel, json_object, kind, short_lead, state, time};
 use super::{Connection, describe, fail};
-use crate::config::{AuditCommand, AuditFormat, ClientArgs};
+use crate::cli::args::{AuditCommand, AuditFormat, ClientArgs};
 use crate::grpc::pb;
 
 /// One entry as exported.

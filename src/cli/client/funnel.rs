@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::format::{bar, channel, duration, state, time};
 use super::{Connection, describe, fail};
-use crate::config::FunnelArgs;
+use crate::cli::args::FunnelArgs;
 use crate::grpc::pb;
 
 fn parse_time(text: &str) -> Result<prost_types::Timestamp, String> {

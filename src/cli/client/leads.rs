@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::format::{channel, grade, state, time};
 use super::{Connection, describe, fail, lead_name};
-use crate::config::{ClientArgs, LeadsCommand};
+use crate::cli::args::{ClientArgs, LeadsCommand};
 use crate::grpc::pb;
 
 pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {

@@ -12,7 +12,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
-use crate::config::ClientArgs;
+use crate::cli::args::ClientArgs;
 
 pub use audit::audit;
 pub use funnel::funnel;
@@ -43,9 +43,9 @@ impl Connection {
     pub async fn open(args: &ClientArgs) -> Result<Self, String> {
         let auth = match &args.token {
             Some(token) => {
-                Auth(Some(format!("Bearer {token}").parse().map_err(|_| {
-                    "the token has characters a header cannot carry".to_string()
-                })?))
+                Auth(Some(format!("Bearer {}", token.expose()).parse().map_err(
+                    |_| "the token has characters a header cannot carry".to_string(),
+                )?))
             }
             None => Auth(None),
         };

@@ -1,5 +1,8 @@
-//! Command-line and environment settings. Every setting is a flag with an environment fallback,
-//! checked before anything starts.
+//! The command line: every command, and every setting as a flag with an environment fallback.
+//! What the types cannot check is checked when the settings become a [`ServerConfig`]
+//! (`TryFrom<ServeArgs>` in [`super::ops`]), before anything starts.
+//!
+//! [`ServerConfig`]: crate::server::ServerConfig
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::policy::parse_duration;
+use crate::telemetry::LogFormat;
 
 /// leadgate: the single qualification authority for B2B leads.
 #[derive(Debug, Parser)]
@@ -93,7 +97,7 @@ pub struct ClientArgs {
     pub server: String,
     /// A bearer token to authenticate with.
     #[arg(long, global = true, env = "LEADGATE_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,7 +232,7 @@ fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseArgs {
     /// Where leads are stored: sqlite://FILE or postgres://USER@HOST/DB.
     #[arg(long, env = "LEADGATE_DATABASE_URL", default_value = "sqlite://leadgate.db")]
@@ -243,6 +247,42 @@ pub struct DatabaseArgs {
     /// RESOURCE_EXHAUSTED (STORAGE_FULL), as on a full disk. No cap when not given.
     #[arg(long, env = "LEADGATE_SQLITE_MAX_SIZE", value_parser = size)]
     pub sqlite_max_size: Option<u64>,
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &crate::store::redacted_url(&self.database_url))
+            .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout", &self.db_acquire_timeout)
+            .field("sqlite_max_size", &self.sqlite_max_size)
+            .finish()
+    }
+}
+
+/// A setting that must never be printed (tokens, keys): `Debug` shows that it is set, not what
+/// it is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(text.to_owned()))
+    }
 }
 
 /// A size in bytes: a number with an optional unit (B, KB, MB, GB, KiB, MiB, GiB).
@@ -284,15 +324,6 @@ pub struct MigrateArgs {
     pub grant_to: Option<String>,
 }
 
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable, coloured on a terminal.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The address the gRPC server listens on.
@@ -327,13 +358,13 @@ pub struct ServeArgs {
     pub auth_config: Option<PathBuf>,
     /// Bearer tokens as `principal:role+role:sha256;...` (hashes, never the tokens themselves).
     #[arg(long, env = "LEADGATE_AUTH_TOKENS", hide_env_values = true)]
-    pub auth_tokens: Option<String>,
+    pub auth_tokens: Option<Secret>,
     /// The keys that seal the audit trail, as `ID:BASE64,ID:BASE64` (`leadgate auth new-audit-key`
     /// makes one): the first seals, every one verifies (keep retired keys listed after the new
     /// one). Required with PostgreSQL; with SQLite, a key kept in a file beside the database
     /// (`<database>.audit-key`) is made on first start when none is given.
     #[arg(long, env = "LEADGATE_AUDIT_KEYS", hide_env_values = true)]
-    pub audit_keys: Option<String>,
+    pub audit_keys: Option<Secret>,
     /// Until this time (RFC 3339), also chain audit entries that carry no seal: entries written by
     /// an earlier version of leadgate while an upgrade rolls out. Unset afterwards.
     #[arg(long, env = "LEADGATE_AUDIT_ACCEPT_UNSEALED_UNTIL", value_parser = rfc3339)]
@@ -422,5 +453,32 @@ impl ServeArgs {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_the_command_line_holds_no_secret() {
+        let cli = Cli::parse_from([
+            "leadgate",
+            "serve",
+            "--database-url",
+            "postgres://app:db-password@db/leads",
+            "--auth-tokens",
+            "ci:submitter:token-hash",
+            "--audit-keys",
+            "k1:audit-key-bytes",
+        ]);
+        let shown = format!("{cli:?}");
+        for secret in ["db-password", "token-hash", "audit-key-bytes"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("postgres://app:***@db/leads"), "{shown}");
+
+        let client = Cli::parse_from(["leadgate", "leads", "--token", "bearer-token", "show", "x"]);
+        assert!(!format!("{client:?}").contains("bearer-token"));
     }
 }
