@@ -498,7 +498,7 @@ pub fn submission(
     let source = source(&mut v, source_in);
     let external_reference = text(&mut v, "external_reference", external_reference, 128);
     let events = events(&mut v, "events", events_in);
-    finish(v)?;
+    ensure_valid(v)?;
     let submission = crate::app::Submission {
         profile: values::Profile {
             contact: validated(contact)?,
@@ -512,11 +512,11 @@ pub fn submission(
 }
 
 /// Reports the collected violations, or goes on.
-pub fn finish(v: Violations) -> Result<(), AppError> {
+pub fn ensure_valid(v: Violations) -> Result<(), AppError> {
     v.into_result().map_err(AppError::InvalidArgument)
 }
 
-/// A value that validation guarantees once [`finish`] passed.
+/// A value that validation guarantees once [`ensure_valid`] passed.
 pub fn validated<T>(value: Option<T>) -> Result<T, AppError> {
     value.ok_or_else(|| AppError::Internal("a validated field is missing".into()))
 }

@@ -1,9 +1,9 @@
 //! `leadgate.v1.LeadService`: translates requests into use cases and answers back.
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
-use super::convert::{self as c, finish, validated};
-use super::{caller, pb};
+use super::convert::{self, ensure_valid, validated};
+use super::{Answer, caller, pb};
 use crate::app::{App, LeadChange};
 use crate::domain::engine::{Command, OverrideRequest};
 use crate::domain::lifecycle::LeadState;
@@ -21,15 +21,13 @@ impl LeadService {
     }
 }
 
-type Answer<T> = Result<Response<T>, Status>;
-
 #[tonic::async_trait]
 impl pb::lead_service_server::LeadService for LeadService {
     async fn submit_lead(&self, request: Request<pb::SubmitLeadRequest>) -> Answer<pb::SubmitLeadResponse> {
         let caller = caller(&request);
-        let (submission, key) = c::submission(request.into_inner())?;
+        let (submission, key) = convert::submission(request.into_inner())?;
         let change: LeadChange = self.app.submit_lead(&caller, submission, key).await?;
-        let (lead, decision) = c::change(&change);
+        let (lead, decision) = convert::change(&change);
         Ok(Response::new(pb::SubmitLeadResponse {
             lead,
             created: change.created,
@@ -40,10 +38,10 @@ impl pb::lead_service_server::LeadService for LeadService {
     async fn get_lead(&self, request: Request<pb::GetLeadRequest>) -> Answer<pb::Lead> {
         let pb::GetLeadRequest { name } = request.into_inner();
         let mut v = Violations::default();
-        let id = c::lead_name(&mut v, "name", &name);
-        finish(v)?;
+        let id = convert::lead_name(&mut v, "name", &name);
+        ensure_valid(v)?;
         let view = self.app.get_lead(validated(id)?).await?;
-        Ok(Response::new(c::lead(&view)))
+        Ok(Response::new(convert::lead(&view)))
     }
 
     async fn list_leads(&self, request: Request<pb::ListLeadsRequest>) -> Answer<pb::ListLeadsResponse> {
@@ -57,7 +55,7 @@ impl pb::lead_service_server::LeadService for LeadService {
             .map_err(|(field, e)| crate::app::AppError::invalid(field, e.0))?;
         let page = self.app.list_leads(&query).await?;
         Ok(Response::new(pb::ListLeadsResponse {
-            leads: page.leads.iter().map(c::lead).collect(),
+            leads: page.leads.iter().map(convert::lead).collect(),
             next_page_token: page.next_page_token,
         }))
     }
@@ -70,25 +68,31 @@ impl pb::lead_service_server::LeadService for LeadService {
         let mut req = request.into_inner();
         let mut v = Violations::default();
         let request_id = std::mem::take(&mut req.request_id);
-        let key = c::request_key(&mut v, "RecordEngagement", &request_id, &req);
+        let key = convert::request_key(&mut v, "RecordEngagement", &request_id, &req);
         let pb::RecordEngagementRequest {
             name,
             events,
             etag,
             request_id: _,
         } = req;
-        let id = c::lead_name(&mut v, "name", &name);
+        let id = convert::lead_name(&mut v, "name", &name);
         if events.is_empty() {
             v.add("events", "must hold at least one event");
         }
-        let events = c::events(&mut v, "events", events);
-        finish(v)?;
+        let events = convert::events(&mut v, "events", events);
+        ensure_valid(v)?;
         let command = Command::RecordEngagement { events };
         let change = self
             .app
-            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .change_lead(
+                &caller,
+                validated(id)?,
+                convert::optional_etag(etag),
+                key,
+                command,
+            )
             .await?;
-        let (lead, decision) = c::change(&change);
+        let (lead, decision) = convert::change(&change);
         Ok(Response::new(pb::RecordEngagementResponse { lead, decision }))
     }
 
@@ -100,22 +104,28 @@ impl pb::lead_service_server::LeadService for LeadService {
         let mut req = request.into_inner();
         let mut v = Violations::default();
         let request_id = std::mem::take(&mut req.request_id);
-        let key = c::request_key(&mut v, "RecordDiscoveryCall", &request_id, &req);
+        let key = convert::request_key(&mut v, "RecordDiscoveryCall", &request_id, &req);
         let pb::RecordDiscoveryCallRequest {
             name,
             findings,
             etag,
             request_id: _,
         } = req;
-        let id = c::lead_name(&mut v, "name", &name);
-        let findings = c::discovery_call(&mut v, findings);
-        finish(v)?;
+        let id = convert::lead_name(&mut v, "name", &name);
+        let findings = convert::discovery_call(&mut v, findings);
+        ensure_valid(v)?;
         let command = Command::RecordDiscoveryCall(findings);
         let change = self
             .app
-            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .change_lead(
+                &caller,
+                validated(id)?,
+                convert::optional_etag(etag),
+                key,
+                command,
+            )
             .await?;
-        let (lead, decision) = c::change(&change);
+        let (lead, decision) = convert::change(&change);
         Ok(Response::new(pb::RecordDiscoveryCallResponse { lead, decision }))
     }
 
@@ -127,22 +137,28 @@ impl pb::lead_service_server::LeadService for LeadService {
         let mut req = request.into_inner();
         let mut v = Violations::default();
         let request_id = std::mem::take(&mut req.request_id);
-        let key = c::request_key(&mut v, "RecordContactAttempt", &request_id, &req);
+        let key = convert::request_key(&mut v, "RecordContactAttempt", &request_id, &req);
         let pb::RecordContactAttemptRequest {
             name,
             attempt,
             etag,
             request_id: _,
         } = req;
-        let id = c::lead_name(&mut v, "name", &name);
-        let attempt = c::contact_attempt(&mut v, attempt);
-        finish(v)?;
+        let id = convert::lead_name(&mut v, "name", &name);
+        let attempt = convert::contact_attempt(&mut v, attempt);
+        ensure_valid(v)?;
         let command = Command::RecordContactAttempt(validated(attempt)?);
         let change = self
             .app
-            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .change_lead(
+                &caller,
+                validated(id)?,
+                convert::optional_etag(etag),
+                key,
+                command,
+            )
             .await?;
-        let (lead, decision) = c::change(&change);
+        let (lead, decision) = convert::change(&change);
         Ok(Response::new(pb::RecordContactAttemptResponse { lead, decision }))
     }
 
@@ -154,7 +170,7 @@ impl pb::lead_service_server::LeadService for LeadService {
         let mut req = request.into_inner();
         let mut v = Violations::default();
         let request_id = std::mem::take(&mut req.request_id);
-        let key = c::request_key(&mut v, "OverrideLeadState", &request_id, &req);
+        let key = convert::request_key(&mut v, "OverrideLeadState", &request_id, &req);
         let pb::OverrideLeadStateRequest {
             name,
             state,
@@ -164,11 +180,11 @@ impl pb::lead_service_server::LeadService for LeadService {
             etag,
             request_id: _,
         } = req;
-        let id = c::lead_name(&mut v, "name", &name);
-        let state: Option<LeadState> = c::required_enum(&mut v, "state", state);
-        let reason = c::required_multiline_text(&mut v, "reason", reason, 1000);
+        let id = convert::lead_name(&mut v, "name", &name);
+        let state: Option<LeadState> = convert::required_enum(&mut v, "state", state);
+        let reason = convert::required_multiline_text(&mut v, "reason", reason, 1000);
         let disqualification: Option<DisqualificationReason> =
-            c::optional_enum(&mut v, "disqualification_reason", disqualification_reason);
+            convert::optional_enum(&mut v, "disqualification_reason", disqualification_reason);
         match (state, disqualification) {
             (Some(LeadState::Disqualified), None) => {
                 v.add("disqualification_reason", "is required to disqualify")
@@ -178,11 +194,11 @@ impl pb::lead_service_server::LeadService for LeadService {
             }
             _ => {}
         }
-        let revisit_at = revisit_time.and_then(|t| v.check("revisit_time", c::time_from_proto(&t)));
+        let revisit_at = revisit_time.and_then(|t| v.check("revisit_time", convert::time_from_proto(&t)));
         if revisit_at.is_some() && state.is_some_and(|s| s != LeadState::Nurturing) {
             v.add("revisit_time", "is only for NURTURING");
         }
-        finish(v)?;
+        ensure_valid(v)?;
         let command = Command::Override(OverrideRequest {
             state: validated(state)?,
             reason,
@@ -191,9 +207,15 @@ impl pb::lead_service_server::LeadService for LeadService {
         });
         let change = self
             .app
-            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .change_lead(
+                &caller,
+                validated(id)?,
+                convert::optional_etag(etag),
+                key,
+                command,
+            )
             .await?;
-        let (lead, decision) = c::change(&change);
+        let (lead, decision) = convert::change(&change);
         Ok(Response::new(pb::OverrideLeadStateResponse { lead, decision }))
     }
 
@@ -205,22 +227,28 @@ impl pb::lead_service_server::LeadService for LeadService {
         let mut req = request.into_inner();
         let mut v = Violations::default();
         let request_id = std::mem::take(&mut req.request_id);
-        let key = c::request_key(&mut v, "ReleaseLeadOverride", &request_id, &req);
+        let key = convert::request_key(&mut v, "ReleaseLeadOverride", &request_id, &req);
         let pb::ReleaseLeadOverrideRequest {
             name,
             reason,
             etag,
             request_id: _,
         } = req;
-        let id = c::lead_name(&mut v, "name", &name);
-        let reason = c::required_multiline_text(&mut v, "reason", reason, 1000);
-        finish(v)?;
+        let id = convert::lead_name(&mut v, "name", &name);
+        let reason = convert::required_multiline_text(&mut v, "reason", reason, 1000);
+        ensure_valid(v)?;
         let command = Command::ReleaseOverride { reason };
         let change = self
             .app
-            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .change_lead(
+                &caller,
+                validated(id)?,
+                convert::optional_etag(etag),
+                key,
+                command,
+            )
             .await?;
-        let (lead, decision) = c::change(&change);
+        let (lead, decision) = convert::change(&change);
         Ok(Response::new(pb::ReleaseLeadOverrideResponse { lead, decision }))
     }
 
@@ -232,34 +260,40 @@ impl pb::lead_service_server::LeadService for LeadService {
         let mut req = request.into_inner();
         let mut v = Violations::default();
         let request_id = std::mem::take(&mut req.request_id);
-        let key = c::request_key(&mut v, "ConvertLead", &request_id, &req);
+        let key = convert::request_key(&mut v, "ConvertLead", &request_id, &req);
         let pb::ConvertLeadRequest {
             name,
             opportunity_reference,
             etag,
             request_id: _,
         } = req;
-        let id = c::lead_name(&mut v, "name", &name);
+        let id = convert::lead_name(&mut v, "name", &name);
         let opportunity_reference =
-            c::required_text(&mut v, "opportunity_reference", opportunity_reference, 128);
-        finish(v)?;
+            convert::required_text(&mut v, "opportunity_reference", opportunity_reference, 128);
+        ensure_valid(v)?;
         let command = Command::Convert {
             opportunity_reference,
         };
         let change = self
             .app
-            .change_lead(&caller, validated(id)?, c::optional_etag(etag), key, command)
+            .change_lead(
+                &caller,
+                validated(id)?,
+                convert::optional_etag(etag),
+                key,
+                command,
+            )
             .await?;
-        let (lead, decision) = c::change(&change);
+        let (lead, decision) = convert::change(&change);
         Ok(Response::new(pb::ConvertLeadResponse { lead, decision }))
     }
 
     async fn explain_lead(&self, request: Request<pb::ExplainLeadRequest>) -> Answer<pb::LeadExplanation> {
         let pb::ExplainLeadRequest { name } = request.into_inner();
         let mut v = Violations::default();
-        let id = c::lead_name(&mut v, "name", &name);
-        finish(v)?;
+        let id = convert::lead_name(&mut v, "name", &name);
+        ensure_valid(v)?;
         let (view, explanation) = self.app.explain_lead(validated(id)?).await?;
-        Ok(Response::new(c::explanation(&view, &explanation)))
+        Ok(Response::new(convert::explanation(&view, &explanation)))
     }
 }

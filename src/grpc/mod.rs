@@ -14,9 +14,10 @@ pub mod status;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tonic::Request;
+use tonic::{Request, Response, Status};
 
 use crate::app::{App, Caller};
+use crate::auth::ANONYMOUS;
 
 /// Code generated from `proto/leadgate/v1`.
 pub mod pb {
@@ -27,8 +28,8 @@ pub mod pb {
 /// The encoded descriptors of the contract, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/leadgate_descriptor.bin"));
 
-/// The principal recorded for callers when authentication is off.
-pub const ANONYMOUS: &str = "anonymous";
+/// What every RPC handler answers.
+type Answer<T> = Result<Response<T>, Status>;
 
 /// The caller of a request, as the authentication layer left it in the request's extensions.
 pub fn caller<T>(request: &Request<T>) -> Caller {
