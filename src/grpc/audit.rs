@@ -8,7 +8,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::ErrorDetails;
 
 use super::StreamLimits;
-use super::convert;
+use super::convert::{self, EnumMapping};
 use super::status::status;
 use super::{Answer, pb};
 use crate::app::{App, AppError, WatchStart, WatchTerms};
@@ -100,7 +100,7 @@ impl pb::audit_service_server::AuditService for AuditService {
             ok: finding.is_none(),
             verified_count: verification.checked,
             first_bad_position: finding.map_or(0, |f| f.position),
-            problem: finding.map_or(0, |f| problem(f.problem) as i32),
+            problem: finding.map_or(0, |f| f.problem.to_proto()),
             message: finding.map_or_else(
                 || format!("{} entries verified", verification.checked),
                 |f| f.message.clone(),
@@ -218,17 +218,5 @@ fn quarantined(e: &crate::store::QuarantinedEntry) -> pb::QuarantinedAuditEntry 
         actor: e.actor.clone(),
         request_id: e.request_id.clone().unwrap_or_default(),
         seal_key_id: e.seal_key_id.clone().unwrap_or_default(),
-    }
-}
-
-fn problem(p: crate::domain::audit::Problem) -> pb::VerificationProblem {
-    use crate::domain::audit::Problem as P;
-    match p {
-        P::HashMismatch => pb::VerificationProblem::HashMismatch,
-        P::BrokenLink => pb::VerificationProblem::BrokenLink,
-        P::MissingEntry => pb::VerificationProblem::MissingEntry,
-        P::Truncated => pb::VerificationProblem::Truncated,
-        P::DigestMismatch => pb::VerificationProblem::DigestMismatch,
-        P::Unauthenticated => pb::VerificationProblem::Unauthenticated,
     }
 }

@@ -1,5 +1,5 @@
-//! Domain enums ↔ proto enums, matched by value name: the proto enum's prefix and the domain's
-//! stable name (`LEAD_STATE_` + `NURTURING`).
+//! Domain enums ↔ proto enums, matched by value name: the prefix the domain enum declares in
+//! its `named_enum!` and its stable name (`LEAD_STATE_` + `NURTURING`).
 
 use std::sync::LazyLock;
 
@@ -14,16 +14,16 @@ use crate::grpc::pb;
 
 /// Maps a domain enum to and from its proto enum by value name (`LEAD_STATE_` + `LEAD`).
 macro_rules! enum_mapping {
-    ($domain:ty, $proto:ty, $prefix:literal) => {
+    ($domain:ty, $proto:ty) => {
         impl EnumMapping for $domain {
-            const PREFIX: &'static str = $prefix;
+            const PREFIX: &'static str = <$domain>::PREFIX;
 
             fn to_proto(self) -> i32 {
                 static TABLE: LazyLock<Vec<i32>> = LazyLock::new(|| {
                     <$domain>::ALL
                         .iter()
                         .map(|d| {
-                            <$proto>::from_str_name(&format!("{}{}", $prefix, d.as_str()))
+                            <$proto>::from_str_name(&format!("{}{}", <$domain>::PREFIX, d.as_str()))
                                 .map_or(0, |p| p as i32)
                         })
                         .collect()
@@ -34,7 +34,7 @@ macro_rules! enum_mapping {
             fn from_proto(value: i32) -> Result<Option<Self>, String> {
                 let proto = <$proto>::try_from(value).map_err(|_| format!("{value} is not a known value"))?;
                 let name = proto.as_str_name();
-                let bare = name.strip_prefix($prefix).unwrap_or(name);
+                let bare = name.strip_prefix(<$domain>::PREFIX).unwrap_or(name);
                 if bare == "UNSPECIFIED" {
                     return Ok(None);
                 }
@@ -48,33 +48,27 @@ macro_rules! enum_mapping {
 
 /// A domain enum with a proto twin.
 pub trait EnumMapping: Sized + Copy {
+    /// The prefix of the proto values' names: the one the domain enum declares.
     const PREFIX: &'static str;
     fn to_proto(self) -> i32;
     /// `Ok(None)` for the `*_UNSPECIFIED` value.
     fn from_proto(value: i32) -> Result<Option<Self>, String>;
 }
 
-enum_mapping!(LeadState, pb::LeadState, "LEAD_STATE_");
-enum_mapping!(Seniority, pb::Seniority, "SENIORITY_");
-enum_mapping!(SourceChannel, pb::SourceChannel, "SOURCE_CHANNEL_");
-enum_mapping!(
-    DisqualificationReason,
-    pb::DisqualificationReason,
-    "DISQUALIFICATION_REASON_"
-);
-enum_mapping!(FitGrade, pb::FitGrade, "FIT_GRADE_");
-enum_mapping!(CriterionStatus, pb::CriterionStatus, "CRITERION_STATUS_");
-enum_mapping!(BudgetStatus, pb::BudgetStatus, "BUDGET_STATUS_");
-enum_mapping!(EngagementKind, pb::EngagementKind, "ENGAGEMENT_KIND_");
-enum_mapping!(ContactChannel, pb::ContactChannel, "CONTACT_CHANNEL_");
-enum_mapping!(ContactOutcome, pb::ContactOutcome, "CONTACT_OUTCOME_");
-enum_mapping!(SlaTrigger, pb::SlaTrigger, "SLA_TRIGGER_");
-enum_mapping!(sla::SlaState, pb::SlaState, "SLA_STATE_");
-enum_mapping!(
-    crate::domain::audit::AuditKind,
-    pb::AuditEventKind,
-    "AUDIT_EVENT_KIND_"
-);
+enum_mapping!(LeadState, pb::LeadState);
+enum_mapping!(Seniority, pb::Seniority);
+enum_mapping!(SourceChannel, pb::SourceChannel);
+enum_mapping!(DisqualificationReason, pb::DisqualificationReason);
+enum_mapping!(FitGrade, pb::FitGrade);
+enum_mapping!(CriterionStatus, pb::CriterionStatus);
+enum_mapping!(BudgetStatus, pb::BudgetStatus);
+enum_mapping!(EngagementKind, pb::EngagementKind);
+enum_mapping!(ContactChannel, pb::ContactChannel);
+enum_mapping!(ContactOutcome, pb::ContactOutcome);
+enum_mapping!(SlaTrigger, pb::SlaTrigger);
+enum_mapping!(sla::SlaState, pb::SlaState);
+enum_mapping!(crate::domain::audit::AuditKind, pb::AuditEventKind);
+enum_mapping!(crate::domain::audit::Problem, pb::VerificationProblem);
 
 /// An optional domain enum as its proto value: `None` is UNSPECIFIED (0).
 pub(super) fn opt_enum<E: EnumMapping>(value: Option<E>) -> i32 {
@@ -144,6 +138,7 @@ mod tests {
         round_trips(SlaTrigger::ALL);
         round_trips(sla::SlaState::ALL);
         round_trips(crate::domain::audit::AuditKind::ALL);
+        round_trips(crate::domain::audit::Problem::ALL);
         covers::<pb::LeadState, LeadState>(LeadState::ALL.len() as i32 + 1);
         covers::<pb::EngagementKind, EngagementKind>(EngagementKind::ALL.len() as i32 + 1);
         covers::<pb::SourceChannel, SourceChannel>(SourceChannel::ALL.len() as i32 + 1);
