@@ -25,6 +25,12 @@ pub mod pb {
     tonic::include_proto!("leadgate.v1");
 }
 
+/// Every RPC of the contract, named once: `Rpc`, generated from the protos by build.rs.
+mod rpc {
+    include!(concat!(env!("OUT_DIR"), "/leadgate_rpc.rs"));
+}
+pub use rpc::Rpc;
+
 /// The encoded descriptors of the contract, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/leadgate_descriptor.bin"));
 
@@ -43,12 +49,7 @@ pub fn caller<T>(request: &Request<T>) -> Caller {
 }
 
 /// The names of leadgate's own services, as health checks and reflection know them.
-pub const SERVICE_NAMES: &[&str] = &[
-    "leadgate.v1.LeadService",
-    "leadgate.v1.AuditService",
-    "leadgate.v1.PolicyService",
-    "leadgate.v1.ReportService",
-];
+pub const SERVICE_NAMES: &[&str] = Rpc::SERVICES;
 
 /// The service servers, ready to add to a router.
 pub struct Services {
