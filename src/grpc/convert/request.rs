@@ -6,15 +6,17 @@ use sha2::{Digest, Sha256};
 
 use super::enums::{optional_enum, required_enum};
 use crate::app::{AppError, RequestKey};
-use crate::domain::engine::EventInput;
+use crate::domain::engine::{Command, EventInput, OverrideRequest};
 use crate::domain::facts::{
     AuthorityFinding, BudgetFinding, ContactAttempt, DiscoveryCall, Money, NeedFinding, TimingFinding,
 };
+use crate::domain::lifecycle::LeadState;
 use crate::domain::validation::{Lines, Violations, no_control_characters};
 use crate::domain::values::{
-    self, Code, Company, Contact, CountryCode, CriterionStatus, DomainName, Email, LeadId, Source, Timestamp,
+    self, Code, Company, Contact, CountryCode, CriterionStatus, DisqualificationReason, DomainName, Email,
+    LeadId, Source, Timestamp,
 };
-use crate::grpc::pb;
+use crate::grpc::{Rpc, pb};
 
 /// A time from the API, at the precision leadgate keeps.
 pub fn time_from_proto(t: &prost_types::Timestamp) -> Result<Timestamp, String> {
@@ -95,10 +97,11 @@ pub const MAX_REQUEST_ID_LEN: usize = 128;
 /// The idempotency key of a request: its id (if any) and a hash of the request without it.
 pub fn request_key<M: Message>(
     v: &mut Violations,
-    method: &'static str,
+    rpc: Rpc,
     request_id: &str,
     request: &M,
 ) -> Option<RequestKey> {
+    let method = rpc.name();
     if request_id.is_empty() {
         return None;
     }
@@ -379,35 +382,238 @@ pub fn contact_attempt(v: &mut Violations, a: Option<pb::ContactAttempt>) -> Opt
 
 /// A SubmitLead request, validated: every bad field is reported at once.
 pub fn submission(
-    mut request: pb::SubmitLeadRequest,
+    request: pb::SubmitLeadRequest,
 ) -> Result<(crate::app::Submission, Option<RequestKey>), AppError> {
-    let mut v = Violations::default();
-    let request_id = std::mem::take(&mut request.request_id);
-    let key = request_key(&mut v, "SubmitLead", &request_id, &request);
-    let pb::SubmitLeadRequest {
-        contact: contact_in,
-        company: company_in,
-        source: source_in,
-        external_reference,
-        events: events_in,
-        request_id: _,
-    } = request;
-    let contact = contact(&mut v, contact_in);
-    let company = company(&mut v, company_in);
-    let source = source(&mut v, source_in);
-    let external_reference = text(&mut v, "external_reference", external_reference, 128);
-    let events = events(&mut v, "events", events_in);
-    ensure_valid(v)?;
-    let submission = crate::app::Submission {
-        profile: values::Profile {
-            contact: validated(contact)?,
-            company,
-            source: validated(source)?,
+    decode_idempotent(request, |v, request| {
+        let pb::SubmitLeadRequest {
+            contact: contact_in,
+            company: company_in,
+            source: source_in,
             external_reference,
-        },
-        events,
-    };
-    Ok((submission, key))
+            events: events_in,
+            request_id: _,
+        } = request;
+        let contact = contact(v, contact_in);
+        let company = company(v, company_in);
+        let source = source(v, source_in);
+        let external_reference = text(v, "external_reference", external_reference, 128);
+        let events = events(v, "events", events_in);
+        Some(crate::app::Submission {
+            profile: values::Profile {
+                contact: contact?,
+                company,
+                source: source?,
+                external_reference,
+            },
+            events,
+        })
+    })
+}
+
+/// A request that carries an idempotency `request_id`.
+pub trait Idempotent: Message + Sized {
+    /// The RPC it is sent to: a request id names one request of one RPC, so it cannot replay
+    /// another RPC's answer.
+    const RPC: Rpc;
+
+    /// Takes the request id out, so the request's fingerprint covers everything else.
+    fn take_request_id(&mut self) -> String;
+}
+
+macro_rules! idempotent {
+    ($($request:ident => $rpc:ident),+ $(,)?) => {$(
+        impl Idempotent for pb::$request {
+            const RPC: Rpc = Rpc::$rpc;
+
+            fn take_request_id(&mut self) -> String {
+                std::mem::take(&mut self.request_id)
+            }
+        }
+    )+};
+}
+
+idempotent! {
+    SubmitLeadRequest => SubmitLead,
+    RecordEngagementRequest => RecordEngagement,
+    RecordDiscoveryCallRequest => RecordDiscoveryCall,
+    RecordContactAttemptRequest => RecordContactAttempt,
+    OverrideLeadStateRequest => OverrideLeadState,
+    ReleaseLeadOverrideRequest => ReleaseLeadOverride,
+    ConvertLeadRequest => ConvertLead,
+}
+
+/// An idempotent request, validated whole: its request id first, then every field by `decode`,
+/// every bad field reported at once. `decode` answers `None` only after reporting a violation.
+/// Returns the decoded value and the request's idempotency key.
+fn decode_idempotent<R: Idempotent, T>(
+    mut request: R,
+    decode: impl FnOnce(&mut Violations, R) -> Option<T>,
+) -> Result<(T, Option<RequestKey>), AppError> {
+    let mut v = Violations::default();
+    let request_id = request.take_request_id();
+    let key = request_key(&mut v, R::RPC, &request_id, &request);
+    let decoded = decode(&mut v, request);
+    ensure_valid(v)?;
+    Ok((validated(decoded)?, key))
+}
+
+/// A request to change one lead, decoded.
+pub struct LeadCommand {
+    pub lead: LeadId,
+    /// The etag the caller read the lead at, when it sent one.
+    pub etag: Option<String>,
+    pub command: Command,
+}
+
+/// A request that changes one existing lead with one of the engine's commands.
+pub trait LeadCommandRequest: Idempotent {
+    /// Checks every field, reporting each bad one in `v`, and builds the command; `None` only
+    /// after reporting a violation.
+    fn decode(self, v: &mut Violations) -> Option<LeadCommand>;
+}
+
+/// A request that changes one lead, validated: every bad field is reported at once.
+pub fn lead_command<R: LeadCommandRequest>(
+    request: R,
+) -> Result<(LeadCommand, Option<RequestKey>), AppError> {
+    decode_idempotent(request, |v, request| request.decode(v))
+}
+
+impl LeadCommandRequest for pb::RecordEngagementRequest {
+    fn decode(self, v: &mut Violations) -> Option<LeadCommand> {
+        let pb::RecordEngagementRequest {
+            name,
+            events: events_in,
+            etag,
+            request_id: _,
+        } = self;
+        let lead = lead_name(v, "name", &name);
+        if events_in.is_empty() {
+            v.add("events", "must hold at least one event");
+        }
+        let events = events(v, "events", events_in);
+        Some(LeadCommand {
+            lead: lead?,
+            etag: optional_etag(etag),
+            command: Command::RecordEngagement { events },
+        })
+    }
+}
+
+impl LeadCommandRequest for pb::RecordDiscoveryCallRequest {
+    fn decode(self, v: &mut Violations) -> Option<LeadCommand> {
+        let pb::RecordDiscoveryCallRequest {
+            name,
+            findings,
+            etag,
+            request_id: _,
+        } = self;
+        let lead = lead_name(v, "name", &name);
+        let findings = discovery_call(v, findings);
+        Some(LeadCommand {
+            lead: lead?,
+            etag: optional_etag(etag),
+            command: Command::RecordDiscoveryCall(findings),
+        })
+    }
+}
+
+impl LeadCommandRequest for pb::RecordContactAttemptRequest {
+    fn decode(self, v: &mut Violations) -> Option<LeadCommand> {
+        let pb::RecordContactAttemptRequest {
+            name,
+            attempt,
+            etag,
+            request_id: _,
+        } = self;
+        let lead = lead_name(v, "name", &name);
+        let attempt = contact_attempt(v, attempt);
+        Some(LeadCommand {
+            lead: lead?,
+            etag: optional_etag(etag),
+            command: Command::RecordContactAttempt(attempt?),
+        })
+    }
+}
+
+impl LeadCommandRequest for pb::OverrideLeadStateRequest {
+    fn decode(self, v: &mut Violations) -> Option<LeadCommand> {
+        let pb::OverrideLeadStateRequest {
+            name,
+            state,
+            reason,
+            disqualification_reason,
+            revisit_time,
+            etag,
+            request_id: _,
+        } = self;
+        let lead = lead_name(v, "name", &name);
+        let state: Option<LeadState> = required_enum(v, "state", state);
+        let reason = required_multiline_text(v, "reason", reason, 1000);
+        let disqualification: Option<DisqualificationReason> =
+            optional_enum(v, "disqualification_reason", disqualification_reason);
+        match (state, disqualification) {
+            (Some(LeadState::Disqualified), None) => {
+                v.add("disqualification_reason", "is required to disqualify")
+            }
+            (Some(s), Some(_)) if s != LeadState::Disqualified => {
+                v.add("disqualification_reason", "is only for DISQUALIFIED")
+            }
+            _ => {}
+        }
+        let revisit_at = revisit_time.and_then(|t| v.check("revisit_time", time_from_proto(&t)));
+        if revisit_at.is_some() && state.is_some_and(|s| s != LeadState::Nurturing) {
+            v.add("revisit_time", "is only for NURTURING");
+        }
+        Some(LeadCommand {
+            lead: lead?,
+            etag: optional_etag(etag),
+            command: Command::Override(OverrideRequest {
+                state: state?,
+                reason,
+                disqualification,
+                revisit_at,
+            }),
+        })
+    }
+}
+
+impl LeadCommandRequest for pb::ReleaseLeadOverrideRequest {
+    fn decode(self, v: &mut Violations) -> Option<LeadCommand> {
+        let pb::ReleaseLeadOverrideRequest {
+            name,
+            reason,
+            etag,
+            request_id: _,
+        } = self;
+        let lead = lead_name(v, "name", &name);
+        let reason = required_multiline_text(v, "reason", reason, 1000);
+        Some(LeadCommand {
+            lead: lead?,
+            etag: optional_etag(etag),
+            command: Command::ReleaseOverride { reason },
+        })
+    }
+}
+
+impl LeadCommandRequest for pb::ConvertLeadRequest {
+    fn decode(self, v: &mut Violations) -> Option<LeadCommand> {
+        let pb::ConvertLeadRequest {
+            name,
+            opportunity_reference,
+            etag,
+            request_id: _,
+        } = self;
+        let lead = lead_name(v, "name", &name);
+        let opportunity_reference = required_text(v, "opportunity_reference", opportunity_reference, 128);
+        Some(LeadCommand {
+            lead: lead?,
+            etag: optional_etag(etag),
+            command: Command::Convert {
+                opportunity_reference,
+            },
+        })
+    }
 }
 
 /// Reports the collected violations, or goes on.

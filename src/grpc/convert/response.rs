@@ -228,6 +228,31 @@ pub fn change(c: &LeadChange) -> (Option<pb::Lead>, Option<pb::Decision>) {
     (Some(lead(&c.lead)), Some(decision(&c.decision)))
 }
 
+/// The response of an RPC that changes one existing lead: the lead and the engine's decision.
+pub trait LeadChangeResponse {
+    fn from_change(change: &LeadChange) -> Self;
+}
+
+macro_rules! lead_change_response {
+    ($($response:ident),+ $(,)?) => {$(
+        impl LeadChangeResponse for pb::$response {
+            fn from_change(c: &LeadChange) -> Self {
+                let (lead, decision) = change(c);
+                Self { lead, decision }
+            }
+        }
+    )+};
+}
+
+lead_change_response!(
+    RecordEngagementResponse,
+    RecordDiscoveryCallResponse,
+    RecordContactAttemptResponse,
+    OverrideLeadStateResponse,
+    ReleaseLeadOverrideResponse,
+    ConvertLeadResponse,
+);
+
 /// JSON as `google.protobuf.Value`.
 pub fn json_value(value: &serde_json::Value) -> prost_types::Value {
     use prost_types::value::Kind;
