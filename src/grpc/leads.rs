@@ -3,7 +3,7 @@
 use tonic::{Request, Response};
 
 use super::convert::{self, LeadChangeResponse, LeadCommand, LeadCommandRequest, ensure_valid, validated};
-use super::{Answer, caller, pb};
+use super::{Answer, actor, pb};
 use crate::app::{App, LeadChange};
 use crate::domain::query::{LeadField, LeadOrder, parse_list};
 use crate::domain::validation::Violations;
@@ -21,9 +21,9 @@ impl LeadService {
     /// field reported at once), the change is made for the caller, and the lead and the
     /// engine's decision are answered.
     async fn change<R: LeadCommandRequest, A: LeadChangeResponse>(&self, request: Request<R>) -> Answer<A> {
-        let caller = caller(&request);
+        let actor = actor(&request);
         let (LeadCommand { lead, etag, command }, key) = convert::lead_command(request.into_inner())?;
-        let change = self.app.change_lead(&caller, lead, etag, key, command).await?;
+        let change = self.app.change_lead(&actor, lead, etag, key, command).await?;
         Ok(Response::new(A::from_change(&change)))
     }
 }
@@ -31,9 +31,9 @@ impl LeadService {
 #[tonic::async_trait]
 impl pb::lead_service_server::LeadService for LeadService {
     async fn submit_lead(&self, request: Request<pb::SubmitLeadRequest>) -> Answer<pb::SubmitLeadResponse> {
-        let caller = caller(&request);
+        let actor = actor(&request);
         let (submission, key) = convert::submission(request.into_inner())?;
-        let change: LeadChange = self.app.submit_lead(&caller, submission, key).await?;
+        let change: LeadChange = self.app.submit_lead(&actor, submission, key).await?;
         let (lead, decision) = convert::change(&change);
         Ok(Response::new(pb::SubmitLeadResponse {
             lead,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::app::{App, Caller};
+use crate::app::{Actor, App};
 use crate::auth::ANONYMOUS;
 
 /// Code generated from `proto/leadgate/v1`.
@@ -37,13 +37,14 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 /// What every RPC handler answers.
 type Answer<T> = Result<Response<T>, Status>;
 
-/// The caller of a request, as the authentication layer left it in the request's extensions.
-pub fn caller<T>(request: &Request<T>) -> Caller {
+/// The actor of a request: its caller, as the guard left it in the request's extensions once the
+/// caller's identity was authenticated and its roles checked.
+pub fn actor<T>(request: &Request<T>) -> Actor {
     request
         .extensions()
-        .get::<Caller>()
+        .get::<Actor>()
         .cloned()
-        .unwrap_or_else(|| Caller {
+        .unwrap_or_else(|| Actor {
             principal: ANONYMOUS.to_owned(),
         })
 }
