@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{App, AppError, AppResult, Caller, MAX_ATTEMPTS, RequestKey, backoff, idempotency_record, now};
+use super::{Actor, App, AppError, AppResult, MAX_ATTEMPTS, RequestKey, backoff, idempotency_record, now};
 use crate::domain::audit::AuditEntry;
 use crate::domain::audit::ENGINE_ACTOR;
 use crate::domain::engine::{self, Command, Context, Decision, EventInput};
@@ -56,10 +56,10 @@ impl App {
         }
     }
 
-    fn context<'a>(&'a self, caller: &'a Caller, key: Option<&'a RequestKey>, now: Timestamp) -> Context<'a> {
+    fn context<'a>(&'a self, actor: &'a Actor, key: Option<&'a RequestKey>, now: Timestamp) -> Context<'a> {
         Context {
             now,
-            actor: &caller.principal,
+            actor: &actor.principal,
             request_id: key.map(|k| k.request_id.as_str()),
             policy: &self.policy,
         }
@@ -68,7 +68,7 @@ impl App {
     /// Submits a contact: creates the lead, or records a resubmission of a known email.
     pub async fn submit_lead(
         &self,
-        caller: &Caller,
+        actor: &Actor,
         submission: Submission,
         key: Option<RequestKey>,
     ) -> AppResult<LeadChange> {
@@ -80,12 +80,12 @@ impl App {
             backoff(attempt.saturating_sub(1)).await;
             if attempt == 1
                 && let Some(key) = &key
-                && let Some(replayed) = self.stored_answer(caller, key).await?
+                && let Some(replayed) = self.stored_answer(actor, key).await?
             {
                 return Ok(replayed);
             }
             let now = now();
-            let ctx = self.context(caller, key.as_ref(), now);
+            let ctx = self.context(actor, key.as_ref(), now);
             let existing = match attempt {
                 0 => None,
                 _ => self.store.find_lead_by_email(&email).await?,
@@ -111,7 +111,7 @@ impl App {
                 created: existing.is_none(),
                 lead: self.view(applied.lead, now),
             };
-            let answer = key.as_ref().map(|k| (caller, k, &change));
+            let answer = key.as_ref().map(|k| (actor, k, &change));
             let outcome = self
                 .commit(
                     &change.lead.lead,
@@ -126,7 +126,7 @@ impl App {
                 // A concurrent submission of the same email, or a change to the lead: start over.
                 WriteOutcome::EmailTaken | WriteOutcome::RevisionConflict => continue,
                 WriteOutcome::RequestIdTaken => {
-                    return self.stored_answer_after_conflict(caller, key.as_ref()).await;
+                    return self.stored_answer_after_conflict(actor, key.as_ref()).await;
                 }
             }
         }
@@ -137,14 +137,14 @@ impl App {
     /// without, applies the command to the latest state.
     pub async fn change_lead(
         &self,
-        caller: &Caller,
+        actor: &Actor,
         id: LeadId,
         etag: Option<String>,
         key: Option<RequestKey>,
         command: Command,
     ) -> AppResult<LeadChange> {
         if let Some(key) = &key
-            && let Some(replayed) = self.stored_answer(caller, key).await?
+            && let Some(replayed) = self.stored_answer(actor, key).await?
         {
             return Ok(replayed);
         }
@@ -157,13 +157,13 @@ impl App {
                 return Err(etag_mismatch());
             }
             let now = now();
-            let applied = engine::apply(&lead, command.clone(), &self.context(caller, key.as_ref(), now))?;
+            let applied = engine::apply(&lead, command.clone(), &self.context(actor, key.as_ref(), now))?;
             let change = LeadChange {
                 decision: applied.decision,
                 created: false,
                 lead: self.view(applied.lead, now),
             };
-            let answer = key.as_ref().map(|k| (caller, k, &change));
+            let answer = key.as_ref().map(|k| (actor, k, &change));
             let outcome = self
                 .commit(
                     &change.lead.lead,
@@ -178,7 +178,7 @@ impl App {
                 WriteOutcome::RevisionConflict if etag.is_some() => return Err(etag_mismatch()),
                 WriteOutcome::RevisionConflict | WriteOutcome::EmailTaken => continue,
                 WriteOutcome::RequestIdTaken => {
-                    return self.stored_answer_after_conflict(caller, key.as_ref()).await;
+                    return self.stored_answer_after_conflict(actor, key.as_ref()).await;
                 }
             }
         }
@@ -188,14 +188,14 @@ impl App {
     /// Records what has fallen due on one lead (SLA breach, nurture revisit). Returns whether
     /// anything was recorded; a lost race means another replica recorded it.
     pub async fn sweep_lead(&self, id: LeadId) -> AppResult<bool> {
-        let caller = Caller {
+        let actor = Actor {
             principal: ENGINE_ACTOR.to_owned(),
         };
         let Some(lead) = self.store.get_lead(id).await? else {
             return Ok(false);
         };
         let now = now();
-        let applied = engine::apply(&lead, Command::Tick, &self.context(&caller, None, now))?;
+        let applied = engine::apply(&lead, Command::Tick, &self.context(&actor, None, now))?;
         if applied.entries.is_empty() {
             return Ok(false);
         }
@@ -213,11 +213,11 @@ impl App {
         &self,
         lead: &Lead,
         entries: &[AuditEntry],
-        answer: Option<(&Caller, &RequestKey, &LeadChange)>,
+        answer: Option<(&Actor, &RequestKey, &LeadChange)>,
         expected_revision: Option<i64>,
         now: Timestamp,
     ) -> AppResult<WriteOutcome> {
-        let record = answer.map(|(caller, key, change)| idempotency_record(caller, key, change, now));
+        let record = answer.map(|(actor, key, change)| idempotency_record(actor, key, change, now));
         let sealed = self.seal(entries);
         let write = LeadWrite {
             lead,

@@ -33,10 +33,13 @@ use crate::domain::policy::Policy;
 use crate::domain::values::{Timestamp, to_storage_precision};
 use crate::store::{IdempotencyKey, IdempotencyRecord, PolicyRecord, Store};
 
-/// The caller of a request, as authenticated.
+/// On whose behalf a use case runs: an authenticated caller, or leadgate's engine for the work
+/// it does by itself (the sweeper). Not [`crate::auth::Identity`]: who may call what is decided
+/// before a request reaches the use cases, so an actor carries no roles, only its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// Recorded as the actor of every change the caller makes.
+pub struct Actor {
+    /// Recorded as the actor of every audit entry the change writes, and owns the request ids
+    /// it sends (one principal's ids never replay another's answers).
     pub principal: String,
 }
 
@@ -188,13 +191,13 @@ impl App {
     /// the key was used for another request.
     async fn stored_answer<T: DeserializeOwned>(
         &self,
-        caller: &Caller,
+        actor: &Actor,
         key: &RequestKey,
     ) -> AppResult<Option<T>> {
         let stored = self
             .store
             .find_idempotency(&IdempotencyKey {
-                principal: caller.principal.clone(),
+                principal: actor.principal.clone(),
                 request_id: key.request_id.clone(),
             })
             .await?;
@@ -218,25 +221,25 @@ impl App {
     /// The answer a concurrent twin request stored first.
     async fn stored_answer_after_conflict<T: DeserializeOwned>(
         &self,
-        caller: &Caller,
+        actor: &Actor,
         key: Option<&RequestKey>,
     ) -> AppResult<T> {
         let key = key.ok_or_else(|| AppError::Internal("request id conflict without a request id".into()))?;
-        self.stored_answer(caller, key)
+        self.stored_answer(actor, key)
             .await?
             .ok_or_else(|| AppError::Internal("request id taken but no stored response".into()))
     }
 }
 
 fn idempotency_record<T: Serialize>(
-    caller: &Caller,
+    actor: &Actor,
     key: &RequestKey,
     response: &T,
     now: Timestamp,
 ) -> IdempotencyRecord {
     IdempotencyRecord {
         key: IdempotencyKey {
-            principal: caller.principal.clone(),
+            principal: actor.principal.clone(),
             request_id: key.request_id.clone(),
         },
         method: key.method.to_owned(),

@@ -88,7 +88,8 @@ pub fn check_principal(principal: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An authenticated caller.
+/// An authenticated caller: who it is and what it may call. Only the guard sees it; past the
+/// role check, the use cases know the caller as an [`crate::app::Actor`] (its principal alone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// Recorded as the actor of every change the caller makes.

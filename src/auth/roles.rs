@@ -1,8 +1,9 @@
-//! Who may call what: one table, deny by default.
+//! Who may call what: one exhaustive match over the contract's RPCs, deny by default.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::names::named_enum;
+use crate::grpc::Rpc;
 
 named_enum! {
     /// What a caller is for.
@@ -22,32 +23,45 @@ named_enum! {
 
 use Role::{Admin, Analyst, Manager, Sales, Submitter};
 
-/// Every RPC and the roles that may call it. An RPC missing here is served to no one.
-pub const RPC_ROLES: &[(&str, &[Role])] = &[
-    ("/leadgate.v1.LeadService/SubmitLead", &[Submitter]),
-    ("/leadgate.v1.LeadService/RecordEngagement", &[Submitter]),
-    ("/leadgate.v1.LeadService/GetLead", &[Sales, Manager, Analyst]),
-    ("/leadgate.v1.LeadService/ListLeads", &[Sales, Manager, Analyst]),
-    ("/leadgate.v1.LeadService/ExplainLead", &[Sales, Manager, Analyst]),
-    ("/leadgate.v1.LeadService/RecordDiscoveryCall", &[Sales]),
-    ("/leadgate.v1.LeadService/RecordContactAttempt", &[Sales]),
-    ("/leadgate.v1.LeadService/ConvertLead", &[Sales, Manager]),
-    ("/leadgate.v1.LeadService/OverrideLeadState", &[Manager]),
-    ("/leadgate.v1.LeadService/ReleaseLeadOverride", &[Manager]),
-    ("/leadgate.v1.AuditService/ListAuditEvents", &[Analyst]),
-    ("/leadgate.v1.AuditService/VerifyAuditTrail", &[Analyst]),
-    ("/leadgate.v1.AuditService/GetAuditDigest", &[Analyst]),
-    ("/leadgate.v1.AuditService/WatchDecisions", &[Analyst]),
-    (
-        "/leadgate.v1.AuditService/ListQuarantinedAuditEntries",
-        &[Analyst, Admin],
-    ),
-    ("/leadgate.v1.ReportService/GetFunnelReport", &[Analyst]),
-    ("/leadgate.v1.PolicyService/GetPolicy", &[Admin, Analyst]),
-    ("/leadgate.v1.PolicyService/ListPolicies", &[Admin, Analyst]),
-    ("/leadgate.v1.PolicyService/ValidatePolicy", &[Admin]),
-    ("/leadgate.v1.PolicyService/SimulatePolicy", &[Admin]),
-];
+/// The roles that may call `rpc`. Every RPC of the contract is matched here, with no catch-all:
+/// an RPC added to the protos does not compile until it is given its roles.
+pub const fn roles(rpc: Rpc) -> &'static [Role] {
+    match rpc {
+        Rpc::SubmitLead => &[Submitter],
+        Rpc::RecordEngagement => &[Submitter],
+        Rpc::GetLead => &[Sales, Manager, Analyst],
+        Rpc::ListLeads => &[Sales, Manager, Analyst],
+        Rpc::ExplainLead => &[Sales, Manager, Analyst],
+        Rpc::RecordDiscoveryCall => &[Sales],
+        Rpc::RecordContactAttempt => &[Sales],
+        Rpc::ConvertLead => &[Sales, Manager],
+        Rpc::OverrideLeadState => &[Manager],
+        Rpc::ReleaseLeadOverride => &[Manager],
+        Rpc::ListAuditEvents => &[Analyst],
+        Rpc::VerifyAuditTrail => &[Analyst],
+        Rpc::GetAuditDigest => &[Analyst],
+        Rpc::WatchDecisions => &[Analyst],
+        Rpc::ListQuarantinedAuditEntries => &[Analyst, Admin],
+        Rpc::GetFunnelReport => &[Analyst],
+        Rpc::GetPolicy => &[Admin, Analyst],
+        Rpc::ListPolicies => &[Admin, Analyst],
+        Rpc::ValidatePolicy => &[Admin],
+        Rpc::SimulatePolicy => &[Admin],
+    }
+}
+
+/// Every RPC's path and the roles that may call it (from [`roles`]), in the contract's order.
+pub const RPC_ROLES: &[(&str, &[Role])] = &RPC_ROLE_TABLE;
+
+const RPC_ROLE_TABLE: [(&str, &[Role]); Rpc::ALL.len()] = {
+    let mut table: [(&str, &[Role]); Rpc::ALL.len()] = [("", &[]); Rpc::ALL.len()];
+    let mut i = 0;
+    while i < table.len() {
+        table[i] = (Rpc::ALL[i].path(), roles(Rpc::ALL[i]));
+        i += 1;
+    }
+    table
+};
 
 /// Services any authenticated caller may use (describing the API).
 pub const OPEN_TO_AUTHENTICATED: &[&str] = &[
@@ -91,7 +105,7 @@ pub enum Access {
     Authenticated,
     /// An authenticated caller with one of these roles.
     Roles(&'static [Role]),
-    /// No such method (not in the table): answered `UNIMPLEMENTED` to authenticated callers,
+    /// No such method (not one of the contract's): answered `UNIMPLEMENTED` to authenticated callers,
     /// and never passed on to a service.
     Unknown,
 }
@@ -104,10 +118,7 @@ pub fn access(path: &str) -> Access {
     if OPEN_TO_AUTHENTICATED.iter().any(|p| path.starts_with(p)) {
         return Access::Authenticated;
     }
-    RPC_ROLES
-        .iter()
-        .find(|(rpc, _)| *rpc == path)
-        .map_or(Access::Unknown, |(_, roles)| Access::Roles(roles))
+    Rpc::from_path(path).map_or(Access::Unknown, |rpc| Access::Roles(roles(rpc)))
 }
 
 #[cfg(test)]
@@ -133,6 +144,15 @@ mod tests {
                 matches!(access(&method), Access::Roles(_)),
                 "{method} is not in the roles table"
             );
+        }
+    }
+
+    #[test]
+    fn every_rpc_is_found_by_its_path() {
+        for rpc in Rpc::ALL {
+            assert_eq!(Rpc::from_path(rpc.path()), Some(*rpc));
+            assert_eq!(rpc.path(), format!("/{}/{}", rpc.service(), rpc.name()));
+            assert!(Rpc::SERVICES.contains(&rpc.service()));
         }
     }
 

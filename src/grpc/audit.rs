@@ -8,9 +8,9 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::ErrorDetails;
 
 use super::StreamLimits;
-use super::convert as c;
-use super::pb;
+use super::convert::{self, EnumMapping};
 use super::status::status;
+use super::{Answer, pb};
 use crate::app::{App, AppError, WatchStart, WatchTerms};
 use crate::domain::audit::{ChainHead, from_hex};
 use crate::domain::query::{AuditField, AuditOrder, NoField, QuarantineOrder, parse_filter, parse_list};
@@ -40,8 +40,6 @@ impl AuditService {
     }
 }
 
-type Answer<T> = Result<Response<T>, Status>;
-
 #[tonic::async_trait]
 impl pb::audit_service_server::AuditService for AuditService {
     type WatchDecisionsStream =
@@ -61,7 +59,7 @@ impl pb::audit_service_server::AuditService for AuditService {
             .map_err(|(field, e)| AppError::invalid(field, e.0))?;
         let page = self.app.list_audit(&query).await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
-            audit_events: page.entries.iter().map(c::audit_event).collect(),
+            audit_events: page.entries.iter().map(convert::audit_event).collect(),
             next_page_token: page.next_page_token,
         }))
     }
@@ -92,7 +90,7 @@ impl pb::audit_service_server::AuditService for AuditService {
                 hash,
             })
         });
-        c::finish(v)?;
+        convert::ensure_valid(v)?;
         let verification = self
             .app
             .verify_audit(start_position, end_position, expected)
@@ -102,12 +100,12 @@ impl pb::audit_service_server::AuditService for AuditService {
             ok: finding.is_none(),
             verified_count: verification.checked,
             first_bad_position: finding.map_or(0, |f| f.position),
-            problem: finding.map_or(0, |f| problem(f.problem) as i32),
+            problem: finding.map_or(0, |f| f.problem.to_proto()),
             message: finding.map_or_else(
                 || format!("{} entries verified", verification.checked),
                 |f| f.message.clone(),
             ),
-            head: Some(c::digest(&verification.head)),
+            head: Some(convert::digest(&verification.head)),
         }))
     }
 
@@ -129,7 +127,7 @@ impl pb::audit_service_server::AuditService for AuditService {
     }
 
     async fn get_audit_digest(&self, _: Request<pb::GetAuditDigestRequest>) -> Answer<pb::AuditDigest> {
-        Ok(Response::new(c::digest(&self.app.audit_digest().await?)))
+        Ok(Response::new(convert::digest(&self.app.audit_digest().await?)))
     }
 
     async fn watch_decisions(
@@ -152,8 +150,8 @@ impl pb::audit_service_server::AuditService for AuditService {
             "filter",
             parse_filter(&filter, AuditField::WATCHABLE).map_err(|e| e.0),
         );
-        c::finish(v)?;
-        let filter = c::validated(filter)?;
+        convert::ensure_valid(v)?;
+        let filter = convert::validated(filter)?;
         let Ok(permit) = self.open_streams.clone().try_acquire_owned() else {
             crate::metrics::watch_stream_refused();
             return Err(status(
@@ -179,7 +177,7 @@ impl pb::audit_service_server::AuditService for AuditService {
             let _slot = &slot;
             match item {
                 Ok(entry) => Ok(pb::WatchDecisionsResponse {
-                    event: Some(c::audit_event(&entry)),
+                    event: Some(convert::audit_event(&entry)),
                 }),
                 Err(error) => Err(Status::from(error)),
             }
@@ -211,26 +209,14 @@ fn quarantined(e: &crate::store::QuarantinedEntry) -> pb::QuarantinedAuditEntry 
     pb::QuarantinedAuditEntry {
         name: format!("quarantinedAuditEntries/{}", e.id),
         inbox_id: e.inbox_id,
-        quarantine_time: Some(c::time_to_proto(e.quarantined_at)),
+        quarantine_time: Some(convert::time_to_proto(e.quarantined_at)),
         reason: e.reason.clone(),
         detail: e.detail.clone(),
         lead: e.lead.map(|l| l.name()).unwrap_or_default(),
         kind: e.kind.clone(),
-        record_time: chrono::DateTime::from_timestamp_micros(e.record_time).map(c::time_to_proto),
+        record_time: chrono::DateTime::from_timestamp_micros(e.record_time).map(convert::time_to_proto),
         actor: e.actor.clone(),
         request_id: e.request_id.clone().unwrap_or_default(),
         seal_key_id: e.seal_key_id.clone().unwrap_or_default(),
-    }
-}
-
-fn problem(p: crate::domain::audit::Problem) -> pb::VerificationProblem {
-    use crate::domain::audit::Problem as P;
-    match p {
-        P::HashMismatch => pb::VerificationProblem::HashMismatch,
-        P::BrokenLink => pb::VerificationProblem::BrokenLink,
-        P::MissingEntry => pb::VerificationProblem::MissingEntry,
-        P::Truncated => pb::VerificationProblem::Truncated,
-        P::DigestMismatch => pb::VerificationProblem::DigestMismatch,
-        P::Unauthenticated => pb::VerificationProblem::Unauthenticated,
     }
 }

@@ -18,7 +18,7 @@ use tower::{Layer, Service};
 
 use super::codec::malformed_request;
 use super::status::ERROR_DOMAIN;
-use crate::app::Caller;
+use crate::app::Actor;
 use crate::auth::{Access, Authenticator, access};
 use crate::domain::values::clip;
 
@@ -181,7 +181,8 @@ where
                     ));
                 }
             }
-            request.extensions_mut().insert(Caller {
+            // The roles are checked: the service knows the caller by its principal alone.
+            request.extensions_mut().insert(Actor {
                 principal: identity.principal,
             });
             let Ok(_permit) = layer.in_flight.clone().try_acquire_owned() else {

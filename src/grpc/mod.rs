@@ -14,9 +14,10 @@ pub mod status;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tonic::Request;
+use tonic::{Request, Response, Status};
 
-use crate::app::{App, Caller};
+use crate::app::{Actor, App};
+use crate::auth::ANONYMOUS;
 
 /// Code generated from `proto/leadgate/v1`.
 pub mod pb {
@@ -24,30 +25,32 @@ pub mod pb {
     tonic::include_proto!("leadgate.v1");
 }
 
+/// Every RPC of the contract, named once: `Rpc`, generated from the protos by build.rs.
+mod rpc {
+    include!(concat!(env!("OUT_DIR"), "/leadgate_rpc.rs"));
+}
+pub use rpc::Rpc;
+
 /// The encoded descriptors of the contract, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/leadgate_descriptor.bin"));
 
-/// The principal recorded for callers when authentication is off.
-pub const ANONYMOUS: &str = "anonymous";
+/// What every RPC handler answers.
+type Answer<T> = Result<Response<T>, Status>;
 
-/// The caller of a request, as the authentication layer left it in the request's extensions.
-pub fn caller<T>(request: &Request<T>) -> Caller {
+/// The actor of a request: its caller, as the guard left it in the request's extensions once the
+/// caller's identity was authenticated and its roles checked.
+pub fn actor<T>(request: &Request<T>) -> Actor {
     request
         .extensions()
-        .get::<Caller>()
+        .get::<Actor>()
         .cloned()
-        .unwrap_or_else(|| Caller {
+        .unwrap_or_else(|| Actor {
             principal: ANONYMOUS.to_owned(),
         })
 }
 
 /// The names of leadgate's own services, as health checks and reflection know them.
-pub const SERVICE_NAMES: &[&str] = &[
-    "leadgate.v1.LeadService",
-    "leadgate.v1.AuditService",
-    "leadgate.v1.PolicyService",
-    "leadgate.v1.ReportService",
-];
+pub const SERVICE_NAMES: &[&str] = Rpc::SERVICES;
 
 /// The service servers, ready to add to a router.
 pub struct Services {

@@ -1,9 +1,9 @@
 //! `leadgate.v1.PolicyService`.
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
-use super::convert::{self as c, finish};
-use super::pb;
+use super::convert::{self, ensure_valid};
+use super::{Answer, pb};
 use crate::app::{App, AppError, PolicySelector, PolicyView};
 use crate::domain::policy::{MAX_POLICY_BYTES, Policy, PolicyProblem};
 use crate::domain::query::{Field, LeadField, NoField, PolicyOrder, parse_filter, parse_list};
@@ -18,8 +18,6 @@ impl PolicyService {
         Self { app }
     }
 }
-
-type Answer<T> = Result<Response<T>, Status>;
 
 /// How many simulated leads are returned when the request does not say.
 const DEFAULT_SAMPLE: usize = 20;
@@ -38,7 +36,7 @@ fn policy(view: &PolicyView, with_content: bool) -> pb::Policy {
             String::new()
         },
         active: view.active,
-        activate_time: Some(c::time_to_proto(r.activated_at)),
+        activate_time: Some(convert::time_to_proto(r.activated_at)),
     }
 }
 
@@ -110,7 +108,7 @@ impl pb::policy_service_server::PolicyService for PolicyService {
         let pb::ValidatePolicyRequest { content: text } = request.into_inner();
         let mut v = Violations::default();
         content(&mut v, &text);
-        finish(v)?;
+        ensure_valid(v)?;
         Ok(Response::new(match Policy::parse(&text) {
             Ok(candidate) => pb::ValidatePolicyResponse {
                 valid: true,
@@ -158,7 +156,7 @@ impl pb::policy_service_server::PolicyService for PolicyService {
             0 => DEFAULT_SAMPLE,
             n => (n as usize).min(MAX_SAMPLE),
         };
-        finish(v)?;
+        ensure_valid(v)?;
         let (Some(candidate), Some(filter)) = (candidate, filter) else {
             return Err(AppError::Internal("a validated policy or filter is missing".into()).into());
         };
@@ -172,8 +170,8 @@ impl pb::policy_service_server::PolicyService for PolicyService {
                 .transitions
                 .iter()
                 .map(|((from, to), n)| pb::StateTransitionCount {
-                    from_state: c::EnumMapping::to_proto(*from),
-                    to_state: c::EnumMapping::to_proto(*to),
+                    from_state: convert::EnumMapping::to_proto(*from),
+                    to_state: convert::EnumMapping::to_proto(*to),
                     leads: *n,
                 })
                 .collect(),
@@ -182,11 +180,11 @@ impl pb::policy_service_server::PolicyService for PolicyService {
                 .iter()
                 .map(|s| pb::SimulatedLead {
                     lead: s.lead.name(),
-                    current_state: c::EnumMapping::to_proto(s.current_state),
-                    simulated_state: c::EnumMapping::to_proto(s.simulated_state),
-                    current_scores: Some(c::scores(&s.current_scores)),
-                    simulated_scores: Some(c::scores(&s.simulated_scores)),
-                    reasons: c::reasons(&s.reasons),
+                    current_state: convert::EnumMapping::to_proto(s.current_state),
+                    simulated_state: convert::EnumMapping::to_proto(s.simulated_state),
+                    current_scores: Some(convert::scores(&s.current_scores)),
+                    simulated_scores: Some(convert::scores(&s.simulated_scores)),
+                    reasons: convert::reasons(&s.reasons),
                 })
                 .collect(),
         }))

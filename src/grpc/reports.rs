@@ -1,9 +1,9 @@
 //! `leadgate.v1.ReportService`.
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
-use super::convert::{self as c, EnumMapping};
-use super::pb;
+use super::convert::{self, EnumMapping};
+use super::{Answer, pb};
 use crate::app::App;
 use crate::domain::funnel::ChannelFunnel;
 use crate::domain::validation::Violations;
@@ -43,8 +43,8 @@ fn channel_funnel(f: &ChannelFunnel) -> pb::ChannelFunnel {
             })
             .collect(),
         first_touch_count: f.first_touches,
-        time_to_first_touch_p50: f.time_to_first_touch_p50.map(c::duration_to_proto),
-        time_to_first_touch_p90: f.time_to_first_touch_p90.map(c::duration_to_proto),
+        time_to_first_touch_p50: f.time_to_first_touch_p50.map(convert::duration_to_proto),
+        time_to_first_touch_p90: f.time_to_first_touch_p90.map(convert::duration_to_proto),
         sla_started_count: f.sla_started,
         sla_breached_count: f.sla_breached,
         sla_breach_rate: f.sla_breach_rate,
@@ -64,7 +64,7 @@ impl pb::report_service_server::ReportService for ReportService {
     async fn get_funnel_report(
         &self,
         request: Request<pb::GetFunnelReportRequest>,
-    ) -> Result<Response<pb::FunnelReport>, Status> {
+    ) -> Answer<pb::FunnelReport> {
         let pb::GetFunnelReportRequest {
             start_time,
             end_time,
@@ -72,34 +72,34 @@ impl pb::report_service_server::ReportService for ReportService {
         } = request.into_inner();
         let mut v = Violations::default();
         let start = match start_time {
-            Some(t) => v.check("start_time", c::time_from_proto(&t)),
+            Some(t) => v.check("start_time", convert::time_from_proto(&t)),
             None => {
                 v.add("start_time", "is required");
                 None
             }
         };
         let end = match end_time {
-            Some(t) => v.check("end_time", c::time_from_proto(&t)),
+            Some(t) => v.check("end_time", convert::time_from_proto(&t)),
             None => Some(crate::app::now()),
         };
         let channels: Vec<SourceChannel> = source_channels
             .iter()
             .enumerate()
-            .filter_map(|(i, ch)| c::required_enum(&mut v, &format!("source_channels[{i}]"), *ch))
+            .filter_map(|(i, ch)| convert::required_enum(&mut v, &format!("source_channels[{i}]"), *ch))
             .collect();
         if let (Some(s), Some(e)) = (start, end)
             && e <= s
         {
             v.add("end_time", "must be after start_time");
         }
-        c::finish(v)?;
+        convert::ensure_valid(v)?;
         let report = self
             .app
-            .funnel(c::validated(start)?, c::validated(end)?, &channels)
+            .funnel(convert::validated(start)?, convert::validated(end)?, &channels)
             .await?;
         Ok(Response::new(pb::FunnelReport {
-            start_time: Some(c::time_to_proto(report.start)),
-            end_time: Some(c::time_to_proto(report.end)),
+            start_time: Some(convert::time_to_proto(report.start)),
+            end_time: Some(convert::time_to_proto(report.end)),
             channels: report.channels.iter().map(channel_funnel).collect(),
             total: Some(channel_funnel(&report.total)),
         }))

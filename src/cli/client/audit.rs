@@ -271,7 +271,7 @@ pub async fn audit(args: ClientArgs, command: AuditCommand) -> ExitCode {
                     } else {
                         let problem = pb::VerificationProblem::try_from(answer.problem).map_or_else(
                             |_| "?".into(),
-                            |p| super::format::name(p.as_str_name(), "VERIFICATION_PROBLEM_"),
+                            |p| super::format::name(p.as_str_name(), crate::domain::audit::Problem::PREFIX),
                         );
                         println!(
                             "BROKEN at position {}: {} ({})",

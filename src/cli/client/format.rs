@@ -1,5 +1,8 @@
 //! Turning API values into text.
 
+use crate::domain::audit::AuditKind;
+use crate::domain::lifecycle::LeadState;
+use crate::domain::values::{FitGrade, SourceChannel};
 use crate::grpc::pb;
 
 /// A timestamp as RFC 3339 (seconds), or `-`.
@@ -24,6 +27,7 @@ pub fn duration(d: &Option<prost_types::Duration>) -> String {
 }
 
 /// An enum value's name without its prefix (`LEAD_STATE_NURTURING` → `NURTURING`), `-` when unset.
+/// The prefix is the one the domain enum declares (`LeadState::PREFIX`).
 pub fn name(full: &str, prefix: &str) -> String {
     match full.strip_prefix(prefix).unwrap_or(full) {
         "UNSPECIFIED" => "-".into(),
@@ -32,26 +36,29 @@ pub fn name(full: &str, prefix: &str) -> String {
 }
 
 pub fn state(value: i32) -> String {
-    pb::LeadState::try_from(value)
-        .map_or_else(|_| value.to_string(), |s| name(s.as_str_name(), "LEAD_STATE_"))
+    pb::LeadState::try_from(value).map_or_else(
+        |_| value.to_string(),
+        |s| name(s.as_str_name(), LeadState::PREFIX),
+    )
 }
 
 pub fn channel(value: i32) -> String {
     pb::SourceChannel::try_from(value).map_or_else(
         |_| value.to_string(),
-        |s| name(s.as_str_name(), "SOURCE_CHANNEL_"),
+        |s| name(s.as_str_name(), SourceChannel::PREFIX),
     )
 }
 
 pub fn kind(value: i32) -> String {
     pb::AuditEventKind::try_from(value).map_or_else(
         |_| value.to_string(),
-        |s| name(s.as_str_name(), "AUDIT_EVENT_KIND_"),
+        |s| name(s.as_str_name(), AuditKind::PREFIX),
     )
 }
 
 pub fn grade(value: i32) -> String {
-    pb::FitGrade::try_from(value).map_or_else(|_| value.to_string(), |s| name(s.as_str_name(), "FIT_GRADE_"))
+    pb::FitGrade::try_from(value)
+        .map_or_else(|_| value.to_string(), |s| name(s.as_str_name(), FitGrade::PREFIX))
 }
 
 /// `google.protobuf.Value` back to JSON.

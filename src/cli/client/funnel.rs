@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use super::format::{bar, channel, duration, state, time};
 use super::{Connection, describe, fail};
 use crate::cli::args::FunnelArgs;
+use crate::domain::values::DisqualificationReason;
 use crate::grpc::pb;
 
 fn parse_time(text: &str) -> Result<prost_types::Timestamp, String> {
@@ -117,7 +118,7 @@ fn render_channel(out: &mut String, title: &str, f: &pb::ChannelFunnel) {
             .map(|d| {
                 let name = pb::DisqualificationReason::try_from(d.reason).map_or_else(
                     |_| "?".into(),
-                    |r| super::format::name(r.as_str_name(), "DISQUALIFICATION_REASON_"),
+                    |r| super::format::name(r.as_str_name(), DisqualificationReason::PREFIX),
                 );
                 format!("{name} {}", d.leads)
             })

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use super::format::{channel, grade, state, time};
 use super::{Connection, describe, fail, lead_name};
 use crate::cli::args::{ClientArgs, LeadsCommand};
+use crate::domain::sla::SlaState;
+use crate::domain::values::CriterionStatus;
 use crate::grpc::pb;
 
 pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
@@ -92,7 +94,7 @@ fn show(lead: &pb::Lead) -> String {
     let criterion = |status: i32| {
         pb::CriterionStatus::try_from(status).map_or_else(
             |_| "?".into(),
-            |s| super::format::name(s.as_str_name(), "CRITERION_STATUS_"),
+            |s| super::format::name(s.as_str_name(), CriterionStatus::PREFIX),
         )
     };
     let mut out = String::new();
@@ -138,7 +140,7 @@ fn show(lead: &pb::Lead) -> String {
     ));
     let sla_state = pb::SlaState::try_from(sla.state).map_or_else(
         |_| "?".into(),
-        |s| super::format::name(s.as_str_name(), "SLA_STATE_"),
+        |s| super::format::name(s.as_str_name(), SlaState::PREFIX),
     );
     out.push_str(&format!(
         "  sla         {} (due {}, first touch {}, {} attempts)\n",
