@@ -2,7 +2,8 @@
 //! entry is found; digests and hashes from any text parse or are refused.
 #![no_main]
 
-use leadgate::domain::audit::{AuditEntry, AuditKind, ChainHead, ChainTip, Verifier, from_hex, link};
+use leadgate::domain::audit::{AuditEntry, AuditKind, ChainHead, ChainTip, Verifier, link};
+use leadgate::domain::hex::from_hex;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (Vec<(String, String, i64, u8)>, String)| {

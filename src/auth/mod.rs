@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 
 pub use roles::{Access, OPEN_TO_ALL, RPC_ROLES, Role, Roles, access};
 
-use crate::domain::audit::{ENGINE_ACTOR, from_hex, to_hex};
+use crate::domain::audit::ENGINE_ACTOR;
+use crate::domain::hex::{from_hex, to_hex};
 
 /// The principal of callers when authentication is off.
 pub const ANONYMOUS: &str = "anonymous";

@@ -72,7 +72,7 @@ enum Role {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    leadgate::domain::policy::parse_duration(text)
+    leadgate::domain::duration::parse_duration(text)
 }
 
 /// A scratch directory, removed when dropped.

@@ -87,7 +87,7 @@ enum Scenario {
 const OPEN_AT_ONCE: usize = 64;
 
 fn duration(text: &str) -> Result<Duration, String> {
-    leadgate::domain::policy::parse_duration(text)
+    leadgate::domain::duration::parse_duration(text)
 }
 
 fn free_port() -> u16 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::policy::parse_duration;
+use crate::domain::duration::parse_duration;
 use crate::telemetry::LogFormat;
 
 /// leadgate: the single qualification authority for B2B leads.

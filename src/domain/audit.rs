@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::facts::{Reason, Scores, SlaClock};
+use super::hex::{from_hex, to_hex};
 use super::lifecycle::LeadState;
 use super::names::named_enum;
 use super::values::{DisqualificationReason, LeadId, SourceChannel, Timestamp};
@@ -240,30 +241,6 @@ pub fn link_and_seal(tip: ChainTip, entries: Vec<AuditEntry>, keys: &AuditKeys) 
         c.seal = Some(keys.seal_link(c.position, &c.hash));
     }
     chained
-}
-
-/// Lower-case hexadecimal.
-pub fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// Parses 64 hexadecimal digits.
-pub fn from_hex(text: &str) -> Result<[u8; 32], String> {
-    let bad = || "hash must be 64 hexadecimal digits".to_string();
-    if text.len() != 64 || !text.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
 }
 
 // ---- seals: proof that leadgate wrote an entry ----

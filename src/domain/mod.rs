@@ -2,9 +2,11 @@
 //! trail records. No I/O, no async, no clock: time is always a parameter.
 
 pub mod audit;
+pub mod duration;
 pub mod engine;
 pub mod facts;
 pub mod funnel;
+pub mod hex;
 pub mod lead;
 pub mod lifecycle;
 pub(crate) mod names;

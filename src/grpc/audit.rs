@@ -12,7 +12,8 @@ use super::convert::{self, EnumMapping};
 use super::status::status;
 use super::{Answer, pb};
 use crate::app::{App, AppError, WatchStart, WatchTerms};
-use crate::domain::audit::{ChainHead, from_hex};
+use crate::domain::audit::ChainHead;
+use crate::domain::hex::from_hex;
 use crate::domain::query::{AuditField, AuditOrder, NoField, QuarantineOrder, parse_filter, parse_list};
 
 pub struct AuditService {

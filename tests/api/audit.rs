@@ -3,7 +3,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use leadgate::domain::audit::{ChainHead, chain_hash, to_hex};
+use leadgate::domain::audit::{ChainHead, chain_hash};
+use leadgate::domain::hex::to_hex;
 use leadgate::grpc::pb;
 use pb::CriterionStatus::Met;
 use pb::audit_service_client::AuditServiceClient;

@@ -645,7 +645,7 @@ impl TestDatabase {
 
     /// A byte string as an SQL literal.
     pub fn bytes_literal(&self, bytes: &[u8]) -> String {
-        let hex = leadgate::domain::audit::to_hex(bytes);
+        let hex = leadgate::domain::hex::to_hex(bytes);
         if self.is_sqlite() {
             format!("X'{hex}'")
         } else {

@@ -302,7 +302,7 @@ contract! {
         let fingerprint = {
             use sha2::Digest;
             let digest = sha2::Sha256::new().chain_update("").chain_update([0]).chain_update("activate_time desc").finalize();
-            leadgate::domain::audit::to_hex(&digest[..8])
+            leadgate::domain::hex::to_hex(&digest[..8])
         };
         for key in [
             serde_json::json!([{ "Int": 1 }, { "Int": 2 }]),

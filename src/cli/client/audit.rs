@@ -436,7 +436,7 @@ fn parse_digest(token: &str) -> Result<pb::AuditDigest, String> {
     let head = crate::domain::audit::ChainHead::parse_token(token).map_err(|e| format!("--digest {e}"))?;
     Ok(pb::AuditDigest {
         position: head.position,
-        hash: crate::domain::audit::to_hex(&head.hash),
+        hash: crate::domain::hex::to_hex(&head.hash),
         hash_algorithm: crate::domain::audit::HASH_ALGORITHM.into(),
         token: token.into(),
     })

@@ -480,7 +480,7 @@ pub fn parse_list<F: Field, O: Order>(
             .chain_update([0])
             .chain_update(order.name())
             .finalize();
-        super::audit::to_hex(&digest[..8])
+        super::hex::to_hex(&digest[..8])
     };
     let after = if page_token.is_empty() {
         None

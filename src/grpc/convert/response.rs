@@ -278,7 +278,7 @@ fn json_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types:
 pub fn digest(head: &crate::domain::audit::ChainHead) -> pb::AuditDigest {
     pb::AuditDigest {
         position: head.position,
-        hash: crate::domain::audit::to_hex(&head.hash),
+        hash: crate::domain::hex::to_hex(&head.hash),
         hash_algorithm: crate::domain::audit::HASH_ALGORITHM.into(),
         token: head.token(),
     }
@@ -307,14 +307,14 @@ pub fn audit_event(c: &crate::domain::audit::ChainedEntry) -> pb::AuditEvent {
         recommended_state: opt_enum(body.recommended_state),
         policy_version: e.policy_version.clone(),
         source_channel: opt_enum(e.source_channel),
-        hash: crate::domain::audit::to_hex(&c.hash),
-        previous_hash: crate::domain::audit::to_hex(&c.previous_hash),
+        hash: crate::domain::hex::to_hex(&c.hash),
+        previous_hash: crate::domain::hex::to_hex(&c.previous_hash),
         hash_algorithm: crate::domain::audit::HASH_ALGORITHM.into(),
         seal_key_id: c.seal.as_ref().map(|s| s.key_id.clone()).unwrap_or_default(),
         seal: c
             .seal
             .as_ref()
-            .map(|s| crate::domain::audit::to_hex(&s.tag))
+            .map(|s| crate::domain::hex::to_hex(&s.tag))
             .unwrap_or_default(),
     }
 }
