@@ -21,7 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod grpc;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod server;
 pub mod store;
 pub mod telemetry;

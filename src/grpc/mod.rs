@@ -2,14 +2,14 @@
 //! error → status mapping. It translates; it never touches SQL.
 
 mod audit;
-pub mod codec;
+pub(crate) mod codec;
 pub mod convert;
-pub mod guard;
+pub(crate) mod guard;
 mod leads;
-pub mod observe;
+pub(crate) mod observe;
 mod policy;
 mod reports;
-pub mod status;
+pub(crate) mod status;
 
 use std::time::Duration;
 
