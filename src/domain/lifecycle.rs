@@ -109,7 +109,7 @@ pub fn check_transition(
             hint: match from {
                 Converted => " (CONVERTED is terminal)",
                 Disqualified => " (re-open it to LEAD first)",
-                _ => "",
+                Lead | MarketingQualified | SalesQualified | Nurturing => "",
             },
         }),
     }

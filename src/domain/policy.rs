@@ -437,33 +437,37 @@ impl Checker<'_> {
 }
 
 fn check_fit_value(field: FitField, value: &str) -> Result<(), String> {
-    let ok = match field {
-        FitField::Seniority => Seniority::from_name(value).is_some(),
-        FitField::Country => value.len() == 2 && value.chars().all(|c| c.is_ascii_uppercase()),
-        FitField::Industry | FitField::JobFunction => super::values::Code::parse(value).is_ok(),
-        FitField::EmailDomain | FitField::CompanyDomain => {
-            super::values::DomainName::parse(value).is_ok_and(|d| d.as_str() == value)
-        }
-        FitField::EmployeeCount => true,
+    let (ok, expected) = match field {
+        FitField::EmployeeCount => (true, String::new()),
+        FitField::Seniority => (
+            Seniority::from_name(value).is_some(),
+            format!(
+                "a seniority; use one of {}",
+                Seniority::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        FitField::Country => (
+            value.len() == 2 && value.chars().all(|c| c.is_ascii_uppercase()),
+            "an upper-case ISO 3166-1 alpha-2 code".into(),
+        ),
+        FitField::Industry | FitField::JobFunction => (
+            super::values::Code::parse(value).is_ok(),
+            "a lower-case code (a-z, 0-9, _)".into(),
+        ),
+        FitField::EmailDomain | FitField::CompanyDomain => (
+            super::values::DomainName::parse(value).is_ok_and(|d| d.as_str() == value),
+            "a lower-case domain name".into(),
+        ),
     };
     if ok {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(format!("{value:?} is not {expected}"))
     }
-    Err(match field {
-        FitField::Seniority => format!(
-            "{value:?} is not a seniority; use one of {}",
-            Seniority::ALL
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        FitField::Country => format!("{value:?} is not an upper-case ISO 3166-1 alpha-2 code"),
-        FitField::Industry | FitField::JobFunction => {
-            format!("{value:?} is not a lower-case code (a-z, 0-9, _)")
-        }
-        _ => format!("{value:?} is not a lower-case domain name"),
-    })
 }
 
 impl Policy {

@@ -57,7 +57,17 @@ impl Call {
             | tonic::Code::Cancelled => {
                 tracing::info!(rpc.method = %self.method, grpc.code = ?code, latency_ms, "rpc finished")
             }
-            _ => tracing::warn!(rpc.method = %self.method, grpc.code = ?code, latency_ms, "rpc failed"),
+            tonic::Code::Unknown
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::PermissionDenied
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Unimplemented
+            | tonic::Code::Internal
+            | tonic::Code::Unavailable
+            | tonic::Code::DataLoss
+            | tonic::Code::Unauthenticated => {
+                tracing::warn!(rpc.method = %self.method, grpc.code = ?code, latency_ms, "rpc failed")
+            }
         }
     }
 }

@@ -27,6 +27,10 @@ const POLICY_LOCK: i64 = 0x6c65_6164_6761_7402;
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Sorts PostgreSQL failures: lost or refused connections and shutdowns are retryable.
+#[expect(
+    clippy::wildcard_enum_match_arm,
+    reason = "sqlx's errors are open-ended; those not classified are database errors"
+)]
 pub(super) fn classify(error: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match &error {
@@ -267,6 +271,10 @@ impl Dialect for Postgres {
         Ok(())
     }
 
+    #[expect(
+        clippy::wildcard_enum_match_arm,
+        reason = "sqlx's migration errors are open-ended; those not named are database errors"
+    )]
     async fn migrate(store: &PgStore) -> StoreResult<()> {
         // Migrations may take long (backfills): on their own connection, without the statement
         // timeout.

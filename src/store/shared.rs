@@ -224,7 +224,11 @@ where
                 StoreError::Database(m) => {
                     StoreError::Unavailable(format!("migrations not applied yet: {m}"))
                 }
-                other => other,
+                other @ (StoreError::Unavailable(_)
+                | StoreError::Timeout(_)
+                | StoreError::Corrupt(_)
+                | StoreError::StorageFull(_)
+                | StoreError::ReadOnly(_)) => other,
             })?;
         super::missing_migrations(DB::migrator(), &applied)
     }

@@ -73,6 +73,10 @@ impl SqliteStore {
     }
 }
 
+#[expect(
+    clippy::wildcard_enum_match_arm,
+    reason = "sqlx's errors are open-ended; those not classified are database errors"
+)]
 fn classify(error: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match &error {
@@ -203,6 +207,10 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
+    #[expect(
+        clippy::wildcard_enum_match_arm,
+        reason = "sqlx's migration errors are open-ended; those not named are database errors"
+    )]
     async fn migrate(store: &SqliteStore) -> StoreResult<()> {
         MIGRATOR.run(store.writer()).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => classify(e),

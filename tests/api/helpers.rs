@@ -133,7 +133,7 @@ impl TestDatabase {
         }
     }
 
-    #[allow(dead_code)] // the fault suite's
+    #[allow(dead_code, reason = "used by the fault suite only")]
     /// A database at a URL the test made itself (nothing is dropped with it).
     pub fn at_url(url: &str) -> TestDatabase {
         TestDatabase {

@@ -193,7 +193,7 @@ contract! {
 
     /// Callers built before `decision_maker` keep working: their `true` means INVOLVED, and they
     /// read `true` back exactly when the decision-maker is involved.
-    #[allow(deprecated)]
+    #[allow(deprecated, reason = "the test is about the deprecated field")]
     async fn the_deprecated_decision_maker_flag_still_means_involved(backend: Backend) {
         let app = spawn_app(&backend).await;
         let lead = app.leads.clone().submit_lead(cfo_demo_request("flag@acme.fr")).await.unwrap().into_inner().lead.unwrap();

@@ -217,6 +217,10 @@ struct Collector(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
 
 #[tonic::async_trait]
 impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for Collector {
+    #[expect(
+        clippy::wildcard_enum_match_arm,
+        reason = "only string attributes name a service"
+    )]
     async fn export(
         &self,
         request: tonic::Request<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,

@@ -258,7 +258,7 @@ async fn send(app: &TestApp, write: Write, known: &str, n: usize) -> Result<Stri
         Write::NewLead | Write::Resubmission => {
             let email = match write {
                 Write::NewLead => format!("fault-{n}@acme-industrie.fr"),
-                _ => "known@acme-industrie.fr".to_string(),
+                Write::Resubmission | Write::Engagement => "known@acme-industrie.fr".to_string(),
             };
             let mut request = cfo_demo_request(&email);
             request.request_id = format!("write-{n}");

@@ -7,7 +7,7 @@
 //! ```
 
 #[path = "../api/helpers.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "the fault suite uses part of the API suite's helpers")]
 mod helpers;
 
 use std::collections::HashSet;

@@ -4,7 +4,7 @@
 //! through [`Store`] as the app uses it.
 
 #[path = "../api/helpers.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "the store suite uses part of the API suite's helpers")]
 mod helpers;
 
 use std::sync::Arc;

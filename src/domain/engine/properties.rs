@@ -245,7 +245,15 @@ proptest! {
             let after = entry.state_after.unwrap();
             let mover = match entry.kind {
                 AuditKind::StateOverridden | AuditKind::LeadConverted => Mover::Person,
-                _ => Mover::Engine,
+                AuditKind::LeadSubmitted
+                | AuditKind::LeadResubmitted
+                | AuditKind::EngagementRecorded
+                | AuditKind::DiscoveryCallRecorded
+                | AuditKind::ContactAttemptRecorded
+                | AuditKind::OverrideReleased
+                | AuditKind::SlaBreached
+                | AuditKind::NurtureRevisited
+                | AuditKind::PolicyActivated => Mover::Engine,
             };
             match entry.state_before {
                 None => prop_assert!(after == LeadState::Lead || check_transition(LeadState::Lead, after, Mover::Engine).is_ok()),

@@ -243,7 +243,10 @@ fn criterion(v: &mut Violations, field: &str, status: i32) -> Option<CriterionSt
     optional_enum(v, field, status)
 }
 
-#[allow(deprecated)] // reads `decision_maker_involved` to map it onto `decision_maker`
+#[expect(
+    deprecated,
+    reason = "reads `decision_maker_involved` to map it onto `decision_maker`"
+)]
 pub fn discovery_call(v: &mut Violations, f: Option<pb::DiscoveryCallFindings>) -> DiscoveryCall {
     let Some(pb::DiscoveryCallFindings {
         call_time,

@@ -48,7 +48,10 @@ fn recommendation(r: &Recommendation) -> pb::Recommendation {
     }
 }
 
-#[allow(deprecated)] // fills `decision_maker_involved` for callers that still read it
+#[expect(
+    deprecated,
+    reason = "fills `decision_maker_involved` for callers that still read it"
+)]
 fn bant(b: &Bant) -> pb::BantAssessment {
     pb::BantAssessment {
         need: Some(pb::NeedFinding {
