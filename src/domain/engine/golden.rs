@@ -5,6 +5,7 @@
 
 use super::fixtures::*;
 use super::*;
+use crate::domain::audit::AuditKind;
 use crate::domain::audit::{AuditBody, encode_body};
 use crate::domain::values::{
     ContactChannel, ContactOutcome, CriterionStatus as C, DisqualificationReason, EngagementKind as K,
@@ -137,7 +138,11 @@ fn trails(p: &Policy) -> Vec<(Vec<AuditEntry>, Lead)> {
 /// A policy activation's body, as the app records it.
 fn policy_activation(p: &Policy) -> String {
     encode_body(&AuditBody {
-        inputs: serde_json::json!({ "version": p.version, "name": p.name }),
+        inputs: AuditInputs::PolicyActivated(PolicyActivation {
+            version: p.version.clone(),
+            name: p.name.clone(),
+        })
+        .to_value(),
         ..AuditBody::default()
     })
 }
@@ -242,4 +247,38 @@ fn the_pinned_bodies_replay_into_the_same_leads() {
         assert_eq!(rebuilt.sla, lead.sla);
         assert_eq!(rebuilt.revision, lead.revision);
     }
+}
+
+#[test]
+fn the_pinned_inputs_parse_back_and_write_the_same_bytes() {
+    let bodies = PINNED
+        .iter()
+        .copied()
+        .chain([(AuditKind::PolicyActivated, PINNED_POLICY_ACTIVATION)]);
+    for (kind, pinned) in bodies {
+        let mut body: AuditBody = serde_json::from_str(pinned).unwrap();
+        let inputs = AuditInputs::parse(kind, body.inputs.clone())
+            .unwrap_or_else(|e| panic!("{kind} inputs parse: {e}"));
+        assert_eq!(inputs.kind(), kind);
+        body.inputs = inputs.to_value();
+        assert_eq!(encode_body(&body), pinned, "{kind}");
+    }
+}
+
+#[test]
+fn a_revisit_without_a_date_is_written_as_null_and_reads_back() {
+    let none = AuditInputs::NurtureRevisited(NurtureRevisit { revisit_at: None });
+    assert_eq!(none.to_value().to_string(), r#"{"revisit_at":null}"#);
+    let parsed = AuditInputs::parse(
+        AuditKind::NurtureRevisited,
+        serde_json::json!({ "revisit_at": null }),
+    );
+    assert_eq!(parsed.unwrap(), none);
+}
+
+#[test]
+fn inputs_of_another_kind_do_not_parse() {
+    let reason = serde_json::json!({ "reason": "they came back" });
+    assert!(AuditInputs::parse(AuditKind::OverrideReleased, reason.clone()).is_ok());
+    assert!(AuditInputs::parse(AuditKind::LeadConverted, reason).is_err());
 }

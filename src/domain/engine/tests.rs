@@ -4,6 +4,7 @@ use chrono::Duration;
 
 use super::fixtures::*;
 use super::*;
+use crate::domain::audit::AuditKind;
 use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
 use crate::domain::sla::{self, SlaState};
 use crate::domain::values::{
