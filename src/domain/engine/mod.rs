@@ -10,13 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditBody, AuditEntry, ENGINE_ACTOR, encode_body};
 use super::facts::{
-    ContactAttempt, DiscoveryCall, EngagementEvent, Override, Points, Reason, Recommendation, Scores,
-    SlaClock,
+    ContactAttempt, DiscoveryCall, EngagementEvent, Override, Reason, Recommendation, Scores, SlaClock,
 };
 use super::lead::Lead;
 use super::lifecycle::{IllegalTransition, LeadState, Mover, check_transition};
 use super::policy::{Outcome, Policy, Rules};
-use super::scoring::{self, ScoreLine};
+use super::scoring;
 use super::validation::Violations;
 use super::values::{
     CriterionStatus, DecisionMakerInvolvement, DisqualificationReason, EngagementKind, LeadId, Profile,
@@ -899,11 +898,6 @@ pub fn simulate(lead: &Lead, policy: &Policy, now: Timestamp) -> (LeadState, Sco
         .as_ref()
         .map_or_else(|| lead.state_reasons.clone(), |r| r.reasons.clone());
     (lead.state, lead.scores, reasons)
-}
-
-/// Sums points the way scores do (used by explanations to show totals).
-pub fn total(lines: &[ScoreLine]) -> Points {
-    lines.iter().map(|l| l.points).sum()
 }
 
 /// One evaluation: the scores at `now` and where the facts put the lead.
