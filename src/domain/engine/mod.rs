@@ -909,11 +909,15 @@ pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target
 
 mod explain;
 mod inputs;
+// Replay rebuilds leads from their trails to prove the trail explains every decision; only the
+// engine's tests run it.
+#[cfg(test)]
 mod replay;
 pub use explain::{Explanation, explain};
 pub use inputs::{
     AuditInputs, Conversion, Engagement, NurtureRevisit, PolicyActivation, Release, Resubmission, SlaBreach,
 };
+#[cfg(test)]
 pub use replay::{ReplayError, replay};
 
 #[cfg(test)]
