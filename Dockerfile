@@ -20,8 +20,10 @@ COPY proto proto
 COPY migrations migrations
 COPY policy policy
 COPY src src
-# The benches are declared in Cargo.toml: cargo cannot parse the manifest without them.
+# The benches are declared in Cargo.toml, and bench/ is a member of its workspace: cargo cannot
+# load the manifest without them.
 COPY benches benches
+COPY bench bench
 # The registry cache only saves downloads between builds; the build itself starts clean.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin leadgate

@@ -29,6 +29,7 @@ pub use watch::{WATCH_BUFFER_BYTES, Watch, WatchStart, WatchTerms};
 use crate::domain::audit::{
     Admission, AuditBody, AuditEntry, AuditKeys, AuditKind, ENGINE_ACTOR, SealedEntry, encode_body,
 };
+use crate::domain::engine::{AuditInputs, PolicyActivation};
 use crate::domain::policy::Policy;
 use crate::domain::values::{Timestamp, to_storage_precision};
 use crate::store::{IdempotencyKey, IdempotencyRecord, PolicyRecord, Store};
@@ -169,7 +170,11 @@ impl App {
             source_channel: None,
             policy_version: policy.version.clone(),
             body: encode_body(&AuditBody {
-                inputs: serde_json::json!({ "version": policy.version, "name": policy.name }),
+                inputs: AuditInputs::PolicyActivated(PolicyActivation {
+                    version: policy.version.clone(),
+                    name: policy.name.clone(),
+                })
+                .to_value(),
                 ..AuditBody::default()
             }),
         };

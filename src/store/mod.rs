@@ -4,7 +4,8 @@
 //! - `shared`: the one body both backends run (`SqlStore`), generic over the database, and
 //!   the `Dialect` trait through which each says what it does its own way.
 //! - `sqlite`, `postgres`: those ways (connecting, errors, the lead write, locks, migrations).
-//! - `sql`: the statements and row shapes both use; `tx`: the write transaction; `held`: the
+//! - [`statements`]: the inserts of a lead's write, table by table, which the benchmark runs too;
+//!   `sql`: the statements and row shapes both use; `tx`: the write transaction; `held`: the
 //!   batched reads' connection; `notify`: PostgreSQL's chain-head notices.
 
 mod held;
@@ -14,6 +15,7 @@ mod postgres;
 mod shared;
 mod sql;
 mod sqlite;
+pub mod statements;
 mod tx;
 
 use std::sync::Arc;

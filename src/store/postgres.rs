@@ -13,6 +13,7 @@ use sqlx::{ConnectOptions as _, PgConnection, Postgres, QueryBuilder};
 use super::notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 use super::shared::{Dialect, SqlStore};
 use super::sql::{self, LeadColumns};
+use super::statements::{AUDIT_INBOX, IDEMPOTENCY_KEYS, LEADS};
 use super::tx::WriteTx;
 use super::{Backend, ConnectOptions, IdempotencyKey, LeadWrite, StoreError, StoreResult, WriteOutcome};
 use crate::domain::values::LeadId;
@@ -129,7 +130,8 @@ impl Dialect for Postgres {
     }
 
     /// One statement, one round trip, one implicit transaction: the lead (inserted, or updated if
-    /// its revision is still `expected_revision`), its audit entries and the idempotency record.
+    /// its revision is still `expected_revision`), its audit entries and the idempotency record,
+    /// each insert with the columns of [`super::statements`].
     /// On a revision conflict nothing is inserted; a unique violation aborts the whole statement.
     /// A known email is no error here, so a taken request id is looked for after the statement.
     async fn write_lead(
@@ -141,10 +143,10 @@ impl Dialect for Postgres {
         let mut b = QueryBuilder::<Postgres>::new("WITH lead AS (");
         match expected_revision {
             None => {
-                b.push(
-                    "INSERT INTO leads (id, email, state, source_channel, fit_grade, combined_points, create_time, \
-                     update_time, revision, sla_due_time, revisit_time, document) VALUES (",
-                );
+                b.push(format_args!(
+                    "INSERT INTO {} ({}) VALUES (",
+                    LEADS.table, LEADS.columns
+                ));
                 let mut v = b.separated(", ");
                 v.push_bind(c.id)
                     .push_bind(&c.email)
@@ -179,7 +181,10 @@ impl Dialect for Postgres {
         // Inserted only if the lead was written (an update may find another revision).
         const ONLY_IF_WRITTEN: &str = " WHERE EXISTS (SELECT 1 FROM lead)";
         if let Some(record) = write.idempotency {
-            b.push(", idem AS (INSERT INTO idempotency_keys (principal, request_id, method, fingerprint, response, create_time) SELECT ");
+            b.push(format_args!(
+                ", idem AS (INSERT INTO {} ({}) SELECT ",
+                IDEMPOTENCY_KEYS.table, IDEMPOTENCY_KEYS.columns
+            ));
             let mut v = b.separated(", ");
             v.push_bind(&record.key.principal)
                 .push_bind(&record.key.request_id)
@@ -189,10 +194,10 @@ impl Dialect for Postgres {
                 .push_bind(record.created_at.timestamp_micros());
             b.push(ONLY_IF_WRITTEN).push(")");
         }
-        b.push(
-            ", entries AS (INSERT INTO audit_inbox (lead_id, kind, record_time, actor, request_id, state_before, \
-             state_after, source_channel, policy_version, body, seal_key_id, seal) SELECT * FROM (",
-        );
+        b.push(format_args!(
+            ", entries AS (INSERT INTO {} ({}) SELECT * FROM (",
+            AUDIT_INBOX.table, AUDIT_INBOX.columns
+        ));
         b.push_values(write.entries, |mut row, sealed| {
             let e = &sealed.entry;
             row.push_bind(e.lead.map(|l| l.as_uuid()))

@@ -1,11 +1,14 @@
 //! What both backends share: statements (written with `$n` placeholders, which SQLite accepts
-//! too), row shapes, and the translation of list queries into SQL.
+//! too; the inserts of a lead's write from [`super::statements`]), row shapes, and the
+//! translation of list queries into SQL.
+
+use std::sync::LazyLock;
 
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Type};
 use uuid::Uuid;
 
-use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult};
+use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult, statements};
 use crate::domain::audit::{
     Admission, AuditEntry, AuditKind, ChainHead, ChainTip, ChainedEntry, Refusal, Seal, SealedEntry,
 };
@@ -13,20 +16,15 @@ use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
 use crate::domain::values::{LeadId, SourceChannel, Timestamp};
 
-pub const INSERT_LEAD: &str = "INSERT INTO leads (id, email, state, source_channel, fit_grade, \
-     combined_points, create_time, update_time, revision, sla_due_time, revisit_time, document) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+pub static INSERT_LEAD: LazyLock<String> = LazyLock::new(|| statements::LEADS.sql());
 
 pub const UPDATE_LEAD: &str = "UPDATE leads SET state = $3, source_channel = $4, fit_grade = $5, \
      combined_points = $6, update_time = $8, revision = $9, sla_due_time = $10, revisit_time = $11, \
      document = $12 WHERE id = $1 AND email = $2 AND create_time = $7 AND revision = $13";
 
-pub const INSERT_INBOX: &str = "INSERT INTO audit_inbox (lead_id, kind, record_time, actor, \
-     request_id, state_before, state_after, source_channel, policy_version, body, seal_key_id, seal) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+pub static INSERT_INBOX: LazyLock<String> = LazyLock::new(|| statements::AUDIT_INBOX.sql());
 
-pub const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys (principal, request_id, method, \
-     fingerprint, response, create_time) VALUES ($1, $2, $3, $4, $5, $6)";
+pub static INSERT_IDEMPOTENCY: LazyLock<String> = LazyLock::new(|| statements::IDEMPOTENCY_KEYS.sql());
 
 pub const SELECT_IDEMPOTENCY: &str = "SELECT principal, request_id, method, fingerprint, response, \
      create_time FROM idempotency_keys WHERE principal = $1 AND request_id = $2";
@@ -153,7 +151,7 @@ where
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    bind_entry_columns(sqlx::query(INSERT_INBOX), &sealed.entry)
+    bind_entry_columns(sqlx::query(&INSERT_INBOX), &sealed.entry)
         .bind(sealed.seal.key_id.as_str())
         .bind(sealed.seal.tag.as_slice())
 }
@@ -194,7 +192,7 @@ where
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    sqlx::query(INSERT_IDEMPOTENCY)
+    sqlx::query(&INSERT_IDEMPOTENCY)
         .bind(record.key.principal.as_str())
         .bind(record.key.request_id.as_str())
         .bind(record.method.as_str())

@@ -156,7 +156,7 @@ impl Dialect for Sqlite {
         };
         let conflict = match (conflict, expected_revision) {
             (Some(outcome), _) => Some(outcome),
-            (None, None) => insert_or_conflict(tx.connection(), columns.bind(sql::INSERT_LEAD)).await?,
+            (None, None) => insert_or_conflict(tx.connection(), columns.bind(&sql::INSERT_LEAD)).await?,
             (None, Some(revision)) => {
                 let done = columns
                     .bind(sql::UPDATE_LEAD)

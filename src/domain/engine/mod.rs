@@ -8,15 +8,14 @@
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::audit::{AuditBody, AuditEntry, AuditKind, ENGINE_ACTOR, encode_body};
+use super::audit::{AuditBody, AuditEntry, ENGINE_ACTOR, encode_body};
 use super::facts::{
-    ContactAttempt, DiscoveryCall, EngagementEvent, Override, Points, Reason, Recommendation, Scores,
-    SlaClock,
+    ContactAttempt, DiscoveryCall, EngagementEvent, Override, Reason, Recommendation, Scores, SlaClock,
 };
 use super::lead::Lead;
 use super::lifecycle::{IllegalTransition, LeadState, Mover, check_transition};
 use super::policy::{Outcome, Policy, Rules};
-use super::scoring::{self, ScoreLine};
+use super::scoring;
 use super::validation::Violations;
 use super::values::{
     CriterionStatus, DecisionMakerInvolvement, DisqualificationReason, EngagementKind, LeadId, Profile,
@@ -472,15 +471,15 @@ struct Recorder<'a> {
 impl Recorder<'_> {
     fn record(
         &mut self,
-        kind: AuditKind,
         actor: &str,
         before: Option<(LeadState, &Scores)>,
         lead: &Lead,
-        inputs: serde_json::Value,
+        inputs: AuditInputs,
         reasons: Vec<Reason>,
     ) {
+        let kind = inputs.kind();
         let body = AuditBody {
-            inputs,
+            inputs: inputs.to_value(),
             scores_before: before.map(|(_, s)| s.clone()),
             scores_after: Some(lead.scores.clone()),
             reasons,
@@ -523,10 +522,12 @@ fn housekeeping(lead: &mut Lead, ctx: &Context, rec: &mut Recorder) {
                 clock.trigger
             ),
         );
-        let inputs = serde_json::json!({ "trigger": clock.trigger, "due_at": clock.due_at });
+        let inputs = AuditInputs::SlaBreached(SlaBreach {
+            trigger: clock.trigger,
+            due_at: clock.due_at,
+        });
         let scores = lead.scores.clone();
         rec.record(
-            AuditKind::SlaBreached,
             ENGINE_ACTOR,
             Some((lead.state, &scores)),
             lead,
@@ -546,15 +547,8 @@ fn housekeeping(lead: &mut Lead, ctx: &Context, rec: &mut Recorder) {
         }
         reevaluate(lead, ctx);
         let reasons = lead.state_reasons.clone();
-        let inputs = serde_json::json!({ "revisit_at": due });
-        rec.record(
-            AuditKind::NurtureRevisited,
-            ENGINE_ACTOR,
-            Some((before.0, &before.1)),
-            lead,
-            inputs,
-            reasons,
-        );
+        let inputs = AuditInputs::NurtureRevisited(NurtureRevisit { revisit_at: due });
+        rec.record(ENGINE_ACTOR, Some((before.0, &before.1)), lead, inputs, reasons);
     }
 }
 
@@ -627,10 +621,9 @@ pub fn create(
         ctx,
         entries: Vec::new(),
     };
-    let inputs =
-        serde_json::to_value(SubmissionInputs::of(&lead.profile, &events)).expect("inputs serialise");
+    let inputs = AuditInputs::Submitted(SubmissionInputs::of(&lead.profile, &events));
     let reasons = lead.state_reasons.clone();
-    rec.record(AuditKind::LeadSubmitted, ctx.actor, None, &lead, inputs, reasons);
+    rec.record(ctx.actor, None, &lead, inputs, reasons);
     Ok(Applied {
         decision: decision(None, &lead, ctx),
         lead,
@@ -714,12 +707,15 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
     let before_scores = lead.scores.clone();
     let before = lead.state;
 
-    let (kind, inputs) = match command {
+    let inputs = match command {
         Resolved::Tick => {
             return Ok(finish(lead, current, rec, state_before, ctx));
         }
         Resolved::Resubmit { source, events } => {
-            let inputs = serde_json::json!({ "source": source, "events": events });
+            let inputs = AuditInputs::Resubmitted(Resubmission {
+                source: source.clone(),
+                events: events.clone(),
+            });
             // A resubmission is itself a signal of interest.
             lead.events.push(EngagementEvent {
                 kind: EngagementKind::Resubmission,
@@ -729,23 +725,25 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
             lead.events.extend(events.iter().cloned());
             reevaluate(&mut lead, ctx);
             demo_triggers(&mut lead, &events, rules);
-            (AuditKind::LeadResubmitted, inputs)
+            inputs
         }
         Resolved::Engagement(events) => {
-            let inputs = serde_json::json!({ "events": events });
+            let inputs = AuditInputs::Engagement(Engagement {
+                events: events.clone(),
+            });
             lead.events.extend(events.iter().cloned());
             reevaluate(&mut lead, ctx);
             demo_triggers(&mut lead, &events, rules);
-            (AuditKind::EngagementRecorded, inputs)
+            inputs
         }
         Resolved::DiscoveryCall(call) => {
-            let inputs = serde_json::to_value(&call).expect("findings serialise");
+            let inputs = AuditInputs::DiscoveryCall(call.clone());
             merge_findings(&mut lead, call);
             reevaluate(&mut lead, ctx);
-            (AuditKind::DiscoveryCallRecorded, inputs)
+            inputs
         }
         Resolved::ContactAttempt(attempt) => {
-            let inputs = serde_json::to_value(&attempt).expect("attempt serialises");
+            let inputs = AuditInputs::ContactAttempt(attempt.clone());
             let at = attempt.attempt_at.unwrap_or(now);
             if let Some(clock) = lead.sla.as_mut() {
                 clock.attempts += 1;
@@ -755,10 +753,10 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
             }
             lead.reached |= attempt.outcome.reached_contact();
             reevaluate(&mut lead, ctx);
-            (AuditKind::ContactAttemptRecorded, inputs)
+            inputs
         }
         Resolved::Override(request) => {
-            let inputs = serde_json::to_value(&request).expect("override serialises");
+            let inputs = AuditInputs::Override(request.clone());
             if request.state != lead.state {
                 check_transition(lead.state, request.state, Mover::Person)?;
             }
@@ -781,7 +779,7 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
             };
             enter(&mut lead, target, rules, now);
             reevaluate(&mut lead, ctx);
-            (AuditKind::StateOverridden, inputs)
+            inputs
         }
         Resolved::Release(reason) => {
             if active_override(&lead, now).is_none() {
@@ -791,14 +789,13 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
             }
             lead.human_override = None;
             reevaluate(&mut lead, ctx);
-            (
-                AuditKind::OverrideReleased,
-                serde_json::json!({ "reason": reason }),
-            )
+            AuditInputs::OverrideReleased(Release { reason })
         }
         Resolved::Convert(reference) => {
             check_transition(lead.state, LeadState::Converted, Mover::Person)?;
-            let inputs = serde_json::json!({ "opportunity_reference": reference });
+            let inputs = AuditInputs::Converted(Conversion {
+                opportunity_reference: reference.clone(),
+            });
             lead.human_override = None;
             lead.recommendation = None;
             lead.opportunity_reference = Some(reference.clone());
@@ -809,18 +806,11 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
                 Reason::new("converted", format!("became CRM opportunity {reference}")),
             );
             enter(&mut lead, target, rules, now);
-            (AuditKind::LeadConverted, inputs)
+            inputs
         }
     };
     let reasons = lead.state_reasons.clone();
-    rec.record(
-        kind,
-        ctx.actor,
-        Some((before, &before_scores)),
-        &lead,
-        inputs,
-        reasons,
-    );
+    rec.record(ctx.actor, Some((before, &before_scores)), &lead, inputs, reasons);
     Ok(finish(lead, current, rec, state_before, ctx))
 }
 
@@ -910,11 +900,6 @@ pub fn simulate(lead: &Lead, policy: &Policy, now: Timestamp) -> (LeadState, Sco
     (lead.state, lead.scores, reasons)
 }
 
-/// Sums points the way scores do (used by explanations to show totals).
-pub fn total(lines: &[ScoreLine]) -> Points {
-    lines.iter().map(|l| l.points).sum()
-}
-
 /// One evaluation: the scores at `now` and where the facts put the lead.
 pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target) {
     let scores = scoring::score(&lead.profile, &lead.events, &policy.rules, now);
@@ -923,8 +908,16 @@ pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target
 }
 
 mod explain;
+mod inputs;
+// Replay rebuilds leads from their trails to prove the trail explains every decision; only the
+// engine's tests run it.
+#[cfg(test)]
 mod replay;
 pub use explain::{Explanation, explain};
+pub use inputs::{
+    AuditInputs, Conversion, Engagement, NurtureRevisit, PolicyActivation, Release, Resubmission, SlaBreach,
+};
+#[cfg(test)]
 pub use replay::{ReplayError, replay};
 
 #[cfg(test)]
@@ -934,3 +927,6 @@ mod tests;
 
 #[cfg(test)]
 mod properties;
+
+#[cfg(test)]
+mod golden;

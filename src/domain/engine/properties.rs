@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 use super::fixtures::*;
 use super::*;
+use crate::domain::audit::AuditKind;
 use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
 use crate::domain::values::{
     ContactChannel, ContactOutcome, CriterionStatus, DecisionMakerInvolvement, SourceChannel,

@@ -2,9 +2,8 @@
 //! by its actor under its policy, give back the same lead. This is what makes the trail an
 //! explanation of every decision, not only a log of them.
 
-use super::{Command, Context, EventInput, OverrideRequest, SubmissionInputs, apply, create};
+use super::{AuditInputs, Command, Context, EventInput, apply, create};
 use crate::domain::audit::{AuditEntry, AuditKind};
-use crate::domain::facts::{ContactAttempt, DiscoveryCall};
 use crate::domain::lead::Lead;
 use crate::domain::policy::Policy;
 use crate::domain::values::{Contact, Email, Profile};
@@ -16,28 +15,12 @@ pub enum ReplayError {
     Entry { index: usize, message: String },
 }
 
-fn inputs<T: serde::de::DeserializeOwned>(entry: &AuditEntry, index: usize) -> Result<T, ReplayError> {
-    serde_json::from_value(entry.parsed_body().inputs).map_err(|e| ReplayError::Entry {
+/// The entry's inputs, as its kind records them.
+fn inputs(entry: &AuditEntry, index: usize) -> Result<AuditInputs, ReplayError> {
+    AuditInputs::parse(entry.kind, entry.parsed_body().inputs).map_err(|e| ReplayError::Entry {
         index,
         message: format!("{} inputs: {e}", entry.kind),
     })
-}
-
-#[derive(serde::Deserialize)]
-struct EventsInputs {
-    #[serde(default)]
-    source: Option<crate::domain::values::Source>,
-    events: Vec<crate::domain::facts::EngagementEvent>,
-}
-
-#[derive(serde::Deserialize)]
-struct ReasonInputs {
-    reason: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ConvertInputs {
-    opportunity_reference: String,
 }
 
 fn replayed_events(events: Vec<crate::domain::facts::EngagementEvent>) -> Vec<EventInput> {
@@ -86,7 +69,9 @@ pub fn replay<'p>(
         let id = entry.lead.ok_or_else(|| fail("the entry names no lead".into()))?;
         let applied = match (&lead, entry.kind) {
             (None, AuditKind::LeadSubmitted) => {
-                let s: SubmissionInputs = inputs(entry, index)?;
+                let AuditInputs::Submitted(s) = inputs(entry, index)? else {
+                    unreachable!("a submission's inputs are parsed as one")
+                };
                 let email = Email::parse(&format!("redacted@{}", s.email_domain)).map_err(fail)?;
                 let profile = Profile {
                     contact: Contact {
@@ -111,34 +96,37 @@ pub fn replay<'p>(
                     AuditKind::PolicyActivated => {
                         return Err(fail("a policy entry in a lead's trail".into()));
                     }
-                    AuditKind::LeadResubmitted => {
-                        let e: EventsInputs = inputs(entry, index)?;
-                        Command::Resubmit {
-                            source: e
-                                .source
-                                .ok_or_else(|| fail("a resubmission without its source".into()))?,
-                            events: replayed_events(e.events),
-                        }
-                    }
-                    AuditKind::EngagementRecorded => Command::RecordEngagement {
-                        events: replayed_events(inputs::<EventsInputs>(entry, index)?.events),
-                    },
-                    AuditKind::DiscoveryCallRecorded => {
-                        Command::RecordDiscoveryCall(inputs::<DiscoveryCall>(entry, index)?)
-                    }
-                    AuditKind::ContactAttemptRecorded => {
-                        Command::RecordContactAttempt(inputs::<ContactAttempt>(entry, index)?)
-                    }
-                    AuditKind::StateOverridden => Command::Override(inputs::<OverrideRequest>(entry, index)?),
-                    AuditKind::OverrideReleased => Command::ReleaseOverride {
-                        reason: inputs::<ReasonInputs>(entry, index)?.reason,
-                    },
-                    AuditKind::LeadConverted => Command::Convert {
-                        opportunity_reference: inputs::<ConvertInputs>(entry, index)?.opportunity_reference,
-                    },
                     // What falls due is derived from time alone: applying "nothing" at the entry's
                     // time records it again (and is a no-op if an earlier step already did).
                     AuditKind::SlaBreached | AuditKind::NurtureRevisited => Command::Tick,
+                    AuditKind::LeadResubmitted
+                    | AuditKind::EngagementRecorded
+                    | AuditKind::DiscoveryCallRecorded
+                    | AuditKind::ContactAttemptRecorded
+                    | AuditKind::StateOverridden
+                    | AuditKind::OverrideReleased
+                    | AuditKind::LeadConverted => match inputs(entry, index)? {
+                        AuditInputs::Resubmitted(r) => Command::Resubmit {
+                            source: r.source,
+                            events: replayed_events(r.events),
+                        },
+                        AuditInputs::Engagement(e) => Command::RecordEngagement {
+                            events: replayed_events(e.events),
+                        },
+                        AuditInputs::DiscoveryCall(call) => Command::RecordDiscoveryCall(call),
+                        AuditInputs::ContactAttempt(attempt) => Command::RecordContactAttempt(attempt),
+                        AuditInputs::Override(request) => Command::Override(request),
+                        AuditInputs::OverrideReleased(r) => Command::ReleaseOverride { reason: r.reason },
+                        AuditInputs::Converted(c) => Command::Convert {
+                            opportunity_reference: c.opportunity_reference,
+                        },
+                        other @ (AuditInputs::Submitted(_)
+                        | AuditInputs::SlaBreached(_)
+                        | AuditInputs::NurtureRevisited(_)
+                        | AuditInputs::PolicyActivated(_)) => {
+                            unreachable!("{kind} inputs are parsed as {:?}", other.kind())
+                        }
+                    },
                 };
                 apply(current, command, &ctx)
             }

@@ -4,7 +4,9 @@ use chrono::Duration;
 
 use super::fixtures::*;
 use super::*;
-use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
+use crate::domain::audit::AuditKind;
+use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, Points, TimingFinding};
+use crate::domain::scoring::ScoreLine;
 use crate::domain::sla::{self, SlaState};
 use crate::domain::values::{
     ContactChannel, ContactOutcome, CriterionStatus as C, DecisionMakerInvolvement, EngagementKind as K,
@@ -55,6 +57,11 @@ fn override_to(state: LeadState, reason: &str) -> Command {
         disqualification: None,
         revisit_at: None,
     })
+}
+
+/// Sums score lines the way scores add them up.
+fn total(lines: &[ScoreLine]) -> Points {
+    lines.iter().map(|l| l.points).sum()
 }
 
 fn rule_ids(reasons: &[Reason]) -> Vec<&str> {

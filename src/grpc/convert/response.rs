@@ -298,10 +298,7 @@ pub fn audit_event(c: &crate::domain::audit::ChainedEntry) -> pb::AuditEvent {
         record_time: Some(time_to_proto(e.recorded_at)),
         actor: e.actor.clone(),
         request_id: e.request_id.clone().unwrap_or_default(),
-        inputs: match &body.inputs {
-            serde_json::Value::Object(map) => Some(json_struct(map)),
-            _ => None,
-        },
+        inputs: body.inputs.as_object().map(json_struct),
         state_before: opt_enum(e.state_before),
         state_after: opt_enum(e.state_after),
         scores_before: body.scores_before.as_ref().map(scores),

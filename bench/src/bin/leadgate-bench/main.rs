@@ -1,0 +1,141 @@
+//! `leadgate-bench`: leadgate under load, next to baselines measured in the same run.
+//!
+//! `cargo run --release -p leadgate-bench --bin leadgate-bench` starts what it needs (a leadgate server per
+//! database, a bare tonic server, pgbench), drives each scenario with the same load generator for
+//! a fixed time, and prints one table: throughput, p50/p99 latency and server RSS, with the ratios
+//! to the baselines — a bare tonic unary server (gRPC health) under the same load, and pgbench
+//! running the same INSERTs as one SubmitLead (idempotency key, lead, audit entry) at the same
+//! concurrency. Machines here are shared and noisy: read the ratios, not the absolute figures.
+//!
+//! - `servers`: the processes it starts (leadgate servers, bare tonic servers: this program
+//!   again, in another role) and what is read from them.
+//! - `measure`: the load generator and the figures it gives.
+//! - `scenarios`: the calls each scenario makes, on one backend.
+//! - `baselines`: the bare tonic server and pgbench.
+//! - `report`: the table, the targets and the exit status.
+
+mod baselines;
+mod measure;
+mod report;
+mod scenarios;
+mod servers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use leadgate_bench::duration;
+use sqlx::{Connection, Executor};
+
+#[derive(Parser)]
+#[command(about = "leadgate under load, with baselines measured in the same run")]
+pub struct Args {
+    /// Measured time per scenario.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub duration: Duration,
+    /// Load before measuring, per scenario.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub warmup: Duration,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// A PostgreSQL server where a benchmark database may be created (and dropped).
+    #[arg(
+        long,
+        env = "LEADGATE_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres: String,
+    /// Only SQLite.
+    #[arg(long)]
+    pub skip_postgres: bool,
+    /// Only these scenarios (health, submit, engage, get, mixed); leads are seeded for the others.
+    #[arg(long, value_delimiter = ',', default_value = "health,submit,engage,get,mixed")]
+    pub only: Vec<String>,
+    #[command(subcommand)]
+    role: Option<Role>,
+}
+
+/// What a child process of the benchmark is.
+#[derive(Subcommand)]
+enum Role {
+    /// The leadgate server (the library's `serve`, as the `leadgate` binary runs it).
+    #[command(hide = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// A bare tonic server answering gRPC health checks and, given a lead, GetLead with that
+    /// lead: the cost of gRPC itself.
+    #[command(hide = true)]
+    Bare {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// A protobuf-encoded Lead that every GetLead answers with.
+        #[arg(long)]
+        lead_file: Option<PathBuf>,
+    },
+}
+
+async fn bench(args: Args) -> ExitCode {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    eprintln!("bare tonic server: health checks");
+    let bare = baselines::bare::bare_tonic(&args).await;
+
+    let dir = servers::Scratch::new("sqlite");
+    let sqlite = scenarios::run_backend(
+        "SQLite",
+        &format!("sqlite://{}", dir.0.join("bench.db").display()),
+        &args,
+        run,
+    )
+    .await;
+
+    let mut postgres = None;
+    if !args.skip_postgres {
+        match sqlx::PgConnection::connect(&args.postgres).await {
+            Ok(mut admin) => {
+                let name = format!("leadgate_bench_{}", std::process::id());
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .unwrap();
+                let options: sqlx::postgres::PgConnectOptions = args.postgres.parse().unwrap();
+                let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
+                postgres = Some(scenarios::run_backend("PostgreSQL", &url, &args, run).await);
+                admin
+                    .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+                    .await
+                    .unwrap();
+            }
+            Err(e) => eprintln!("PostgreSQL skipped: {e}"),
+        }
+    }
+    report::report(&args, &bare, &sqlite, postgres.as_ref())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match args.role {
+        Some(Role::Serve { args }) => {
+            let cli = <leadgate::cli::args::Cli as Parser>::parse_from(
+                std::iter::once("leadgate".to_string()).chain(args),
+            );
+            if let leadgate::cli::args::Command::Serve(serve) = cli.command {
+                runtime.block_on(leadgate::cli::serve(*serve))
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Some(Role::Bare { listen, lead_file }) => runtime.block_on(baselines::bare::serve(listen, lead_file)),
+        None => runtime.block_on(bench(args)),
+    }
+}
