@@ -4,17 +4,37 @@
 //!
 //! Data flows one way: `grpc` → `app` → `domain` (decide) → `store` (persist).
 //!
-//! - [`domain`]: the pure rules. Lead values, the lifecycle table, the policy, scoring, the
-//!   decision engine, SLA clocks, the audit chain's hashing, list queries. No I/O, no clock.
-//! - [`app`]: use cases. Loads state, runs the engine, writes the change with its audit entries
-//!   and idempotency record in one transaction; retries lost races; runs the background work
-//!   (audit sequencer, SLA/revisit sweeper, idempotency purge).
-//! - [`store`]: one [`store::Store`] trait, PostgreSQL and SQLite implementations, migrations
-//!   in `migrations/{postgres,sqlite}`.
-//! - [`grpc`]: generated code, service implementations, proto ↔ domain conversion, error →
-//!   status mapping, the per-RPC observation layer.
-//! - [`server`]: health, reflection, serving and draining; [`config`] and [`telemetry`]: settings
-//!   and logs; [`cli`]: what the binary's commands do.
+//! - [`domain`]: the pure rules; no I/O, no clock (time is a parameter).
+//!   - `values`, `lead`, `facts`: what a lead is, its scores, reasons and SLA clock;
+//!     `validation`: field violations by API path.
+//!   - `lifecycle`: the state transition table; `policy`: the qualification policy (TOML);
+//!     `scoring`, `sla`, `funnel`: fit and engagement points, due times, the funnel report.
+//!   - `engine`: the decisions (`create`, `apply`), their typed audit inputs (`inputs`), `explain`.
+//!   - `audit`: entries, the hash chain, seals, verification; `query`: typed list filters,
+//!     orders and page tokens per resource (a new filter field is a variant in
+//!     `query::resources` and its column in `store::list`).
+//!   - `hex`, `duration`, `names` (the `named_enum!` closed sets): small shared helpers.
+//! - [`app`]: use cases. Loads state, runs the engine, commits the change with its audit entries
+//!   and idempotency record in one transaction (`leads`), retries lost races; audit queries and
+//!   watches (`audit`, `watch`, `heads`), policies, reports; the background work (`background`:
+//!   audit sequencer, SLA/revisit sweeper, idempotency purge, write probe).
+//! - [`store`]: the [`store::Store`] trait and one body for both backends (`shared`, generic over
+//!   sqlx's database; `sqlite` and `postgres` say what differs), its statements (`sql`,
+//!   `statements`, `list`), the write transaction (`tx`); migrations in
+//!   `migrations/{postgres,sqlite}`.
+//! - [`grpc`]: generated code and the `Rpc` names (from the protos, by build.rs), the services
+//!   (`leads`, `audit`, `policy`, `reports`), proto ↔ domain conversion (`convert`), error →
+//!   status mapping (`status`), authentication and limits per call (`guard`), per-RPC logs and
+//!   metrics (`observe`), the message codec (`codec`).
+//! - [`auth`]: credentials to identities (bearer tokens, JWT, client certificates) and the roles
+//!   of each RPC (`roles`).
+//! - [`server`]: health, reflection, TLS and handshake limits, serving and draining.
+//! - [`cli`]: the command line (`args`), operator commands (`ops`: serve, migrate, policy, auth)
+//!   and the commands that talk to a running server (`client`).
+//! - [`telemetry`]: logs and traces; `metrics`: the Prometheus exporter and its gauges.
+//!
+//! The benchmark and the soak test are the workspace member `bench/`; the fuzz targets live in
+//! `fuzz/`.
 
 pub mod app;
 pub mod auth;

@@ -26,7 +26,7 @@ use super::{App, AppError, AppResult};
 use crate::domain::audit::ChainedEntry;
 use crate::domain::query::{AuditField, AuditOrder, Filter, ListQuery};
 
-/// The entries one stream holds, in bytes (about: see [`entry_bytes`]), beyond what HTTP/2 flow
+/// The entries one stream holds, in bytes (about: see `entry_bytes`), beyond what HTTP/2 flow
 /// control lets out to the client. The buffer is refilled once it is half empty; one entry
 /// larger than all of it still passes, alone.
 pub const WATCH_BUFFER_BYTES: usize = 64 * 1024;

@@ -50,7 +50,7 @@ pub const fn roles(rpc: Rpc) -> &'static [Role] {
     }
 }
 
-/// Every RPC's path and the roles that may call it (from [`roles`]), in the contract's order.
+/// Every RPC's path and the roles that may call it (from `roles`), in the contract's order.
 pub const RPC_ROLES: &[(&str, &[Role])] = &RPC_ROLE_TABLE;
 
 const RPC_ROLE_TABLE: [(&str, &[Role]); Rpc::ALL.len()] = {

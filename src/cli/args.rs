@@ -1,6 +1,6 @@
 //! The command line: every command, and every setting as a flag with an environment fallback.
 //! What the types cannot check is checked when the settings become a [`ServerConfig`]
-//! (`TryFrom<ServeArgs>` in [`super::ops`]), before anything starts.
+//! (`TryFrom<&ServeArgs>` in `cli::ops`), before anything starts.
 //!
 //! [`ServerConfig`]: crate::server::ServerConfig
 

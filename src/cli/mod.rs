@@ -1,5 +1,5 @@
 //! The binary's commands: the command line in [`args`], operator commands (`serve`, `migrate`,
-//! `policy`) in [`ops`], commands for people that talk to a running server in [`client`].
+//! `policy`) in `ops`, commands for people that talk to a running server in [`client`].
 
 pub mod args;
 pub mod client;

@@ -1,5 +1,5 @@
 //! List queries: the filter language (a subset of AIP-160), `order_by`, and opaque keyset page
-//! tokens, typed per resource ([`resources`]: `LeadField`, `LeadOrder`, ...). Parsing yields typed
+//! tokens, typed per resource (`resources`: `LeadField`, `LeadOrder`, ...). Parsing yields typed
 //! fields, operators and values; only the store maps them to columns and SQL.
 //!
 //! Grammar: `term (AND term)*`, where a term is `field op value` or a parenthesised

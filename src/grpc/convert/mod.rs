@@ -1,9 +1,9 @@
 //! Proto ↔ domain, in three parts:
 //!
-//! - [`enums`]: each domain enum and its proto twin, matched by value name.
-//! - [`request`]: requests validated and decoded into domain values, every bad field reported
+//! - `enums`: each domain enum and its proto twin, matched by value name.
+//! - `request`: requests validated and decoded into domain values, every bad field reported
 //!   at once.
-//! - [`response`]: domain values and use-case results encoded as responses.
+//! - `response`: domain values and use-case results encoded as responses.
 //!
 //! Everything is re-exported here, so callers write `convert::lead`, `convert::submission`.
 
