@@ -26,11 +26,12 @@ COPY benches benches
 COPY bench bench
 # The registry cache only saves downloads between builds; the build itself starts clean.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release --locked --bin leadgate
+    cargo build --profile dist --locked --bin leadgate
 
 # ---- Run: distroless (glibc, CA certificates, no shell, no package manager), numeric non-root user.
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=builder /src/target/release/leadgate /usr/local/bin/leadgate
+# The dist profile: a release build stripped of debug information and symbols.
+COPY --from=builder /src/target/dist/leadgate /usr/local/bin/leadgate
 # 65532 is distroless's "nonroot"; numeric so Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
 # The only place the process writes: the default sqlite://leadgate.db lands here. With PostgreSQL
