@@ -248,6 +248,8 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
                         .record_engagement(pb::RecordEngagementRequest {
                             name,
                             events,
+                            // As callers are told to: a retry is answered, not applied twice.
+                            request_id: format!("engage-{run}-{worker}-{i}"),
                             ..Default::default()
                         })
                         .await
@@ -286,6 +288,7 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
                                 .record_engagement(pb::RecordEngagementRequest {
                                     name,
                                     events,
+                                    request_id: format!("mixed-engage-{run}-{worker}-{i}"),
                                     ..Default::default()
                                 })
                                 .await
