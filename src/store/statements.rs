@@ -63,6 +63,57 @@ pub const IDEMPOTENCY_KEYS: Insert = Insert {
     columns: "principal, request_id, method, fingerprint, response, create_time",
 };
 
+/// The PostgreSQL store's write of a new lead, one statement: the lead (a known email inserts
+/// nothing), then, only if it was inserted, its idempotency record and its audit entries.
+pub mod postgres_new_lead {
+    /// `WITH lead AS (`: the statement's beginning.
+    pub const OPEN: &str = "WITH lead AS (";
+    /// Ends the lead's insert: a known email is an answer, not an error.
+    pub const LEAD_END: &str = ") ON CONFLICT (email) DO NOTHING RETURNING 1)";
+    /// The condition of the other inserts: the lead was written.
+    pub const ONLY_IF_WRITTEN: &str = " WHERE EXISTS (SELECT 1 FROM lead)";
+    /// The statement's answer: 1 if the lead was written, 0 if not.
+    pub const ANSWER: &str = ") SELECT COUNT(*) FROM lead";
+}
+
+/// The PostgreSQL store's write of a new lead with its idempotency record and one audit entry,
+/// as the store sends it (see `postgres::write_lead`), with each column's value given as a SQL
+/// expression by table and column. [`new_lead_write_sql`] is the same with `$n` placeholders.
+pub fn new_lead_write(mut value: impl FnMut(&Insert, &str) -> String) -> String {
+    use postgres_new_lead::{ANSWER, LEAD_END, ONLY_IF_WRITTEN, OPEN};
+    let mut values = |insert: &Insert| -> String {
+        insert
+            .column_names()
+            .map(|column| value(insert, column))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{OPEN}INSERT INTO {} ({}) VALUES ({}{LEAD_END}, idem AS (INSERT INTO {} ({}) SELECT {}\
+         {ONLY_IF_WRITTEN}), entries AS (INSERT INTO {} ({}) SELECT * FROM (VALUES ({})) AS entry\
+         {ONLY_IF_WRITTEN}{ANSWER}",
+        LEADS.table,
+        LEADS.columns,
+        values(&LEADS),
+        IDEMPOTENCY_KEYS.table,
+        IDEMPOTENCY_KEYS.columns,
+        values(&IDEMPOTENCY_KEYS),
+        AUDIT_INBOX.table,
+        AUDIT_INBOX.columns,
+        values(&AUDIT_INBOX),
+    )
+}
+
+/// [`new_lead_write`] with `$1..$n` placeholders, numbered in the order the store binds them:
+/// the lead's columns, the idempotency record's, the audit entry's.
+pub fn new_lead_write_sql() -> String {
+    let mut n = 0;
+    new_lead_write(|_, _| {
+        n += 1;
+        format!("${n}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +122,25 @@ mod tests {
         table: "pairs",
         columns: "a, b",
     };
+
+    #[test]
+    fn the_new_lead_write_numbers_the_lead_then_the_idempotency_record_then_the_entry() {
+        let sql = new_lead_write_sql();
+        assert!(sql.starts_with("WITH lead AS (INSERT INTO leads (id, "), "{sql}");
+        assert!(sql.contains("VALUES ($1, $2, "), "{sql}");
+        assert!(
+            sql.contains(
+                "$12) ON CONFLICT (email) DO NOTHING RETURNING 1), idem AS (INSERT INTO idempotency_keys"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("SELECT $13, "), "{sql}");
+        assert!(sql.contains("SELECT * FROM (VALUES ($19, "), "{sql}");
+        assert!(
+            sql.ends_with("$30)) AS entry WHERE EXISTS (SELECT 1 FROM lead)) SELECT COUNT(*) FROM lead"),
+            "{sql}"
+        );
+    }
 
     #[test]
     fn an_insert_binds_its_columns_in_order_or_takes_their_values() {

@@ -3,15 +3,16 @@
 //! `cargo run --release -p leadgate-bench --bin leadgate-bench` starts what it needs (a leadgate server per
 //! database, a bare tonic server, pgbench), drives each scenario with the same load generator for
 //! a fixed time, and prints one table: throughput, p50/p99 latency and server RSS, with the ratios
-//! to the baselines — a bare tonic unary server (gRPC health) under the same load, and pgbench
-//! running the same INSERTs as one SubmitLead (idempotency key, lead, audit entry) at the same
-//! concurrency. Machines here are shared and noisy: read the ratios, not the absolute figures.
+//! to the baselines — a bare tonic unary server (gRPC health) under the same load, and each
+//! database writing what one SubmitLead writes (lead, audit inbox row, idempotency record) with
+//! the store's own statements, one and 32 per transaction, on a scratch database: pgbench at the
+//! pool's size for PostgreSQL, one writer for SQLite. Machines here are shared and noisy: read the ratios, not the absolute figures.
 //!
 //! - `servers`: the processes it starts (leadgate servers, bare tonic servers: this program
 //!   again, in another role) and what is read from them.
 //! - `measure`: the load generator and the figures it gives.
 //! - `scenarios`: the calls each scenario makes, on one backend.
-//! - `baselines`: the bare tonic server and pgbench.
+//! - `baselines`: the bare tonic server, pgbench, and the SQLite writer.
 //! - `report`: the table, the targets and the exit status.
 
 mod baselines;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::Args;
 use crate::measure::Figures;
-use crate::scenarios::BackendResults;
+use crate::scenarios::{BackendResults, WriteBaselines};
 
 fn row(out: &mut String, scenario: &str, backend: &str, f: &Figures, baseline: &str) {
     if f.per_second == 0.0 && f.errors == 0 {
@@ -25,14 +25,15 @@ fn row(out: &mut String, scenario: &str, backend: &str, f: &Figures, baseline: &
     out.push('\n');
 }
 
-/// Prints the table and the targets; fails if calls failed or a baseline did not run.
+/// Prints the table and the targets; fails if calls failed or a write baseline did not run.
 pub fn report(
     args: &Args,
     bare: &Figures,
     sqlite: &BackendResults,
     postgres: Option<&BackendResults>,
 ) -> ExitCode {
-    let inserts = postgres.and_then(|pg| pg.pgbench.as_ref());
+    use crate::baselines::pgbench::{BATCH, SYNCHRONOUS_COMMIT};
+    let backends = || [Some(sqlite), postgres].into_iter().flatten();
 
     let mut out = String::new();
     out.push_str(&format!(
@@ -44,17 +45,40 @@ pub fn report(
         "scenario", "backend", "calls/s", "p50 ms", "p99 ms", "RSS MiB", "vs baseline"
     ));
     row(&mut out, "bare tonic (health)", "-", bare, "baseline");
-    if let Some(Ok(pgbench)) = inserts {
-        row(&mut out, "pgbench (inserts)", "PostgreSQL", pgbench, "baseline");
-    }
-    for results in [Some(sqlite), postgres].into_iter().flatten() {
-        let submit_vs = match (inserts, results.name) {
-            (Some(Ok(pgbench)), "PostgreSQL") => {
-                format!(
-                    "{:.0}% of pgbench",
-                    100.0 * results.submit.per_second / pgbench.per_second
-                )
+    for results in backends() {
+        let Some(writes) = &results.writes else {
+            continue;
+        };
+        let (one, batched, how) = match writes.clients {
+            Some(clients) => (
+                "pgbench (1/tx)",
+                "pgbench (32/tx)",
+                format!("writes/s; {clients} clients, -M prepared, synchronous_commit={SYNCHRONOUS_COMMIT}"),
+            ),
+            None => (
+                "SQLite (1/tx)",
+                "SQLite (32/tx)",
+                "writes/s; one writer, WAL, synchronous=FULL".to_string(),
+            ),
+        };
+        for (label, figures) in [(one, &writes.one), (batched, &writes.batched)] {
+            match figures {
+                Ok(f) => row(&mut out, label, results.name, f, &format!("baseline: {how}")),
+                Err(e) => out.push_str(&format!("{label:<21} {:<11} failed: {e}\n", results.name)),
             }
+        }
+    }
+    for results in backends() {
+        let submit_vs = match &results.writes {
+            Some(WriteBaselines {
+                one: Ok(one),
+                batched: Ok(batched),
+                ..
+            }) => format!(
+                "{:.0}% of the 1-write/tx baseline, {:.0}% of the {BATCH}-write/tx one",
+                100.0 * results.submit.per_second / one.per_second,
+                100.0 * results.submit.per_second / batched.per_second
+            ),
             _ => String::new(),
         };
         let health_vs = format!(
@@ -107,17 +131,35 @@ pub fn report(
             results.restart.as_secs_f64() * 1000.0
         ));
     }
-    if let Some(Err(e)) = inserts {
-        out.push_str(&format!("pgbench failed: {e}\n"));
+    for results in backends() {
+        match &results.submit_drain {
+            Some(Ok(drain)) => out.push_str(&format!(
+                "sequencer lag on {}: the audit inbox emptied {:.0} ms after SubmitLead's last call\n",
+                results.name,
+                drain.as_secs_f64() * 1000.0
+            )),
+            Some(Err(e)) => out.push_str(&format!("sequencer lag on {}: {e}\n", results.name)),
+            None => {}
+        }
     }
 
     out.push_str("\ntargets\n");
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    if let (Some(pg), Some(Ok(pgbench))) = (postgres, inserts) {
+    if let Some(Ok(batched)) = sqlite.writes.as_ref().map(|w| &w.batched) {
+        let ratio = sqlite.submit.per_second / batched.per_second;
+        out.push_str(&format!(
+            "  SubmitLead on SQLite >= 35% of the {BATCH}-write/tx SQLite baseline: {} ({:.0}%)\n",
+            verdict(ratio >= 0.35),
+            ratio * 100.0
+        ));
+    }
+    if let Some(pg) = postgres
+        && let Some(Ok(pgbench)) = pg.writes.as_ref().map(|w| &w.one)
+    {
         let ratio = pg.submit.per_second / pgbench.per_second;
         out.push_str(&format!(
-            "  SubmitLead on PostgreSQL >= 60% of pgbench: {} ({:.0}%)\n",
-            verdict(ratio >= 0.6),
+            "  SubmitLead on PostgreSQL >= 75% of pgbench at 1 write/tx: {} ({:.0}%)\n",
+            verdict(ratio >= 0.75),
             ratio * 100.0
         ));
         out.push_str(&format!(
@@ -179,8 +221,11 @@ pub fn report(
         .chain([bare])
         .map(|f| f.errors)
         .sum();
-    if failed_calls > 0 || matches!(inserts, Some(Err(_))) {
-        eprintln!("leadgate-bench: {failed_calls} calls failed, or pgbench did");
+    let failed_baselines = backends()
+        .filter_map(|r| r.writes.as_ref())
+        .any(|w| w.one.is_err() || w.batched.is_err());
+    if failed_calls > 0 || failed_baselines {
+        eprintln!("leadgate-bench: {failed_calls} calls failed, or a write baseline did");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

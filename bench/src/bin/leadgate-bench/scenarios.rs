@@ -11,7 +11,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::Args;
-use crate::baselines::pgbench::{forget_pgbench_rows, pgbench, settle};
+use crate::baselines::pgbench::{self, settle};
+use crate::baselines::sqlite;
 use crate::measure::{Figures, Samples, drive, measured, sample, summarize};
 use crate::servers::{Scratch, Server};
 
@@ -85,8 +86,97 @@ pub struct BackendResults {
     pub mixed: Figures,
     pub first_start: Duration,
     pub restart: Duration,
-    /// pgbench running SubmitLead's INSERTs (PostgreSQL only).
-    pub pgbench: Option<Result<Figures, String>>,
+    /// The database's own write of new leads, one per transaction and batched (SubmitLead's
+    /// baselines: pgbench on PostgreSQL, one SQLite writer on SQLite), with the clients pgbench
+    /// ran (None on SQLite).
+    pub writes: Option<WriteBaselines>,
+    /// How long after the SubmitLead scenario the audit inbox took to empty (the sequencer
+    /// chaining what SubmitLead wrote), if it did within a minute.
+    pub submit_drain: Option<Result<Duration, String>>,
+}
+
+/// SubmitLead's baselines on one backend: the database writing the same rows, one lead per
+/// transaction and [`pgbench::BATCH`] per transaction (rates in writes per second).
+pub struct WriteBaselines {
+    pub one: Result<Figures, String>,
+    pub batched: Result<Figures, String>,
+    /// pgbench's clients (leadgate's pool size); None for SQLite's single writer.
+    pub clients: Option<u32>,
+}
+
+/// Polls the audit inbox of leadgate's database at `url` until it is empty (every entry
+/// chained, or set aside); returns how long that took.
+async fn inbox_drain(url: &str) -> Result<Duration, String> {
+    use sqlx::Connection;
+    const COUNT: &str = "SELECT COUNT(*) FROM audit_inbox";
+    let started = Instant::now();
+    loop {
+        let left: i64 = if url.starts_with("sqlite:") {
+            let options: sqlx::sqlite::SqliteConnectOptions =
+                url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+            let mut conn = sqlx::SqliteConnection::connect_with(&options.read_only(true))
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query_scalar(COUNT).fetch_one(&mut conn).await
+        } else {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query_scalar(COUNT).fetch_one(&mut conn).await
+        }
+        .map_err(|e| e.to_string())?;
+        if left == 0 {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("{left} entries still in the inbox after a minute"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// SubmitLead's baselines on `name`'s database (a real lead's documents from leadgate's database
+/// at `url`; the writes go to scratch databases).
+async fn write_baselines(name: &str, url: &str, args: &Args) -> WriteBaselines {
+    let failed = |e: String| WriteBaselines {
+        one: Err(e.clone()),
+        batched: Err(e),
+        clients: None,
+    };
+    if name == "PostgreSQL" {
+        let template = match pgbench::template(url).await {
+            Ok(t) => t,
+            Err(e) => return failed(e),
+        };
+        settle(url).await;
+        eprintln!(
+            "pgbench: leadgate's write of a new lead, one and {} per transaction",
+            pgbench::BATCH
+        );
+        match pgbench::pgbench(&args.postgres, &template, args).await {
+            Ok(b) => WriteBaselines {
+                one: b.one,
+                batched: b.batched,
+                clients: Some(b.clients),
+            },
+            Err(e) => failed(e),
+        }
+    } else {
+        let template = match sqlite::template(url).await {
+            Ok(t) => t,
+            Err(e) => return failed(e),
+        };
+        eprintln!(
+            "SQLite: the store's write of a new lead, one and {} per transaction",
+            pgbench::BATCH
+        );
+        let b = sqlite::sqlite_baselines(&template, args).await;
+        WriteBaselines {
+            one: b.one,
+            batched: b.batched,
+            clients: None,
+        }
+    }
 }
 
 pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -> BackendResults {
@@ -122,14 +212,19 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
         }),
     )
     .await;
-    // On PostgreSQL, pgbench right after SubmitLead: the same database, in the same state.
-    let pgbench_inserts = if wanted("submit") && name == "PostgreSQL" {
-        settle(url).await;
-        eprintln!("pgbench: the same INSERTs as SubmitLead");
-        let figures = pgbench(url, args).await;
-        forget_pgbench_rows(url).await;
-        settle(url).await;
-        Some(figures)
+    // The sequencer chains what SubmitLead wrote; the baselines start once it is done.
+    let submit_drain = if wanted("submit") {
+        Some(inbox_drain(url).await)
+    } else {
+        None
+    };
+    // The baselines right after SubmitLead, on scratch databases, with no server attached.
+    let writes = if wanted("submit") {
+        let baselines = write_baselines(name, url, args).await;
+        if name == "PostgreSQL" {
+            settle(url).await;
+        }
+        Some(baselines)
     } else {
         None
     };
@@ -153,6 +248,8 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
                         .record_engagement(pb::RecordEngagementRequest {
                             name,
                             events,
+                            // As callers are told to: a retry is answered, not applied twice.
+                            request_id: format!("engage-{run}-{worker}-{i}"),
                             ..Default::default()
                         })
                         .await
@@ -191,6 +288,7 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
                                 .record_engagement(pb::RecordEngagementRequest {
                                     name,
                                     events,
+                                    request_id: format!("mixed-engage-{run}-{worker}-{i}"),
                                     ..Default::default()
                                 })
                                 .await
@@ -229,7 +327,8 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
         mixed,
         first_start,
         restart,
-        pgbench: pgbench_inserts,
+        writes,
+        submit_drain,
     }
 }
 
