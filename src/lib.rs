@@ -20,7 +20,8 @@
 //!   audit sequencer, SLA/revisit sweeper, idempotency purge, write probe).
 //! - [`store`]: the [`store::Store`] trait and one body for both backends (`shared`, generic over
 //!   sqlx's database; `sqlite` and `postgres` say what differs), its statements (`sql`,
-//!   `statements`, `list`), the write transaction (`tx`); migrations in
+//!   `statements`, `list`), the write transaction (`tx`), SQLite's group commit (`group_commit`);
+//!   migrations in
 //!   `migrations/{postgres,sqlite}`.
 //! - [`grpc`]: generated code and the `Rpc` names (from the protos, by build.rs), the services
 //!   (`leads`, `audit`, `policy`, `reports`), proto ↔ domain conversion (`convert`), error →

@@ -8,6 +8,7 @@
 //! - `leadgate_audit_entries_written_total` (by `kind`) and `leadgate_audit_entries_chained_total`.
 //! - `leadgate_audit_sequencer_lag_entries` and `leadgate_audit_sequencer_lag_seconds`: entries
 //!   committed but not yet chained, and the age of the oldest.
+//! - `leadgate_db_group_commit_writes` (histogram): lead writes sharing one SQLite transaction.
 //! - `leadgate_ready`: 1 while the server reports SERVING.
 
 use std::net::SocketAddr;
@@ -28,6 +29,11 @@ pub fn install(addr: SocketAddr) -> Result<(), String> {
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full("grpc_server_handling_seconds".into()),
             LATENCY_BUCKETS,
+        )
+        .map_err(|e| e.to_string())?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("leadgate_db_group_commit_writes".into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
         )
         .map_err(|e| e.to_string())?
         .install()
@@ -80,6 +86,10 @@ pub fn install(addr: SocketAddr) -> Result<(), String> {
     describe_counter!(
         "leadgate_watch_streams_ended_total",
         "WatchDecisions streams the server ended, by reason (SLOW_CONSUMER, SHUTTING_DOWN, FAILED)."
+    );
+    describe_histogram!(
+        "leadgate_db_group_commit_writes",
+        "Lead writes committed together in one SQLite transaction (the group commit)."
     );
     Ok(())
 }
@@ -138,6 +148,11 @@ pub fn entries_written(kinds: impl Iterator<Item = &'static str>) {
             counter!("leadgate_sla_breaches_total").increment(1);
         }
     }
+}
+
+/// Lead writes that shared one transaction.
+pub fn group_committed(writes: usize) {
+    histogram!("leadgate_db_group_commit_writes").record(writes as f64);
 }
 
 pub fn entries_chained(n: usize) {

@@ -5,9 +5,11 @@
 //!   the `Dialect` trait through which each says what it does its own way.
 //! - `sqlite`, `postgres`: those ways (connecting, errors, the lead write, locks, migrations).
 //! - [`statements`]: the inserts of a lead's write, table by table, which the benchmark runs too;
-//!   `sql`: the statements and row shapes both use; `tx`: the write transaction; `held`: the
-//!   batched reads' connection; `notify`: PostgreSQL's chain-head notices.
+//!   `sql`: the statements and row shapes both use; `tx`: the write transaction; `group_commit`:
+//!   SQLite's lead writes sharing transactions; `held`: the batched reads' connection;
+//!   `notify`: PostgreSQL's chain-head notices.
 
+mod group_commit;
 mod held;
 mod list;
 mod notify;

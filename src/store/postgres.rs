@@ -93,7 +93,7 @@ impl PgStore {
             // every call would double the round trips.
             .test_before_acquire(false)
             .connect_lazy_with(connect);
-        Ok(SqlStore::new(pool, None, migrations))
+        Ok(SqlStore::new(pool, None, migrations, ()))
     }
 }
 
@@ -117,6 +117,9 @@ impl Dialect for Postgres {
     /// How to connect for migrations, grants and the head listener: like the pool, without the
     /// statement timeout.
     type Direct = PgConnectOptions;
+    /// None: each lead write is one statement on the pool; the database groups concurrent
+    /// commits' WAL flushes itself.
+    type Writes = ();
 
     fn classify(error: sqlx::Error) -> StoreError {
         classify(error)

@@ -11,10 +11,10 @@
 //! binding or reading is added there, in one place.
 //!
 //! [`Dialect`], implemented on sqlx's own `Sqlite` and `Postgres`, is the short list of what
-//! truly differs: how a backend classifies errors, writes a lead (SQLite: a transaction of
-//! several statements on its single writer; PostgreSQL: one statement), takes the sequencer's
-//! turn and announces the chain's head, runs migrations, grants roles and reads a batch of
-//! leads. Connecting lives beside it, in each backend's file. A macro stamping the shared bodies
+//! truly differs: how a backend classifies errors, writes a lead (SQLite: statements in a
+//! transaction its single writer shares among concurrent writes; PostgreSQL: one statement),
+//! takes the sequencer's turn and announces the chain's head, runs migrations, grants roles and
+//! reads a batch of leads. Connecting lives beside it, in each backend's file. A macro stamping the shared bodies
 //! out per backend was the other way; it would hide the bodies from the compiler until expanded
 //! and from the reader behind a level of indirection, for no gain the generics do not give.
 //!
@@ -62,6 +62,9 @@ pub trait Dialect: Database {
     /// How the backend opens connections outside its pools, for work that must not take one
     /// from the calls or must run without their limits.
     type Direct: Send + Sync + 'static;
+
+    /// Where lead writes go before the database, if anywhere (SQLite: the group commit).
+    type Writes: Send + Sync + 'static;
 
     /// Sorts a database error into what the caller sees.
     fn classify(error: sqlx::Error) -> StoreError;
@@ -126,11 +129,19 @@ pub struct SqlStore<DB: Dialect> {
     health: WriteHealth,
     /// How to open connections outside the pools ([`Dialect::Direct`]).
     pub(super) direct: DB::Direct,
+    /// The lead writes' way in ([`Dialect::Writes`]).
+    pub(super) writes: DB::Writes,
 }
 
 impl<DB: Dialect> SqlStore<DB> {
-    pub(super) fn new(pool: Pool<DB>, single_writer: Option<Pool<DB>>, direct: DB::Direct) -> Self {
+    pub(super) fn new(
+        pool: Pool<DB>,
+        single_writer: Option<Pool<DB>>,
+        direct: DB::Direct,
+        writes: DB::Writes,
+    ) -> Self {
         Self {
+            writes,
             batch_reader: HeldConnection::new(pool.clone()),
             pool,
             single_writer,

@@ -1,6 +1,7 @@
 //! The SQLite store: the zero-set-up default, one process over one file. What SQLite does its
 //! own way: connecting (WAL, a single writer beside read-only readers, the size cap), its error
-//! codes, the lead write as a transaction of statements, and its migrations. The rest is the
+//! codes, the lead write as statements in a transaction shared with other writes (see
+//! [`super::group_commit`]), and its migrations. The rest is the
 //! shared body in [`super::shared`].
 
 use std::str::FromStr;
@@ -12,9 +13,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Executor, Sqlite, SqliteConnection};
 
+use super::group_commit::{GroupCommit, PreparedWrite};
 use super::notify::HeadListener;
 use super::shared::{Dialect, SqlStore};
-use super::sql::{self, LeadColumns};
+use super::sql;
 use super::tx::WriteTx;
 use super::{Backend, ConnectOptions, LeadWrite, StoreError, StoreResult, WriteOutcome};
 use crate::domain::values::LeadId;
@@ -69,7 +71,8 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(classify)?;
-        Ok(SqlStore::new(readers, Some(writer), ()))
+        let writes = GroupCommit::start(writer.clone());
+        Ok(SqlStore::new(readers, Some(writer), (), writes))
     }
 }
 
@@ -77,7 +80,7 @@ impl SqliteStore {
     clippy::wildcard_enum_match_arm,
     reason = "sqlx's errors are open-ended; those not classified are database errors"
 )]
-fn classify(error: sqlx::Error) -> StoreError {
+pub(super) fn classify(error: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match &error {
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
@@ -119,6 +122,43 @@ async fn insert_or_conflict<'c>(
     }
 }
 
+/// One write's statements, in the transaction the group commit opened. The idempotency record
+/// goes first, so a taken request id answers before any other conflict is looked for.
+/// `Ok(Some(_))`: a conflict, and the caller undoes what was written.
+pub(super) async fn write_rows(
+    connection: &mut SqliteConnection,
+    write: &PreparedWrite,
+) -> StoreResult<Option<WriteOutcome>> {
+    if let Some(record) = &write.idempotency
+        && let Some(conflict) = insert_or_conflict(connection, sql::bind_idempotency(record)).await?
+    {
+        return Ok(Some(conflict));
+    }
+    let columns = &write.lead;
+    let conflict = match write.expected_revision {
+        None => insert_or_conflict(connection, columns.bind(&sql::INSERT_LEAD)).await?,
+        Some(revision) => {
+            let done = columns
+                .bind(sql::UPDATE_LEAD)
+                .bind(revision)
+                .execute(&mut *connection)
+                .await
+                .map_err(classify)?;
+            (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict)
+        }
+    };
+    if conflict.is_some() {
+        return Ok(conflict);
+    }
+    for entry in &write.entries {
+        sql::bind_entry(entry)
+            .execute(&mut *connection)
+            .await
+            .map_err(classify)?;
+    }
+    Ok(None)
+}
+
 impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
     /// Takes the write lock at once, rather than at the first write, where it could fail busy.
@@ -128,6 +168,8 @@ impl Dialect for Sqlite {
 
     /// None: everything runs on the pools.
     type Direct = ();
+    /// Lead writes share transactions on the single writer.
+    type Writes = GroupCommit;
 
     fn classify(error: sqlx::Error) -> StoreError {
         classify(error)
@@ -141,44 +183,16 @@ impl Dialect for Sqlite {
         done.rows_affected()
     }
 
-    /// One transaction on the single writer. The idempotency record goes first, so a taken
-    /// request id answers before any other conflict is looked for.
+    /// Through the group commit: the write shares a transaction with those queued beside it.
     async fn write_lead(
         store: &SqliteStore,
         write: LeadWrite<'_>,
         expected_revision: Option<i64>,
     ) -> StoreResult<WriteOutcome> {
-        let columns = LeadColumns::of(write.lead);
-        let mut tx = store.begin_write().await?;
-        let conflict = match write.idempotency {
-            Some(record) => insert_or_conflict(tx.connection(), sql::bind_idempotency(record)).await?,
-            None => None,
-        };
-        let conflict = match (conflict, expected_revision) {
-            (Some(outcome), _) => Some(outcome),
-            (None, None) => insert_or_conflict(tx.connection(), columns.bind(&sql::INSERT_LEAD)).await?,
-            (None, Some(revision)) => {
-                let done = columns
-                    .bind(sql::UPDATE_LEAD)
-                    .bind(revision)
-                    .execute(tx.connection())
-                    .await
-                    .map_err(classify)?;
-                (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict)
-            }
-        };
-        if let Some(outcome) = conflict {
-            tx.rollback().await;
-            return Ok(outcome);
-        }
-        for entry in write.entries {
-            sql::bind_entry(entry)
-                .execute(tx.connection())
-                .await
-                .map_err(classify)?;
-        }
-        tx.commit().await.map_err(classify)?;
-        Ok(WriteOutcome::Written)
+        store
+            .writes
+            .write(PreparedWrite::of(write, expected_revision))
+            .await
     }
 
     async fn lead_documents(

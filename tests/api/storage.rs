@@ -154,51 +154,78 @@ enum Fault {
     Update(&'static str),
     /// The transaction that inserted into this table fails at COMMIT (a deferred constraint).
     CommitAfterInsert(&'static str),
+    /// Inserting the lead with this email fails; other leads are written.
+    InsertLead(&'static str),
+    /// The transaction that inserted the lead with this email fails at COMMIT.
+    CommitAfterLead(&'static str),
+}
+
+impl Fault {
+    fn table(self) -> &'static str {
+        match self {
+            Fault::Insert(t) | Fault::Update(t) | Fault::CommitAfterInsert(t) => t,
+            Fault::InsertLead(_) | Fault::CommitAfterLead(_) => "leads",
+        }
+    }
+
+    /// The trigger's condition (SQL), when it fires for one lead only.
+    fn when(self) -> String {
+        match self {
+            Fault::InsertLead(email) | Fault::CommitAfterLead(email) => {
+                format!("WHEN (NEW.email = '{email}')")
+            }
+            Fault::Insert(_) | Fault::Update(_) | Fault::CommitAfterInsert(_) => String::new(),
+        }
+    }
+
+    fn at_commit(self) -> bool {
+        matches!(self, Fault::CommitAfterInsert(_) | Fault::CommitAfterLead(_))
+    }
 }
 
 /// Installs a fault the way any user of the database could: with a trigger.
 async fn inject(db: &TestDatabase, fault: Fault) {
+    let (table, when) = (fault.table(), fault.when());
+    let op = match fault {
+        Fault::Update(_) => "UPDATE",
+        Fault::Insert(_) | Fault::CommitAfterInsert(_) | Fault::InsertLead(_) | Fault::CommitAfterLead(_) => {
+            "INSERT"
+        }
+    };
     let statements: Vec<String> = if db.is_sqlite() {
-        match fault {
-            Fault::Insert(table) | Fault::Update(table) => {
-                let op = if matches!(fault, Fault::Insert(_)) {
-                    "INSERT"
-                } else {
-                    "UPDATE"
-                };
-                vec![format!(
-                    "CREATE TRIGGER injected_fault BEFORE {op} ON {table} \
-                     BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-                )]
-            }
+        if fault.at_commit() {
             // A deferred foreign key is checked at COMMIT, which then fails with the transaction
             // still open.
-            Fault::CommitAfterInsert(table) => vec![
+            vec![
                 "CREATE TABLE injected_parent (id INTEGER PRIMARY KEY)".into(),
                 "CREATE TABLE injected_child (parent INTEGER REFERENCES injected_parent (id) \
                  DEFERRABLE INITIALLY DEFERRED)"
                     .into(),
                 format!(
-                    "CREATE TRIGGER injected_fault AFTER INSERT ON {table} \
+                    "CREATE TRIGGER injected_fault AFTER INSERT ON {table} {when} \
                      BEGIN INSERT INTO injected_child VALUES (1); END"
                 ),
-            ],
+            ]
+        } else {
+            vec![format!(
+                "CREATE TRIGGER injected_fault BEFORE {op} ON {table} {when} \
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+            )]
         }
     } else {
         let function = "CREATE OR REPLACE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql \
                         AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$"
             .to_string();
-        let trigger = match fault {
-            Fault::Insert(table) => format!(
-                "CREATE TRIGGER injected_fault BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION injected_fault()"
-            ),
-            Fault::Update(table) => format!(
-                "CREATE TRIGGER injected_fault BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION injected_fault()"
-            ),
-            Fault::CommitAfterInsert(table) => format!(
+        let trigger = if fault.at_commit() {
+            format!(
                 "CREATE CONSTRAINT TRIGGER injected_fault AFTER INSERT ON {table} \
-                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION injected_fault()"
-            ),
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW {when} EXECUTE FUNCTION injected_fault()"
+            )
+        } else {
+            format!(
+                "CREATE TRIGGER injected_fault BEFORE {op} ON {table} FOR EACH ROW {when} \
+                 EXECUTE FUNCTION injected_fault()"
+            )
         };
         vec![function, trigger]
     };
@@ -209,17 +236,14 @@ async fn inject(db: &TestDatabase, fault: Fault) {
 
 /// Removes the fault: writes succeed again.
 async fn heal(db: &TestDatabase, fault: Fault) {
-    let table = match fault {
-        Fault::Insert(t) | Fault::Update(t) | Fault::CommitAfterInsert(t) => t,
-    };
     if db.is_sqlite() {
         db.try_execute("DROP TRIGGER injected_fault").await.unwrap();
-        if matches!(fault, Fault::CommitAfterInsert(_)) {
+        if fault.at_commit() {
             db.try_execute("DROP TABLE injected_child").await.unwrap();
             db.try_execute("DROP TABLE injected_parent").await.unwrap();
         }
     } else {
-        db.try_execute(&format!("DROP TRIGGER injected_fault ON {table}"))
+        db.try_execute(&format!("DROP TRIGGER injected_fault ON {}", fault.table()))
             .await
             .unwrap();
     }
@@ -337,6 +361,86 @@ contract! {
             .unwrap()
             .into_inner();
         assert!(verification.ok, "{verification:?}");
+    }
+
+    async fn concurrent_writes_beside_a_failing_one_are_each_answered_for_what_was_stored(backend: Backend) {
+        // Concurrent writes share transactions (SQLite's group commit): a write failing in a
+        // statement fails alone; one failing at COMMIT may take the writes of its transaction
+        // with it, but every answer tells the truth — acknowledged is stored, refused is not.
+        let app = spawn_app(&backend).await;
+        for (round, fault) in [
+            Fault::InsertLead("poisoned-0@acme-industrie.fr"),
+            Fault::CommitAfterLead("poisoned-1@acme-industrie.fr"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            inject(&app.db, fault).await;
+            let before = stored_ids(&app.db).await;
+            // On SQLite, holding the write lock while the calls arrive queues them all for one
+            // transaction, the poisoned one among them.
+            let lock = match app.db.is_sqlite() {
+                true => {
+                    let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+                    conn.execute("BEGIN IMMEDIATE").await.unwrap();
+                    Some(conn)
+                }
+                false => None,
+            };
+            let calls: Vec<_> = (0..48)
+                .map(|i| {
+                    let mut client = app.leads.clone();
+                    let email = match i {
+                        24 => format!("poisoned-{round}@acme-industrie.fr"),
+                        _ => format!("neighbour-{round}-{i}@acme-industrie.fr"),
+                    };
+                    let mut request = cfo_demo_request(&email);
+                    request.request_id = format!("group-{round}-{i}");
+                    tokio::spawn(async move { (i, client.submit_lead(request).await) })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(lock);
+            let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
+            for call in calls {
+                match call.await.unwrap() {
+                    (i, Ok(answer)) => acknowledged.push((i, answer.into_inner().lead.unwrap().name)),
+                    (i, Err(status)) => {
+                        assert_eq!(status.code(), Code::Internal, "{fault:?}, call {i}: {status:?}");
+                        refused.push(i);
+                    }
+                }
+            }
+            assert!(refused.contains(&24), "{fault:?}: the poisoned write is refused");
+            if matches!(fault, Fault::InsertLead(_)) {
+                assert_eq!(refused, vec![24], "{fault:?}: a failing statement fails its write alone");
+            }
+            let stored = stored_ids(&app.db).await;
+            let names: Vec<String> = acknowledged.iter().map(|(_, name)| name.clone()).collect();
+            assert_all_stored(&names, &stored, &format!("{fault:?}"));
+            assert_eq!(
+                stored.len() - before.len(),
+                acknowledged.len(),
+                "{fault:?}: nothing refused was stored"
+            );
+            heal(&app.db, fault).await;
+            // The refused ones were not written: their request ids write them now.
+            for i in refused {
+                let email = match i {
+                    24 => format!("poisoned-{round}@acme-industrie.fr"),
+                    _ => format!("neighbour-{round}-{i}@acme-industrie.fr"),
+                };
+                let mut request = cfo_demo_request(&email);
+                request.request_id = format!("group-{round}-{i}");
+                let answer = app.leads.clone().submit_lead(request).await.unwrap().into_inner();
+                assert!(answer.created, "{fault:?}, call {i}: created on the retry");
+                let name = answer.lead.unwrap().name;
+                assert_all_stored(&[name], &stored_ids(&app.db).await, &format!("{fault:?}, retry {i}"));
+            }
+        }
+        assert_eq!(app.db.leads().await, 2 * 48, "every write stored once");
+        app.db.wait_until_chained().await;
+        assert_eq!(app.db.entries_of_kind("LEAD_SUBMITTED").await, app.db.leads().await);
     }
 
     async fn the_sequencer_failing_at_any_step_chains_every_entry_once_it_can(backend: Backend) {
