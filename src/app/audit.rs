@@ -1,6 +1,6 @@
 //! Audit use cases: list, verify, digest (the stream of decisions is in `watch`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{App, AppError, AppResult};
 use crate::domain::audit::{
@@ -108,13 +108,7 @@ impl App {
     /// progress. `resume_token` continues such a verification, for the same arguments.
     pub async fn verify_audit(&self, request: VerifyRequest<'_>) -> AppResult<Verification> {
         let started = Instant::now();
-        let budget = request
-            .deadline
-            .map_or(self.settings.verify_call_budget, |deadline| {
-                self.settings
-                    .verify_call_budget
-                    .min(deadline.saturating_duration_since(started) / 2)
-            });
+        let budget = call_budget(self.settings.verify_call_budget, request.deadline, started);
         // `None`: a budget too large to reach.
         let stop_at = started.checked_add(budget);
         let VerifyRequest {
@@ -223,6 +217,14 @@ impl App {
     }
 }
 
+/// How long a verification call may check entries: the setting, or half the time left before the
+/// caller's deadline if that is sooner (the other half answers, and absorbs the last batch read).
+fn call_budget(setting: Duration, deadline: Option<Instant>, now: Instant) -> Duration {
+    deadline.map_or(setting, |deadline| {
+        setting.min(deadline.saturating_duration_since(now) / 2)
+    })
+}
+
 /// How one verification call ended.
 enum Outcome {
     /// The whole range holds.
@@ -270,4 +272,24 @@ fn resolve_range(
         ));
     }
     Ok((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_checks_for_half_the_time_left_and_never_more_than_the_setting() {
+        let now = Instant::now();
+        let setting = Duration::from_secs(10);
+        assert_eq!(call_budget(setting, None, now), setting);
+        let soon = now + Duration::from_secs(4);
+        assert_eq!(call_budget(setting, Some(soon), now), Duration::from_secs(2));
+        let late = now + Duration::from_secs(60);
+        assert_eq!(call_budget(setting, Some(late), now), setting);
+        assert_eq!(
+            call_budget(setting, Some(now), now + Duration::from_secs(1)),
+            Duration::ZERO
+        );
+    }
 }

@@ -490,12 +490,17 @@ const MAX_RESUME_TOKEN: usize = 1024;
 /// The fields of a resume token, short-named as page tokens are.
 #[derive(Serialize, Deserialize)]
 struct ResumeFields {
+    /// The request's fingerprint.
     q: String,
+    /// The range's end.
     e: i64,
+    /// The expected digest, as `POSITION:HASH`.
     d: Option<String>,
+    /// The last position verified, its hash (hex) and time index (µs).
     p: i64,
     h: String,
     t: Option<i64>,
+    /// Entries checked so far.
     c: i64,
 }
 
@@ -503,7 +508,9 @@ struct ResumeFields {
 #[derive(Serialize, Deserialize)]
 struct SealedResume {
     v: ResumeFields,
+    /// The id of the key that sealed it (keys rotate).
     k: String,
+    /// The seal, hex.
     s: String,
 }
 
