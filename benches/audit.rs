@@ -199,14 +199,21 @@ async fn bench(label: &str, url: &str, total: usize) {
     let app = App::new(
         store.clone(),
         Arc::new(Policy::default_policy()),
-        AppSettings::with_keys(keys()),
+        AppSettings {
+            // The whole trail in one call: what the baseline scan does.
+            verify_call_budget: std::time::Duration::from_secs(3600),
+            ..AppSettings::with_keys(keys())
+        },
     );
     let head = app.audit_digest().await.unwrap();
     assert_eq!(head.position as usize, total);
 
     let scan = scan_baseline(url).await;
     let started = Instant::now();
-    let verification = app.verify_audit(0, 0, None).await.unwrap();
+    let verification = app
+        .verify_audit(leadgate::app::VerifyRequest::default())
+        .await
+        .unwrap();
     let verify = started.elapsed().as_secs_f64();
     assert!(verification.finding.is_none() && verification.checked as usize == total);
 

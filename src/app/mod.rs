@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Notify;
 
-pub use audit::{AuditPage, QuarantinePage, Verification};
+pub use audit::{AuditPage, QuarantinePage, Verification, VerifyRequest};
 pub use background::spawn_background;
 pub use error::{AppError, AppResult};
 pub use leads::{LeadChange, LeadPage, LeadView, Submission};
@@ -66,7 +66,14 @@ pub struct AppSettings {
     /// Until then, the sequencer also chains unsealed entries (written by an earlier version of
     /// leadgate while an upgrade rolls out).
     pub accept_unsealed_until: Option<Timestamp>,
+    /// The longest one VerifyAuditTrail call spends checking entries before it stops and hands
+    /// back a resume token (sooner if the call's deadline is closer).
+    pub verify_call_budget: Duration,
 }
+
+/// The usual `verify_call_budget`: a third of the server's usual 30 s call cap, so a call
+/// answers well within it.
+pub const DEFAULT_VERIFY_CALL_BUDGET: Duration = Duration::from_secs(10);
 
 impl AppSettings {
     /// The usual settings, with these audit keys.
@@ -76,6 +83,7 @@ impl AppSettings {
             sweep_interval: Duration::from_secs(1),
             audit_keys: Arc::new(audit_keys),
             accept_unsealed_until: None,
+            verify_call_budget: DEFAULT_VERIFY_CALL_BUDGET,
         }
     }
 }

@@ -167,6 +167,10 @@ pub enum AuditCommand {
         /// A digest printed earlier by `leadgate audit digest` (POSITION:HASH).
         #[arg(long)]
         digest: Option<String>,
+        /// At most this many entries per call (0: as many as the server checks within its time
+        /// budget); a long trail takes several calls, each continuing the last.
+        #[arg(long, default_value_t = 0)]
+        per_call: i64,
     },
     /// Print the trail's head as POSITION:HASH, to keep outside leadgate.
     Digest,

@@ -95,6 +95,7 @@ impl TryFrom<&ServeArgs> for ServerConfig {
                 sweep_interval: args.sweep_interval,
                 audit_keys: Arc::new(audit_keys),
                 accept_unsealed_until: args.audit_accept_unsealed_until,
+                verify_call_budget: crate::app::DEFAULT_VERIFY_CALL_BUDGET,
             },
             reflection: args.reflection,
             migrate: args.migrate,

@@ -463,6 +463,170 @@ impl Admission<'_> {
     }
 }
 
+// ---- resuming a verification over several calls ----
+
+/// Where a verification that stopped early resumes, handed to the caller as an opaque token. It
+/// holds the last entry verified as it was checked (position, hash, time index), so that the next
+/// call anchors on what was verified rather than on that entry's stored row; the end of the range
+/// and the expected digest, fixed when the verification started; and the count so far. It is
+/// sealed with the audit keys: a server continues only from tips it verified itself, and reports
+/// only counts it made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// Binds the token to the request that started the verification ([`verify_request_fingerprint`]).
+    pub request: String,
+    /// The last position of the range.
+    pub end: i64,
+    pub expected: Option<ChainHead>,
+    /// The last entry verified.
+    pub tip: ChainTip,
+    /// Entries checked so far.
+    pub checked: i64,
+}
+
+/// The longest resume token accepted; the server's own are about 400 characters.
+const MAX_RESUME_TOKEN: usize = 1024;
+
+/// The fields of a resume token, short-named as page tokens are.
+#[derive(Serialize, Deserialize)]
+struct ResumeFields {
+    /// The request's fingerprint.
+    q: String,
+    /// The range's end.
+    e: i64,
+    /// The expected digest, as `POSITION:HASH`.
+    d: Option<String>,
+    /// The last position verified, its hash (hex) and time index (µs).
+    p: i64,
+    h: String,
+    t: Option<i64>,
+    /// Entries checked so far.
+    c: i64,
+}
+
+/// A token as sent: the fields, the id of the key that sealed them and the seal.
+#[derive(Serialize, Deserialize)]
+struct SealedResume {
+    v: ResumeFields,
+    /// The id of the key that sealed it (keys rotate).
+    k: String,
+    /// The seal, hex.
+    s: String,
+}
+
+/// Identifies a verification request by what the caller asked (before defaults are applied), so a
+/// token is only accepted back with the same range and digest.
+pub fn verify_request_fingerprint(start: i64, end: i64, expected: Option<ChainHead>) -> String {
+    let digest = Sha256::new()
+        .chain_update(start.to_be_bytes())
+        .chain_update(end.to_be_bytes())
+        .chain_update(expected.map(|d| d.token()).unwrap_or_default())
+        .finalize();
+    to_hex(&digest[..8])
+}
+
+impl ResumePoint {
+    /// The opaque token, sealed with the signing key.
+    pub fn encode(&self, keys: &AuditKeys) -> String {
+        use base64::Engine as _;
+        let fields = ResumeFields {
+            q: self.request.clone(),
+            e: self.end,
+            d: self.expected.map(|d| d.token()),
+            p: self.tip.head.position,
+            h: to_hex(&self.tip.head.hash),
+            t: self.tip.time_max.map(|t| t.timestamp_micros()),
+            c: self.checked,
+        };
+        let seal = keys.sign(|mac| feed_resume_seal(mac, &fields));
+        let token = SealedResume {
+            v: fields,
+            k: seal.key_id,
+            s: to_hex(&seal.tag),
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&token).expect("a resume token serialises"))
+    }
+
+    /// Reads a token given back by a caller of the request identified by `request`. The error is
+    /// for the caller.
+    pub fn decode(token: &str, request: &str, keys: &AuditKeys) -> Result<ResumePoint, String> {
+        use base64::Engine as _;
+        let invalid = || "is not a token this verification returned".to_string();
+        if token.len() > MAX_RESUME_TOKEN {
+            return Err(invalid());
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| invalid())?;
+        let sealed: SealedResume = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        let seal = Seal {
+            key_id: sealed.k,
+            tag: from_hex(&sealed.s).map_err(|_| invalid())?,
+        };
+        keys.check(Some(&seal), |mac| feed_resume_seal(mac, &sealed.v))
+            .map_err(|_| invalid())?;
+        let fields = sealed.v;
+        if fields.q != request {
+            return Err("was issued for another start_position, end_position or expected_digest".into());
+        }
+        let expected = match fields.d {
+            Some(d) => Some(ChainHead::parse_token(&d).map_err(|_| invalid())?),
+            None => None,
+        };
+        let time_max = match fields.t {
+            Some(t) => Some(chrono::DateTime::from_timestamp_micros(t).ok_or_else(invalid)?),
+            None => None,
+        };
+        Ok(ResumePoint {
+            request: fields.q,
+            end: fields.e,
+            expected,
+            tip: ChainTip {
+                head: ChainHead {
+                    position: fields.p,
+                    hash: from_hex(&fields.h).map_err(|_| invalid())?,
+                },
+                time_max,
+            },
+            checked: fields.c,
+        })
+    }
+}
+
+impl ResumePoint {
+    /// Checks that the stored row of the last entry verified is still the entry that was verified:
+    /// same position, same hash, and a content that gives that hash after its stored link.
+    pub fn check_anchor(&self, stored: Option<&ChainedEntry>) -> Result<(), Finding> {
+        let position = self.tip.head.position;
+        let Some(entry) = stored.filter(|e| e.position == position) else {
+            return Err(Finding {
+                position,
+                problem: Problem::MissingEntry,
+                message: format!("entry {position}, verified by an earlier call, is missing"),
+            });
+        };
+        let unchanged = entry.hash == self.tip.head.hash
+            && chain_hash(position, &entry.previous_hash, &entry.entry) == entry.hash
+            && Some(entry.time_max) == self.tip.time_max;
+        if unchanged {
+            Ok(())
+        } else {
+            Err(Finding {
+                position,
+                problem: Problem::HashMismatch,
+                message: format!("entry {position} changed since an earlier call verified it"),
+            })
+        }
+    }
+}
+
+fn feed_resume_seal(mac: &mut HmacSha256, fields: &ResumeFields) {
+    mac.update(b"leadgate-verify-resume-v1\0");
+    // serde_json writes struct fields in declaration order: one text for equal fields.
+    mac.update(&serde_json::to_vec(fields).expect("resume fields serialise"));
+}
+
 named_enum! {
     prefix = "VERIFICATION_PROBLEM_",
     /// What can be wrong in the chain.
@@ -510,6 +674,11 @@ impl Verifier {
     pub fn with_seals(mut self, keys: AuditKeys, sealed_from: i64) -> Self {
         self.seals = Some((keys, sealed_from));
         self
+    }
+
+    /// The last entry checked (the anchor before the first).
+    pub fn tip(&self) -> ChainTip {
+        self.previous
     }
 
     /// The next position the verifier expects.
@@ -740,6 +909,80 @@ mod tests {
         lowered[3].time_max = lowered[0].time_max;
         let f = verify(&lowered, None, 4).unwrap_err();
         assert_eq!((f.position, f.problem), (4, Problem::HashMismatch));
+    }
+
+    fn resume_point(c: &[ChainedEntry]) -> ResumePoint {
+        ResumePoint {
+            request: verify_request_fingerprint(0, 0, None),
+            end: 6,
+            expected: Some(ChainHead {
+                position: 6,
+                hash: c[5].hash,
+            }),
+            tip: ChainTip::of(&c[2]),
+            checked: 3,
+        }
+    }
+
+    #[test]
+    fn a_resume_token_reads_back_as_issued_only_for_its_request_and_keys() {
+        let keys = parse_keys(KEYS);
+        let c = chain(6);
+        let point = resume_point(&c);
+        let token = point.encode(&keys);
+        assert!(token.len() < MAX_RESUME_TOKEN, "{}", token.len());
+        let request = verify_request_fingerprint(0, 0, None);
+        assert_eq!(ResumePoint::decode(&token, &request, &keys), Ok(point.clone()));
+        // A retired key still reads the tokens it sealed.
+        let rotated = parse_keys(&format!("k3:a2V5LXRocmVlLWtleS10aHJlZS1rZXktdGhyZWUta2V5,{KEYS}"));
+        assert_eq!(ResumePoint::decode(&token, &request, &rotated), Ok(point.clone()));
+
+        let other = verify_request_fingerprint(0, 5, None);
+        let e = ResumePoint::decode(&token, &other, &keys).unwrap_err();
+        assert!(e.contains("another"), "{e}");
+        let foreign = parse_keys("k2:a2V5LXRocmVlLWtleS10aHJlZS1rZXktdGhyZWUta2V5");
+        assert!(ResumePoint::decode(&token, &request, &foreign).is_err());
+        for bad in ["", "nonsense", "e30", &"A".repeat(MAX_RESUME_TOKEN + 1)] {
+            assert!(ResumePoint::decode(bad, &request, &keys).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_resume_token_whose_fields_were_changed_is_refused() {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let keys = parse_keys(KEYS);
+        let token = resume_point(&chain(6)).encode(&keys);
+        let text = String::from_utf8(engine.decode(&token).unwrap()).unwrap();
+        let inflated = text.replace("\"c\":3", "\"c\":3000");
+        assert_ne!(inflated, text);
+        let forged = engine.encode(inflated);
+        let request = verify_request_fingerprint(0, 0, None);
+        assert!(ResumePoint::decode(&forged, &request, &keys).is_err());
+    }
+
+    #[test]
+    fn a_continuation_refuses_an_anchor_changed_since_it_was_verified() {
+        let c = chain(6);
+        let point = resume_point(&c);
+        assert_eq!(point.check_anchor(Some(&c[2])), Ok(()));
+        let f = point.check_anchor(None).unwrap_err();
+        assert_eq!((f.position, f.problem), (3, Problem::MissingEntry));
+        let f = point.check_anchor(Some(&c[3])).unwrap_err();
+        assert_eq!((f.position, f.problem), (3, Problem::MissingEntry));
+        // Rewritten and rehashed: consistent alone, not the entry that was verified.
+        let mut rewritten = c[2].clone();
+        rewritten.entry.actor = "mallory".into();
+        rewritten.hash = chain_hash(3, &rewritten.previous_hash, &rewritten.entry);
+        let f = point.check_anchor(Some(&rewritten)).unwrap_err();
+        assert_eq!((f.position, f.problem), (3, Problem::HashMismatch));
+        // Changed content under the old hash.
+        let mut changed = c[2].clone();
+        changed.entry.body.push(' ');
+        assert_eq!(
+            point.check_anchor(Some(&changed)).unwrap_err().problem,
+            Problem::HashMismatch
+        );
     }
 
     #[test]

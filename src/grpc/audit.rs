@@ -11,7 +11,7 @@ use super::StreamLimits;
 use super::convert::{self, EnumMapping};
 use super::status::status;
 use super::{Answer, pb};
-use crate::app::{App, AppError, WatchStart, WatchTerms};
+use crate::app::{App, AppError, VerifyRequest, WatchStart, WatchTerms};
 use crate::domain::audit::ChainHead;
 use crate::domain::hex::from_hex;
 use crate::domain::query::{AuditField, AuditOrder, NoField, QuarantineOrder, parse_filter, parse_list};
@@ -69,10 +69,16 @@ impl pb::audit_service_server::AuditService for AuditService {
         &self,
         request: Request<pb::VerifyAuditTrailRequest>,
     ) -> Answer<pb::VerifyAuditTrailResponse> {
+        let deadline = request
+            .extensions()
+            .get::<super::guard::CallDeadline>()
+            .map(|d| d.0);
         let pb::VerifyAuditTrailRequest {
             start_position,
             end_position,
             expected_digest,
+            resume_token,
+            max_entries,
         } = request.into_inner();
         let mut v = crate::domain::validation::Violations::default();
         if start_position < 0 {
@@ -80,6 +86,9 @@ impl pb::audit_service_server::AuditService for AuditService {
         }
         if end_position < 0 {
             v.add("end_position", "must not be negative");
+        }
+        if max_entries < 0 {
+            v.add("max_entries", "must not be negative");
         }
         let expected = expected_digest.and_then(|d| {
             let hash = v.check("expected_digest.hash", from_hex(&d.hash));
@@ -94,19 +103,36 @@ impl pb::audit_service_server::AuditService for AuditService {
         convert::ensure_valid(v)?;
         let verification = self
             .app
-            .verify_audit(start_position, end_position, expected)
+            .verify_audit(VerifyRequest {
+                start: start_position,
+                end: end_position,
+                expected,
+                resume_token: &resume_token,
+                max_entries,
+                deadline,
+            })
             .await?;
         let finding = verification.finding.as_ref();
+        let complete = verification.resume_token.is_none();
+        let message = match (finding, &verification.resume_token) {
+            (Some(f), _) => f.message.clone(),
+            (None, None) => format!("{} entries verified", verification.checked),
+            (None, Some(_)) => format!(
+                "{} entries verified so far, through position {} of {}: continue with resume_token",
+                verification.checked, verification.verified_through, verification.end
+            ),
+        };
         Ok(Response::new(pb::VerifyAuditTrailResponse {
-            ok: finding.is_none(),
+            ok: finding.is_none() && complete,
             verified_count: verification.checked,
             first_bad_position: finding.map_or(0, |f| f.position),
             problem: finding.map_or(0, |f| f.problem.to_proto()),
-            message: finding.map_or_else(
-                || format!("{} entries verified", verification.checked),
-                |f| f.message.clone(),
-            ),
+            message,
             head: Some(convert::digest(&verification.head)),
+            complete,
+            verified_through: verification.verified_through,
+            resume_token: verification.resume_token.unwrap_or_default(),
+            end_position: verification.end,
         }))
     }
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -30,6 +30,32 @@ pub struct GuardSettings {
     pub max_concurrent_calls: usize,
     /// The longest a call may take to answer, whatever deadline the client sets.
     pub max_call_duration: Duration,
+}
+
+/// When the caller stops waiting for this call: its `grpc-timeout` or the server's cap, whichever
+/// is sooner. In the request's extensions, for work that can stop early and say so
+/// (VerifyAuditTrail) rather than be cut off.
+#[derive(Clone, Copy, Debug)]
+pub struct CallDeadline(pub Instant);
+
+/// The time a `grpc-timeout` header gives: up to 8 digits and a unit (gRPC over HTTP/2). `None` if
+/// absent or malformed (tonic then applies no client deadline either).
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -193,6 +219,10 @@ where
                 ));
             };
             let cap = layer.settings.max_call_duration;
+            let time_left = grpc_timeout(request.headers()).map_or(cap, |asked| asked.min(cap));
+            request
+                .extensions_mut()
+                .insert(CallDeadline(Instant::now() + time_left));
             match tokio::time::timeout(cap, inner.call(request)).await {
                 Ok(answer) => answer.map(with_error_info),
                 Err(_) => Ok(reject(
@@ -217,6 +247,25 @@ mod tests {
     fn answered(status: Status) -> Status {
         let response = with_error_info(status.into_http::<()>());
         Status::from_header_map(response.headers()).unwrap()
+    }
+
+    #[test]
+    fn grpc_timeout_headers_are_read_in_every_unit_and_malformed_ones_ignored() {
+        let read = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(read("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(read("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(read("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(read("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(read("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(read("5n"), Some(Duration::from_nanos(5)));
+        for bad in ["", "S", "123456789S", "10", "10x", "-1S", "1.5S"] {
+            assert_eq!(read(bad), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
     }
 
     #[test]

@@ -105,6 +105,29 @@ fn broken(answer: &pb::VerifyAuditTrailResponse) -> (i64, pb::VerificationProble
     )
 }
 
+/// Verifies the whole trail at most `per_call` entries a call, continuing until complete: the
+/// answers of every call.
+async fn verify_in_calls(app: &TestApp, per_call: i64) -> Vec<pb::VerifyAuditTrailResponse> {
+    let mut answers: Vec<pb::VerifyAuditTrailResponse> = Vec::new();
+    loop {
+        let resume_token = answers.last().map(|a| a.resume_token.clone()).unwrap_or_default();
+        let answer = audit(app)
+            .verify_audit_trail(pb::VerifyAuditTrailRequest {
+                resume_token,
+                max_entries: per_call,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let complete = answer.complete;
+        answers.push(answer);
+        if complete {
+            return answers;
+        }
+    }
+}
+
 async fn digest(app: &TestApp) -> ChainHead {
     let d = audit(app)
         .get_audit_digest(pb::GetAuditDigestRequest {})
@@ -362,7 +385,7 @@ contract! {
         let app = spawn_app(&backend).await;
         some_history(&app).await;
         let part = audit(&app)
-            .verify_audit_trail(pb::VerifyAuditTrailRequest { start_position: 3, end_position: 5, expected_digest: None })
+            .verify_audit_trail(pb::VerifyAuditTrailRequest { start_position: 3, end_position: 5, expected_digest: None, ..Default::default() })
             .await
             .unwrap()
             .into_inner();
@@ -370,8 +393,8 @@ contract! {
         assert_eq!(part.verified_count, 3);
         assert_eq!(part.head.unwrap().position, 6);
         for request in [
-            pb::VerifyAuditTrailRequest { start_position: 5, end_position: 3, expected_digest: None },
-            pb::VerifyAuditTrailRequest { start_position: -1, end_position: 0, expected_digest: None },
+            pb::VerifyAuditTrailRequest { start_position: 5, end_position: 3, expected_digest: None, ..Default::default() },
+            pb::VerifyAuditTrailRequest { start_position: -1, end_position: 0, expected_digest: None, ..Default::default() },
             pb::VerifyAuditTrailRequest {
                 expected_digest: Some(pb::AuditDigest { position: 2, hash: "not hex".into(), ..Default::default() }),
                 ..Default::default()
@@ -385,7 +408,7 @@ contract! {
     async fn a_range_past_the_head_is_refused_naming_the_position_and_giving_the_head(backend: Backend) {
         let app = spawn_app(&backend).await;
         some_history(&app).await;
-        let range = |start_position, end_position| pb::VerifyAuditTrailRequest { start_position, end_position, expected_digest: None };
+        let range = |start_position, end_position| pb::VerifyAuditTrailRequest { start_position, end_position, expected_digest: None, ..Default::default() };
         for (request, fields) in [
             (range(0, 9), vec!["end_position"]),
             (range(3, 7), vec!["end_position"]),
@@ -409,11 +432,116 @@ contract! {
         assert!(status.message().contains("(position 4)"), "{}", status.message());
         let expected_digest = Some(pb::AuditDigest { position: kept.position, hash: to_hex(&kept.hash), ..Default::default() });
         let answer = audit(&app)
-            .verify_audit_trail(pb::VerifyAuditTrailRequest { start_position: 0, end_position: 6, expected_digest })
+            .verify_audit_trail(pb::VerifyAuditTrailRequest { start_position: 0, end_position: 6, expected_digest, ..Default::default() })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(broken(&answer), (5, pb::VerificationProblem::Truncated));
+    }
+
+    async fn a_trail_verified_over_several_calls_counts_what_one_call_does(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        some_history(&app).await;
+        let once = verify(&app, None).await;
+        assert!(once.ok && once.complete && once.resume_token.is_empty(), "{once:?}");
+        assert_eq!((once.verified_count, once.verified_through, once.end_position), (6, 6, 6));
+
+        let answers = verify_in_calls(&app, 2).await;
+        assert_eq!(answers.len(), 3, "{answers:?}");
+        for (i, partial) in answers[..2].iter().enumerate() {
+            let through = 2 * (i as i64 + 1);
+            // Not ok until complete: a caller that ignores `complete` never takes part for all.
+            assert!(!partial.ok && !partial.complete && !partial.resume_token.is_empty(), "{partial:?}");
+            assert_eq!((partial.verified_count, partial.verified_through, partial.end_position), (through, through, 6));
+            assert_eq!(partial.problem, 0);
+        }
+        let last = answers.last().unwrap();
+        assert!(last.ok && last.complete && last.resume_token.is_empty(), "{last:?}");
+        assert_eq!(last.verified_count, once.verified_count);
+        assert_eq!(last.verified_through, 6);
+    }
+
+    async fn a_continuation_keeps_the_range_and_digest_it_started_with(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        some_history(&app).await;
+        let kept = digest(&app).await;
+        let expected_digest = Some(pb::AuditDigest { position: kept.position, hash: to_hex(&kept.hash), ..Default::default() });
+        let request = pb::VerifyAuditTrailRequest { start_position: 2, expected_digest, max_entries: 3, ..Default::default() };
+        let first = audit(&app).verify_audit_trail(request.clone()).await.unwrap().into_inner();
+        assert_eq!((first.complete, first.verified_through, first.end_position), (false, 4, 6), "{first:?}");
+        // Entries chained meanwhile are past the range the verification started with.
+        app.leads.clone().submit_lead(cfo_demo_request("later@acme.fr")).await.unwrap();
+        app.db.wait_until_chained().await;
+        let next = pb::VerifyAuditTrailRequest { resume_token: first.resume_token, ..request };
+        let last = audit(&app).verify_audit_trail(next).await.unwrap().into_inner();
+        assert!(last.ok && last.complete, "{last:?}");
+        assert_eq!((last.verified_count, last.verified_through, last.end_position), (5, 6, 6));
+        assert!(last.head.unwrap().position > 6);
+    }
+
+    async fn a_changed_entry_in_a_later_call_is_found_at_its_position(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        some_history(&app).await;
+        let start = pb::VerifyAuditTrailRequest { max_entries: 2, ..Default::default() };
+        let first = audit(&app).verify_audit_trail(start.clone()).await.unwrap().into_inner();
+        assert!(!first.complete);
+        app.db.tamper(&["UPDATE audit_log SET body = body || ' ' WHERE position = 5".into()]).await;
+        let mut answer = first;
+        while !answer.complete {
+            let next = pb::VerifyAuditTrailRequest { resume_token: answer.resume_token.clone(), ..start.clone() };
+            answer = audit(&app).verify_audit_trail(next).await.unwrap().into_inner();
+        }
+        assert_eq!(broken(&answer), (5, pb::VerificationProblem::HashMismatch));
+        assert_eq!((answer.verified_count, answer.verified_through), (4, 4));
+        assert!(answer.resume_token.is_empty());
+    }
+
+    async fn an_entry_changed_after_an_earlier_call_verified_it_is_found(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        some_history(&app).await;
+        let start = pb::VerifyAuditTrailRequest { max_entries: 3, ..Default::default() };
+        let first = audit(&app).verify_audit_trail(start.clone()).await.unwrap().into_inner();
+        assert_eq!(first.verified_through, 3);
+        // The entry the continuation anchors on: entry 4 still links to its hash, so only the
+        // check of the anchor itself finds it.
+        app.db.tamper(&["UPDATE audit_log SET actor = 'mallory' WHERE position = 3".into()]).await;
+        let next = pb::VerifyAuditTrailRequest { resume_token: first.resume_token, ..start };
+        let answer = audit(&app).verify_audit_trail(next).await.unwrap().into_inner();
+        assert_eq!(broken(&answer), (3, pb::VerificationProblem::HashMismatch));
+        assert!(answer.message.contains("changed since an earlier call verified it"), "{}", answer.message);
+    }
+
+    async fn a_resume_token_not_issued_for_the_request_is_invalid_argument_naming_it(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        some_history(&app).await;
+        let start = pb::VerifyAuditTrailRequest { max_entries: 2, ..Default::default() };
+        let first = audit(&app).verify_audit_trail(start.clone()).await.unwrap().into_inner();
+        let mut altered = first.resume_token.clone();
+        altered.insert(10, 'x');
+        for request in [
+            pb::VerifyAuditTrailRequest { resume_token: "nonsense".into(), ..start.clone() },
+            pb::VerifyAuditTrailRequest { resume_token: altered, ..start.clone() },
+            // Issued for another range.
+            pb::VerifyAuditTrailRequest { resume_token: first.resume_token.clone(), end_position: 5, ..start.clone() },
+        ] {
+            let status = audit(&app).verify_audit_trail(request.clone()).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{request:?}: {status:?}");
+            assert_eq!(bad_fields(&status), ["resume_token"], "{request:?}");
+        }
+        let status = audit(&app)
+            .verify_audit_trail(pb::VerifyAuditTrailRequest { max_entries: -1, ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(bad_fields(&status), ["max_entries"]);
+    }
+
+    async fn every_call_makes_progress_even_with_no_time_budget(backend: Backend) {
+        let options = Options { verify_call_budget: Duration::ZERO, ..Options::default() };
+        let app = spawn_app_with(&backend, options).await;
+        some_history(&app).await;
+        let answers = verify_in_calls(&app, 0).await;
+        assert_eq!(answers.len(), 1, "a short trail is one read: {answers:?}");
+        assert!(answers[0].ok && answers[0].verified_count == 6);
     }
 
     async fn a_watcher_sees_every_entry_once_in_order_across_reconnects_while_writers_race(backend: Backend) {

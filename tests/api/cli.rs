@@ -155,6 +155,30 @@ async fn a_digest_kept_by_an_analyst_proves_the_trail_later() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_over_several_calls_prints_one_result() {
+    let (app, _) = app_with_history().await;
+    let ok = run(&app, &["audit", "verify", "--per-call", "1"]).await;
+    assert!(
+        stdout(&ok).starts_with("ok: 3 entries verified"),
+        "{}",
+        stdout(&ok)
+    );
+    // Not a terminal: no progress drawn.
+    assert!(ok.stderr.is_empty(), "{}", String::from_utf8_lossy(&ok.stderr));
+    app.db
+        .tamper(&["UPDATE audit_log SET body = body || ' ' WHERE position = 3".into()])
+        .await;
+    let broken = run(&app, &["audit", "verify", "--per-call", "1"]).await;
+    assert_eq!(broken.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&broken.stdout);
+    assert!(
+        text.contains("BROKEN at position 3") && text.contains("HASH_MISMATCH"),
+        "{text}"
+    );
+    assert!(text.contains("2 entries verified before it"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_entries_as_they_are_chained() {
     let (app, _) = app_with_history().await;
     let mut child = Command::new(BINARY)

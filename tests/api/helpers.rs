@@ -77,6 +77,8 @@ pub struct Options {
     pub sqlite_max_size: Option<u64>,
     /// Apply migrations at start (otherwise wait for them).
     pub migrate: bool,
+    /// The longest one VerifyAuditTrail call checks entries.
+    pub verify_call_budget: Duration,
 }
 
 impl Default for Options {
@@ -91,6 +93,7 @@ impl Default for Options {
             client_tls: None,
             sqlite_max_size: None,
             migrate: true,
+            verify_call_budget: leadgate::app::DEFAULT_VERIFY_CALL_BUDGET,
         }
     }
 }
@@ -235,6 +238,7 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
             sweep_interval: options.sweep_interval,
             audit_keys: Arc::new(test_audit_keys()),
             accept_unsealed_until: None,
+            verify_call_budget: options.verify_call_budget,
         },
         reflection: true,
         migrate: options.migrate,

@@ -182,6 +182,26 @@ fn progress() -> ProgressBar {
     bar
 }
 
+/// Entries verified out of the range, drawn on stderr only when it is a terminal.
+fn verify_progress() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(0),
+        if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "verifying {wide_bar} {human_pos}/{human_len} entries ({per_sec}, {eta} left)",
+        )
+        .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
 pub async fn audit(args: ClientArgs, command: AuditCommand) -> ExitCode {
     let connection = match Connection::open(&args).await {
         Ok(c) => c,
@@ -247,41 +267,65 @@ pub async fn audit(args: ClientArgs, command: AuditCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        AuditCommand::Verify { from, to, digest } => {
+        AuditCommand::Verify {
+            from,
+            to,
+            digest,
+            per_call,
+        } => {
             let expected = match digest.as_deref().map(parse_digest) {
                 Some(Ok(d)) => Some(d),
                 Some(Err(e)) => return fail(e),
                 None => None,
             };
-            let request = pb::VerifyAuditTrailRequest {
-                start_position: from,
-                end_position: to,
-                expected_digest: expected,
-            };
-            match client.verify_audit_trail(request).await {
-                Ok(answer) => {
-                    let answer = answer.into_inner();
-                    let head = answer.head.unwrap_or_default();
-                    if answer.ok {
-                        println!(
-                            "ok: {} entries verified (head {})",
-                            answer.verified_count, head.token
-                        );
-                        ExitCode::SUCCESS
-                    } else {
-                        let problem = pb::VerificationProblem::try_from(answer.problem).map_or_else(
-                            |_| "?".into(),
-                            |p| super::format::name(p.as_str_name(), crate::domain::audit::Problem::PREFIX),
-                        );
-                        println!(
-                            "BROKEN at position {}: {} ({})",
-                            answer.first_bad_position, answer.message, problem
-                        );
-                        println!("{} entries verified before it", answer.verified_count);
-                        ExitCode::FAILURE
+            let bar = verify_progress();
+            let mut resume_token = String::new();
+            // Each call continues where the last one stopped, until the server says it is done.
+            let answer = loop {
+                let request = pb::VerifyAuditTrailRequest {
+                    start_position: from,
+                    end_position: to,
+                    expected_digest: expected.clone(),
+                    resume_token,
+                    max_entries: per_call,
+                };
+                let answer = match client.verify_audit_trail(request).await {
+                    Ok(answer) => answer.into_inner(),
+                    Err(status) => {
+                        bar.finish_and_clear();
+                        return fail(describe(&status));
                     }
+                };
+                bar.set_length((answer.end_position - from.max(1) + 1).max(0) as u64);
+                bar.set_position(answer.verified_count.max(0) as u64);
+                if answer.complete {
+                    break answer;
                 }
-                Err(status) => fail(describe(&status)),
+                if answer.resume_token.is_empty() {
+                    bar.finish_and_clear();
+                    return fail("the server stopped the verification without a way to continue");
+                }
+                resume_token = answer.resume_token;
+            };
+            bar.finish_and_clear();
+            let head = answer.head.unwrap_or_default();
+            if answer.ok {
+                println!(
+                    "ok: {} entries verified (head {})",
+                    answer.verified_count, head.token
+                );
+                ExitCode::SUCCESS
+            } else {
+                let problem = pb::VerificationProblem::try_from(answer.problem).map_or_else(
+                    |_| "?".into(),
+                    |p| super::format::name(p.as_str_name(), crate::domain::audit::Problem::PREFIX),
+                );
+                println!(
+                    "BROKEN at position {}: {} ({})",
+                    answer.first_bad_position, answer.message, problem
+                );
+                println!("{} entries verified before it", answer.verified_count);
+                ExitCode::FAILURE
             }
         }
         AuditCommand::Quarantine { limit, format } => {
