@@ -10,12 +10,14 @@
 //!
 //! - `servers`: the processes it starts (leadgate servers, bare tonic servers: this program
 //!   again, in another role) and what is read from them.
-//! - `measure`: the load generator and the figures it gives.
+//! - `measure`: the load generator and the figures it gives; `lag`: the audit sequencer's lag
+//!   during write scenarios, and the drain after them.
 //! - `scenarios`: the calls each scenario makes, on one backend.
 //! - `baselines`: the bare tonic server, pgbench, and the SQLite writer.
 //! - `report`: the table, the targets and the exit status.
 
 mod baselines;
+mod lag;
 mod measure;
 mod report;
 mod scenarios;
@@ -51,8 +53,13 @@ pub struct Args {
     /// Only SQLite.
     #[arg(long)]
     pub skip_postgres: bool,
-    /// Only these scenarios (health, submit, engage, get, mixed); leads are seeded for the others.
-    #[arg(long, value_delimiter = ',', default_value = "health,submit,engage,get,mixed")]
+    /// Only these scenarios (health, submit, resubmit, replay, engage, get, mixed); leads are
+    /// seeded for the others.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "health,submit,resubmit,replay,engage,get,mixed"
+    )]
     pub only: Vec<String>,
     #[command(subcommand)]
     role: Option<Role>,

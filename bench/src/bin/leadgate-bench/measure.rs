@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
 
+use crate::lag::{Lag, with_lag};
 use crate::servers::Server;
 
 /// What a scenario measured.
@@ -17,6 +18,24 @@ pub struct Figures {
     pub p99_ms: f64,
     pub errors: u64,
     pub rss_mib: Option<f64>,
+    /// Write scenarios: the audit sequencer's lag while they ran, and the drain after.
+    pub lag: Option<Lag>,
+}
+
+impl Figures {
+    /// Calls per second counting a write once its audit entry is chained: the calls of the
+    /// measured time over that time plus the drain after it.
+    pub fn chained_per_second(&self, measured: Duration) -> f64 {
+        let drain = self.lag.as_ref().map_or(Duration::ZERO, Lag::drain_or_zero);
+        self.per_second * measured.as_secs_f64() / (measured + drain).as_secs_f64()
+    }
+}
+
+/// The value at `p` (0..1) of sorted samples, in thousandths of their unit (µs → ms).
+pub fn percentile_milli(sorted: &[u32], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .map_or(0.0, |v| f64::from(*v) / 1000.0)
 }
 
 /// Runs `call` from `concurrency` workers for warmup + duration; measures the duration only.
@@ -101,17 +120,13 @@ where
 /// Throughput and percentiles of the calls (latencies in µs) completed in `measured`.
 pub fn summarize(mut latencies: Vec<u32>, errors: u64, measured: Duration) -> Figures {
     latencies.sort_unstable();
-    let at = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |us| *us as f64 / 1000.0)
-    };
     Figures {
         per_second: latencies.len() as f64 / measured.as_secs_f64(),
-        p50_ms: at(0.50),
-        p99_ms: at(0.99),
+        p50_ms: percentile_milli(&latencies, 0.50),
+        p99_ms: percentile_milli(&latencies, 0.99),
         errors,
         rss_mib: None,
+        lag: None,
     }
 }
 
@@ -119,5 +134,12 @@ pub fn summarize(mut latencies: Vec<u32>, errors: u64, measured: Duration) -> Fi
 pub async fn measured<F: Future<Output = Figures>>(server: &Server, run: F) -> Figures {
     let mut figures = run.await;
     figures.rss_mib = Some(server.peak_rss_mib());
+    figures
+}
+
+/// [`measured`], for a scenario that writes: with the sequencer's lag on the database at `url`.
+pub async fn measured_writes<F: Future<Output = Figures>>(server: &Server, url: &str, run: F) -> Figures {
+    let (mut figures, lag) = with_lag(url, measured(server, run)).await;
+    figures.lag = Some(lag);
     figures
 }

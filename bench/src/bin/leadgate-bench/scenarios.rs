@@ -1,5 +1,6 @@
-//! The scenarios on one backend: health checks, SubmitLead, RecordEngagement, GetLead (in
-//! turns with its baselines) and a mix, then a restart; and the calls they make.
+//! The scenarios on one backend: health checks, SubmitLead (new leads, resubmissions, replays),
+//! RecordEngagement, GetLead (in turns with its baselines) and a mix, then a restart; and the
+//! calls they make. Write scenarios also sample the audit sequencer's lag (`lag`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::Args;
 use crate::baselines::pgbench::{self, settle};
 use crate::baselines::sqlite;
-use crate::measure::{Figures, Samples, drive, measured, sample, summarize};
+use crate::measure::{Figures, Samples, drive, measured, measured_writes, sample, summarize};
 use crate::servers::{Scratch, Server};
 
 fn submission(worker: usize, iteration: u64, run: u64) -> pb::SubmitLeadRequest {
@@ -90,9 +91,10 @@ pub struct BackendResults {
     /// baselines: pgbench on PostgreSQL, one SQLite writer on SQLite), with the clients pgbench
     /// ran (None on SQLite).
     pub writes: Option<WriteBaselines>,
-    /// How long after the SubmitLead scenario the audit inbox took to empty (the sequencer
-    /// chaining what SubmitLead wrote), if it did within a minute.
-    pub submit_drain: Option<Result<Duration, String>>,
+    /// SubmitLead of emails already known, under new request ids (a resubmission is recorded).
+    pub resubmit: Figures,
+    /// SubmitLead repeating requests already answered (the stored answer is replayed).
+    pub replay: Figures,
 }
 
 /// SubmitLead's baselines on one backend: the database writing the same rows, one lead per
@@ -102,37 +104,6 @@ pub struct WriteBaselines {
     pub batched: Result<Figures, String>,
     /// pgbench's clients (leadgate's pool size); None for SQLite's single writer.
     pub clients: Option<u32>,
-}
-
-/// Polls the audit inbox of leadgate's database at `url` until it is empty (every entry
-/// chained, or set aside); returns how long that took.
-async fn inbox_drain(url: &str) -> Result<Duration, String> {
-    use sqlx::Connection;
-    const COUNT: &str = "SELECT COUNT(*) FROM audit_inbox";
-    let started = Instant::now();
-    loop {
-        let left: i64 = if url.starts_with("sqlite:") {
-            let options: sqlx::sqlite::SqliteConnectOptions =
-                url.parse().map_err(|e: sqlx::Error| e.to_string())?;
-            let mut conn = sqlx::SqliteConnection::connect_with(&options.read_only(true))
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query_scalar(COUNT).fetch_one(&mut conn).await
-        } else {
-            let mut conn = sqlx::PgConnection::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query_scalar(COUNT).fetch_one(&mut conn).await
-        }
-        .map_err(|e| e.to_string())?;
-        if left == 0 {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err(format!("{left} entries still in the inbox after a minute"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// SubmitLead's baselines on `name`'s database (a real lead's documents from leadgate's database
@@ -202,8 +173,10 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
     } else {
         Duration::from_secs(2)
     };
-    let submit = measured(
+    // The sequencer chains what SubmitLead wrote; the baselines start once it is done.
+    let submit = measured_writes(
         &server,
+        url,
         drive(&channels, c, w, seed, move |ch, worker, i| async move {
             LeadServiceClient::new(ch)
                 .submit_lead(submission(worker, i, run))
@@ -212,12 +185,6 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
         }),
     )
     .await;
-    // The sequencer chains what SubmitLead wrote; the baselines start once it is done.
-    let submit_drain = if wanted("submit") {
-        Some(inbox_drain(url).await)
-    } else {
-        None
-    };
     // The baselines right after SubmitLead, on scratch databases, with no server attached.
     let writes = if wanted("submit") {
         let baselines = write_baselines(name, url, args).await;
@@ -228,14 +195,48 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
     } else {
         None
     };
+    // The first KNOWN submissions of each worker exist by now (SubmitLead ran at least that
+    // long, even unmeasured).
+    const KNOWN: u64 = 8;
+    eprintln!("{name}: SubmitLead of known emails (resubmissions)");
+    let resubmit = if !wanted("resubmit") {
+        Figures::default()
+    } else {
+        measured_writes(
+            &server,
+            url,
+            drive(&channels, c, w, d, move |ch, worker, i| async move {
+                let mut again = submission(worker, i % KNOWN, run);
+                again.request_id = format!("resubmit-{run}-{worker}-{i}");
+                LeadServiceClient::new(ch).submit_lead(again).await.map(|_| ())
+            }),
+        )
+        .await
+    };
+    eprintln!("{name}: SubmitLead of requests already answered (replays)");
+    let replay = if !wanted("replay") {
+        Figures::default()
+    } else {
+        measured(
+            &server,
+            drive(&channels, c, w, d, move |ch, worker, i| async move {
+                LeadServiceClient::new(ch)
+                    .submit_lead(submission(worker, i % KNOWN, run))
+                    .await
+                    .map(|_| ())
+            }),
+        )
+        .await
+    };
     let names = Arc::new(lead_names(&channels[0], 20_000).await);
     eprintln!("{name}: RecordEngagement on {} leads", names.len());
     let engage = if !wanted("engage") {
         Figures::default()
     } else {
         let names = names.clone();
-        measured(
+        measured_writes(
             &server,
+            url,
             drive(&channels, c, w, d, move |ch, worker, i| {
                 let name = names[(worker * 7919 + i as usize * 31) % names.len()].clone();
                 async move {
@@ -270,8 +271,9 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
         Figures::default()
     } else {
         let names = names.clone();
-        measured(
+        measured_writes(
             &server,
+            url,
             drive(&channels, c, w, d, move |ch, worker, i| {
                 let name = names[(worker * 7919 + i as usize * 17) % names.len()].clone();
                 async move {
@@ -328,7 +330,8 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
         first_start,
         restart,
         writes,
-        submit_drain,
+        resubmit,
+        replay,
     }
 }
 

@@ -1,0 +1,133 @@
+//! The audit sequencer's lag during a write scenario: a write counts once its audit entry is
+//! chained, so each write scenario also reports how far the chain fell behind and how long it
+//! took to catch up afterwards.
+//!
+//! Lag is sampled every [`EVERY`] from leadgate's database, as another reader: the age of the
+//! oldest entry committed but not yet chained (0 when the inbox is empty), the figure the
+//! `leadgate_audit_sequencer_lag_seconds` gauge exports.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+use crate::measure::percentile_milli;
+
+/// How often the lag is read.
+const EVERY: Duration = Duration::from_millis(10);
+
+/// The longest the benchmark waits for the inbox to empty after a scenario.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+const OLDEST: &str = "SELECT record_time FROM audit_inbox ORDER BY id LIMIT 1";
+
+/// The sequencer's lag over a scenario, and the drain after it.
+#[derive(Clone, Debug, Default)]
+pub struct Lag {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// From the scenario's last call until every entry was chained (`Err`: not within a minute,
+    /// or the database could not be read).
+    pub drain: Option<Result<Duration, String>>,
+}
+
+impl Lag {
+    /// The drain time, 0 if it did not finish.
+    pub fn drain_or_zero(&self) -> Duration {
+        match &self.drain {
+            Some(Ok(d)) => *d,
+            Some(Err(_)) | None => Duration::ZERO,
+        }
+    }
+}
+
+/// A read-only connection to leadgate's database.
+enum Reader {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Reader {
+    async fn open(url: &str) -> Result<Reader, String> {
+        if url.starts_with("sqlite:") {
+            let options: sqlx::sqlite::SqliteConnectOptions =
+                url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+            let conn = sqlx::SqliteConnection::connect_with(&options.read_only(true))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Reader::Sqlite(conn))
+        } else {
+            let conn = sqlx::PgConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Reader::Postgres(conn))
+        }
+    }
+
+    /// The record time (µs since the epoch) of the oldest entry not chained yet.
+    async fn oldest(&mut self) -> Result<Option<i64>, String> {
+        match self {
+            Reader::Sqlite(c) => sqlx::query_scalar(OLDEST).fetch_optional(c).await,
+            Reader::Postgres(c) => sqlx::query_scalar(OLDEST).fetch_optional(c).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_micros() as i64
+}
+
+/// Runs `scenario` while sampling the lag of leadgate's database at `url`, then waits for the
+/// inbox to empty.
+pub async fn with_lag<T>(url: &str, scenario: impl Future<Output = T>) -> (T, Lag) {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let url_owned = url.to_owned();
+    let sampler = tokio::spawn(async move {
+        let mut reader = Reader::open(&url_owned).await.ok()?;
+        let mut samples = Vec::new();
+        loop {
+            let at = now_micros();
+            if let Ok(oldest) = reader.oldest().await {
+                let lag = oldest.map_or(0, |t| (at - t).max(0));
+                samples.push(u32::try_from(lag).unwrap_or(u32::MAX));
+            }
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = tokio::time::sleep(EVERY) => {}
+            }
+        }
+        Some(samples)
+    });
+    let out = scenario.await;
+    let _ = stop.send(());
+    let mut samples = sampler.await.ok().flatten().unwrap_or_default();
+    samples.sort_unstable();
+    let lag = Lag {
+        p50_ms: percentile_milli(&samples, 0.50),
+        p99_ms: percentile_milli(&samples, 0.99),
+        max_ms: percentile_milli(&samples, 1.0),
+        drain: Some(drain(url).await),
+    };
+    (out, lag)
+}
+
+/// Polls the inbox until it is empty; returns how long that took.
+async fn drain(url: &str) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut reader = Reader::open(url).await?;
+    loop {
+        if reader.oldest().await?.is_none() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > DRAIN_LIMIT {
+            return Err("entries still in the inbox after a minute".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
