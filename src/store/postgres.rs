@@ -4,7 +4,9 @@
 //! chain head's NOTIFY, migrations on a connection of their own, roles and grants. The rest is the
 //! shared body in [`super::shared`].
 
+use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
@@ -17,6 +19,7 @@ use super::statements::postgres_new_lead::{ANSWER, LEAD_END, ONLY_IF_WRITTEN, OP
 use super::statements::{AUDIT_INBOX, IDEMPOTENCY_KEYS, LEADS};
 use super::tx::WriteTx;
 use super::{Backend, ConnectOptions, IdempotencyKey, LeadWrite, StoreError, StoreResult, WriteOutcome};
+use crate::domain::audit::ChainedEntry;
 use crate::domain::values::LeadId;
 
 pub type PgStore = SqlStore<Postgres>;
@@ -106,6 +109,87 @@ async fn request_id_taken(store: &PgStore, key: &IdempotencyKey) -> StoreResult<
         .await
         .map_err(classify)?;
     Ok(record.is_some())
+}
+
+/// Appends chained entries given as one array per column, in the order of [`LogColumns`].
+static INSERT_LOG_ARRAYS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO audit_log (inbox_id, {}) SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], \
+         $3::UUID[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], \
+         $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BYTEA[], $14::BYTEA[], $15::BIGINT[], \
+         $16::TEXT[], $17::BYTEA[])",
+        sql::LOG_COLUMNS
+    )
+});
+
+/// Chained entries, column by column: the arrays [`INSERT_LOG_ARRAYS`] binds.
+struct LogColumns<'a> {
+    inbox_id: Vec<i64>,
+    position: Vec<i64>,
+    lead_id: Vec<Option<uuid::Uuid>>,
+    kind: Vec<&'a str>,
+    record_time: Vec<i64>,
+    actor: Vec<&'a str>,
+    request_id: Vec<Option<&'a str>>,
+    state_before: Vec<Option<&'a str>>,
+    state_after: Vec<Option<&'a str>>,
+    source_channel: Vec<Option<&'a str>>,
+    policy_version: Vec<&'a str>,
+    body: Vec<&'a str>,
+    previous_hash: Vec<&'a [u8]>,
+    hash: Vec<&'a [u8]>,
+    record_time_max: Vec<i64>,
+    seal_key_id: Vec<Option<&'a str>>,
+    seal: Vec<Option<&'a [u8]>>,
+}
+
+impl<'a> LogColumns<'a> {
+    fn of(chained: &'a [(i64, ChainedEntry)]) -> Self {
+        let column = |f: &dyn Fn(&'a (i64, ChainedEntry)) -> i64| chained.iter().map(f).collect::<Vec<_>>();
+        LogColumns {
+            inbox_id: column(&|(id, _)| *id),
+            position: column(&|(_, c)| c.position),
+            lead_id: chained
+                .iter()
+                .map(|(_, c)| c.entry.lead.map(|l| l.as_uuid()))
+                .collect(),
+            kind: chained.iter().map(|(_, c)| c.entry.kind.as_str()).collect(),
+            record_time: column(&|(_, c)| c.entry.recorded_at.timestamp_micros()),
+            actor: chained.iter().map(|(_, c)| c.entry.actor.as_str()).collect(),
+            request_id: chained
+                .iter()
+                .map(|(_, c)| c.entry.request_id.as_deref())
+                .collect(),
+            state_before: chained
+                .iter()
+                .map(|(_, c)| c.entry.state_before.map(|s| s.as_str()))
+                .collect(),
+            state_after: chained
+                .iter()
+                .map(|(_, c)| c.entry.state_after.map(|s| s.as_str()))
+                .collect(),
+            source_channel: chained
+                .iter()
+                .map(|(_, c)| c.entry.source_channel.map(|s| s.as_str()))
+                .collect(),
+            policy_version: chained
+                .iter()
+                .map(|(_, c)| c.entry.policy_version.as_str())
+                .collect(),
+            body: chained.iter().map(|(_, c)| c.entry.body.as_str()).collect(),
+            previous_hash: chained.iter().map(|(_, c)| c.previous_hash.as_slice()).collect(),
+            hash: chained.iter().map(|(_, c)| c.hash.as_slice()).collect(),
+            record_time_max: column(&|(_, c)| c.time_max.timestamp_micros()),
+            seal_key_id: chained
+                .iter()
+                .map(|(_, c)| c.seal.as_ref().map(|s| s.key_id.as_str()))
+                .collect(),
+            seal: chained
+                .iter()
+                .map(|(_, c)| c.seal.as_ref().map(|s| s.tag.as_slice()))
+                .collect(),
+        }
+    }
 }
 
 impl Dialect for Postgres {
@@ -248,6 +332,51 @@ impl Dialect for Postgres {
             .bind(ids)
             .fetch_all(connection)
             .await
+    }
+
+    /// One statement whatever the batch's size (an IN list would be parsed and planned anew for
+    /// each size).
+    async fn chained_inbox_ids(tx: &mut WriteTx<Postgres>, ids: &[i64]) -> StoreResult<HashSet<i64>> {
+        let chained: Vec<i64> = sqlx::query_scalar("SELECT inbox_id FROM audit_log WHERE inbox_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(tx.connection())
+            .await
+            .map_err(classify)?;
+        Ok(chained.into_iter().collect())
+    }
+
+    /// Two statements whatever the batch's size: the entries go in as one array per column
+    /// (`UNNEST`), and leave the inbox by `= ANY`. Both are prepared once per connection, where
+    /// multi-row `VALUES` would be parsed and planned anew for each batch size.
+    async fn move_to_log(tx: &mut WriteTx<Postgres>, chained: &[(i64, ChainedEntry)]) -> StoreResult<()> {
+        let columns = LogColumns::of(chained);
+        sqlx::query(&INSERT_LOG_ARRAYS)
+            .bind(&columns.inbox_id)
+            .bind(&columns.position)
+            .bind(&columns.lead_id)
+            .bind(&columns.kind)
+            .bind(&columns.record_time)
+            .bind(&columns.actor)
+            .bind(&columns.request_id)
+            .bind(&columns.state_before)
+            .bind(&columns.state_after)
+            .bind(&columns.source_channel)
+            .bind(&columns.policy_version)
+            .bind(&columns.body)
+            .bind(&columns.previous_hash)
+            .bind(&columns.hash)
+            .bind(&columns.record_time_max)
+            .bind(&columns.seal_key_id)
+            .bind(&columns.seal)
+            .execute(tx.connection())
+            .await
+            .map_err(classify)?;
+        sqlx::query("DELETE FROM audit_inbox WHERE id = ANY($1)")
+            .bind(&columns.inbox_id)
+            .execute(tx.connection())
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     /// The sequencer's advisory lock, if no other replica holds it (until the transaction ends).

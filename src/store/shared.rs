@@ -90,6 +90,18 @@ pub trait Dialect: Database {
         ids: &[LeadId],
     ) -> impl Future<Output = Result<Vec<String>, sqlx::Error>> + Send;
 
+    /// Of the inbox rows `ids`, those whose entries are already in the log.
+    fn chained_inbox_ids(
+        tx: &mut WriteTx<Self>,
+        ids: &[i64],
+    ) -> impl Future<Output = StoreResult<std::collections::HashSet<i64>>> + Send;
+
+    /// Appends chained entries (with their inbox ids) to the log and removes them from the inbox.
+    fn move_to_log(
+        tx: &mut WriteTx<Self>,
+        chained: &[(i64, ChainedEntry)],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// Whether this transaction may chain entries now; `false`: another process is chaining.
     fn take_sequencer_turn(tx: &mut WriteTx<Self>) -> impl Future<Output = StoreResult<bool>> + Send;
 
@@ -404,15 +416,7 @@ where
                 return Ok(Sequenced::default());
             }
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            let select_chained = sql::in_list_sql(sql::SELECT_CHAINED_INBOX_IDS, ids.len());
-            let already: std::collections::HashSet<i64> = ids
-                .iter()
-                .fold(sqlx::query_scalar(&select_chained), |query, id| query.bind(*id))
-                .fetch_all(tx.connection())
-                .await
-                .map_err(DB::classify)?
-                .into_iter()
-                .collect();
+            let already = DB::chained_inbox_ids(&mut tx, &ids).await?;
             let mut admitted = Vec::with_capacity(rows.len());
             let mut refused = Vec::new();
             for row in rows {
@@ -450,20 +454,7 @@ where
                     .into_iter()
                     .zip(audit::link_and_seal(tip, entries, admission.keys))
                     .collect();
-                for chunk in chained.chunks(sql::LOG_ROWS_PER_INSERT) {
-                    let insert = sql::insert_log_sql(chunk.len());
-                    sql::bind_log_rows(sqlx::query(&insert), chunk)
-                        .execute(tx.connection())
-                        .await
-                        .map_err(DB::classify)?;
-                    let delete = sql::in_list_sql(sql::DELETE_INBOX_ROWS, chunk.len());
-                    chunk
-                        .iter()
-                        .fold(sqlx::query(&delete), |query, (inbox_id, _)| query.bind(*inbox_id))
-                        .execute(tx.connection())
-                        .await
-                        .map_err(DB::classify)?;
-                }
+                DB::move_to_log(&mut tx, &chained).await?;
                 chained_count = chained.len();
                 if let Some((_, last)) = chained.last() {
                     DB::announce_head(&mut tx, last.position).await?;

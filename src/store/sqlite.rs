@@ -4,6 +4,7 @@
 //! [`super::group_commit`]), and its migrations. The rest is the
 //! shared body in [`super::shared`].
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use super::shared::{Dialect, SqlStore};
 use super::sql;
 use super::tx::WriteTx;
 use super::{Backend, ConnectOptions, LeadWrite, StoreError, StoreResult, WriteOutcome};
+use crate::domain::audit::ChainedEntry;
 use crate::domain::values::LeadId;
 
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -204,6 +206,37 @@ impl Dialect for Sqlite {
             .fold(sqlx::query_scalar(&select), |query, id| query.bind(id.as_uuid()))
             .fetch_all(connection)
             .await
+    }
+
+    async fn chained_inbox_ids(tx: &mut WriteTx<Sqlite>, ids: &[i64]) -> StoreResult<HashSet<i64>> {
+        let select = sql::in_list_sql(sql::SELECT_CHAINED_INBOX_IDS, ids.len());
+        let chained: Vec<i64> = ids
+            .iter()
+            .fold(sqlx::query_scalar(&select), |query, id| query.bind(*id))
+            .fetch_all(tx.connection())
+            .await
+            .map_err(classify)?;
+        Ok(chained.into_iter().collect())
+    }
+
+    /// Multi-row inserts and deletes, [`sql::LOG_ROWS_PER_INSERT`] rows at a time (SQLite
+    /// prepares statements in process: a statement per size costs little).
+    async fn move_to_log(tx: &mut WriteTx<Sqlite>, chained: &[(i64, ChainedEntry)]) -> StoreResult<()> {
+        for chunk in chained.chunks(sql::LOG_ROWS_PER_INSERT) {
+            let insert = sql::insert_log_sql(chunk.len());
+            sql::bind_log_rows(sqlx::query(&insert), chunk)
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+            let delete = sql::in_list_sql(sql::DELETE_INBOX_ROWS, chunk.len());
+            chunk
+                .iter()
+                .fold(sqlx::query(&delete), |query, (inbox_id, _)| query.bind(*inbox_id))
+                .execute(tx.connection())
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
     }
 
     /// Always: the single writer already serialises sequencing with every other write.
