@@ -31,3 +31,11 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'leadgate audit trail is append-only: UPDATE on audit_log refused');
 END;
+
+-- A report reads its period's entries from this index alone (a covering index): in the order of
+-- record_time_max then position, which is position order (record_time_max never decreases along
+-- the chain), from the first entry whose record_time_max reaches the period's start, with every
+-- column it reads, so the wide rows (bodies, hashes, seals) stay unread.
+CREATE INDEX audit_log_funnel ON audit_log (record_time_max, position, record_time, lead_id, kind,
+    state_before, state_after, source_channel, sla_number, sla_start_time, sla_first_touch_time,
+    sla_breached, disqualification);

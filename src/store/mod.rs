@@ -25,11 +25,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::audit::{Admission, ChainHead, ChainedEntry, Refusal, SealedEntry};
+use crate::domain::funnel::EntryFacts;
 use crate::domain::lead::Lead;
 use crate::domain::query::{
     AuditField, AuditOrder, LeadField, LeadOrder, ListQuery, NoField, PolicyOrder, QuarantineOrder,
 };
-use crate::domain::funnel::EntryFacts;
 use crate::domain::values::{Email, LeadId, SourceChannel, Timestamp};
 
 pub use notify::{CHAIN_HEAD_CHANNEL, HeadListener};

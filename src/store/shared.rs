@@ -41,12 +41,12 @@ use super::{
     QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome, probe_filler,
 };
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
+use crate::domain::funnel::EntryFacts;
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
 use crate::domain::query::{
     AuditField, AuditOrder, LeadField, LeadOrder, ListQuery, NoField, PolicyOrder, QuarantineOrder,
 };
-use crate::domain::funnel::EntryFacts;
 use crate::domain::values::{Email, LeadId, SourceChannel, Timestamp};
 
 /// What a backend does its own way. Implemented on sqlx's `Sqlite` and `Postgres`.

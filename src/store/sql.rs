@@ -12,9 +12,9 @@ use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreRe
 use crate::domain::audit::{
     Admission, AuditEntry, AuditKind, ChainHead, ChainTip, ChainedEntry, Refusal, Seal, SealedEntry,
 };
+use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
-use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::values::{DisqualificationReason, LeadId, SourceChannel, Timestamp};
 
 pub static INSERT_LEAD: LazyLock<String> = LazyLock::new(|| statements::LEADS.sql());
@@ -344,8 +344,10 @@ pub const FUNNEL_FACT_COLUMNS: &str =
 
 /// The SELECT of a funnel report's entries: those of leads recorded in `[$1, $2)`, in position
 /// order, with [`FUNNEL_FACT_COLUMNS`] in place of the body; `channels` more binds (`$3..`)
-/// restrict the entries' source channel. Positions before the first whose `record_time_max`
-/// reaches `$1` cannot match: the scan starts there (index `audit_log_by_time_max`).
+/// restrict the entries' source channel. `record_time_max` never decreases along the chain, so
+/// ordering by it then position is position order, and entries before the first whose
+/// `record_time_max` reaches `$1` cannot match: the scan is a range of index `audit_log_funnel`,
+/// which holds every column read.
 pub fn select_funnel_sql(channels: usize) -> String {
     let channel_filter = match channels {
         0 => String::new(),
@@ -354,10 +356,9 @@ pub fn select_funnel_sql(channels: usize) -> String {
     format!(
         "SELECT lead_id, kind, record_time, state_before, state_after, source_channel, \
          {FUNNEL_FACT_COLUMNS} FROM audit_log \
-         WHERE position >= (SELECT position FROM audit_log WHERE record_time_max >= $1 \
-         ORDER BY record_time_max, position LIMIT 1) \
-         AND record_time >= $1 AND record_time < $2 AND lead_id IS NOT NULL{channel_filter} \
-         ORDER BY position"
+         WHERE record_time_max >= $1 AND record_time >= $1 AND record_time < $2 \
+         AND lead_id IS NOT NULL{channel_filter} \
+         ORDER BY record_time_max, position"
     )
 }
 
