@@ -49,6 +49,9 @@ struct Args {
     /// Only SQLite.
     #[arg(long)]
     skip_postgres: bool,
+    /// Only PostgreSQL (seeding SQLite is the slow part at 1m).
+    #[arg(long, conflicts_with = "skip_postgres")]
+    skip_sqlite: bool,
     #[command(subcommand)]
     role: Option<Role>,
 }
@@ -84,7 +87,12 @@ fn size(text: &str) -> Result<u64, String> {
 const AUDIT_KEYS: &str = "growth:Z3Jvd3RoLWF1ZGl0LWtleS1ncm93dGgtYXVkaXQta2V5LWdyb3d0aA==";
 
 /// The operations timed, in the table's order.
-const OPERATIONS: [&str; 4] = ["GetLead", "ListLeads (MQL page)", "ExplainLead", "GetFunnelReport (quarter)"];
+const OPERATIONS: [&str; 4] = [
+    "GetLead",
+    "ListLeads (MQL page)",
+    "ExplainLead",
+    "GetFunnelReport (quarter)",
+];
 
 /// A leadgate server process, killed when dropped.
 struct Server {
@@ -127,7 +135,10 @@ fn latency(mut samples: Vec<Duration>) -> Latency {
         let rank = (p * samples.len()).div_ceil(100).max(1);
         samples[rank - 1].as_secs_f64() * 1e3
     };
-    Latency { p50: at(50), p99: at(99) }
+    Latency {
+        p50: at(50),
+        p99: at(99),
+    }
 }
 
 /// Times `calls` calls of `call` (after a few untimed ones).
@@ -171,11 +182,16 @@ async fn measure(channel: Channel, steps: &[Step], args: &Args) -> [Latency; 4] 
     let leads = LeadServiceClient::new(channel.clone());
     let reports = ReportServiceClient::new(channel);
     let mut rng = trail::Rng::new(steps.len() as u64);
-    let names: Vec<String> = (0..args.calls * 2).map(|_| Step::random_lead(steps, &mut rng)).collect();
+    let names: Vec<String> = (0..args.calls * 2)
+        .map(|_| Step::random_lead(steps, &mut rng))
+        .collect();
     let get = time(args.calls, |i| {
         let (mut client, name) = (leads.clone(), names[i].clone());
         async move {
-            client.get_lead(pb::GetLeadRequest { name }).await.expect("GetLead");
+            client
+                .get_lead(pb::GetLeadRequest { name })
+                .await
+                .expect("GetLead");
         }
     })
     .await;
@@ -235,7 +251,10 @@ async fn measure(channel: Channel, steps: &[Step], args: &Args) -> [Latency; 4] 
                 .await
                 .expect("GetFunnelReport")
                 .into_inner();
-            assert!(report.total.is_some_and(|t| t.leads_created > 0), "an empty funnel");
+            assert!(
+                report.total.is_some_and(|t| t.leads_created > 0),
+                "an empty funnel"
+            );
         }
     })
     .await;
@@ -288,6 +307,9 @@ fn label(size: u64) -> String {
 }
 
 fn report(args: &Args, figures: &[Figures]) {
+    if figures.is_empty() {
+        return;
+    }
     let first = label(args.sizes[0]);
     let last = label(*args.sizes.last().unwrap());
     print!("{:<27} {:<11}", "operation", "backend");
@@ -314,11 +336,13 @@ async fn growth(args: Args) -> ExitCode {
     }
     let keys = AuditKeys::parse(AUDIT_KEYS).expect("the benchmark's audit keys");
     let mut figures = Vec::new();
-    let dir = std::env::temp_dir().join(format!("leadgate-growth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    let url = format!("sqlite://{}?mode=rwc", dir.join("growth.db").display());
-    figures.push(run_backend("SQLite", &url, &args, &keys).await);
-    let _ = std::fs::remove_dir_all(&dir);
+    if !args.skip_sqlite {
+        let dir = std::env::temp_dir().join(format!("leadgate-growth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.join("growth.db").display());
+        figures.push(run_backend("SQLite", &url, &args, &keys).await);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     if !args.skip_postgres {
         match sqlx::PgConnection::connect(&args.postgres).await {
             Ok(mut admin) => {

@@ -77,7 +77,11 @@ fn multi_row(insert: &Insert, rows: usize) -> String {
 }
 
 /// Writes one chunk of leads and their sealed entries in one transaction.
-async fn write_chunk<DB>(pool: &Pool<DB>, leads: &[LeadRow], entries: &[SealedEntry]) -> Result<(), sqlx::Error>
+async fn write_chunk<DB>(
+    pool: &Pool<DB>,
+    leads: &[LeadRow],
+    entries: &[SealedEntry],
+) -> Result<(), sqlx::Error>
 where
     DB: Database,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
@@ -132,7 +136,14 @@ where
 }
 
 /// Builds leads `from..to` of step `step`, spread evenly over its year, on blocking threads.
-async fn build(from: u64, to: u64, first: u64, count: u64, step: usize, keys: Arc<AuditKeys>) -> (Vec<LeadRow>, Vec<SealedEntry>) {
+async fn build(
+    from: u64,
+    to: u64,
+    first: u64,
+    count: u64,
+    step: usize,
+    keys: Arc<AuditKeys>,
+) -> (Vec<LeadRow>, Vec<SealedEntry>) {
     tokio::task::spawn_blocking(move || {
         let policy = Policy::default_policy();
         let mut leads = Vec::new();
@@ -172,10 +183,21 @@ pub async fn grow(url: &str, first: u64, last: u64, step: usize, keys: &AuditKey
     let count = last - first;
     let mut written_entries = 0usize;
     // Build the next chunk while the previous one is written.
-    let mut next = Some(tokio::spawn(build(first, (first + CHUNK).min(last), first, count, step, keys.clone())));
+    let mut next = Some(tokio::spawn(build(
+        first,
+        (first + CHUNK).min(last),
+        first,
+        count,
+        step,
+        keys.clone(),
+    )));
     let mut from = first;
     let sqlite = url.starts_with("sqlite:");
-    let pg = if sqlite { None } else { Some(sqlx::PgPool::connect(url).await.expect("PostgreSQL")) };
+    let pg = if sqlite {
+        None
+    } else {
+        Some(sqlx::PgPool::connect(url).await.expect("PostgreSQL"))
+    };
     let lite = if sqlite {
         Some(sqlx::SqlitePool::connect(url).await.expect("SQLite"))
     } else {
@@ -225,8 +247,15 @@ async fn chain(store: &dyn Store, keys: &AuditKeys) {
             accept_unsealed_until: None,
             now: chrono::Utc::now(),
         };
-        let done = store.sequence(SEQUENCE_BATCH, &admission).await.expect("sequencing");
-        assert!(done.quarantined.is_empty(), "seeded entries were refused: {:?}", done.quarantined);
+        let done = store
+            .sequence(SEQUENCE_BATCH, &admission)
+            .await
+            .expect("sequencing");
+        assert!(
+            done.quarantined.is_empty(),
+            "seeded entries were refused: {:?}",
+            done.quarantined
+        );
         if done.chained == 0 {
             break;
         }

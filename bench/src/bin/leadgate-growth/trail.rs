@@ -91,7 +91,13 @@ fn profile(index: u64, rng: &mut Rng) -> Profile {
         Some(Seniority::Manager),
         None,
     ]);
-    let function = rng.pick(&[Some("finance"), Some("it"), Some("sales"), Some("marketing"), None]);
+    let function = rng.pick(&[
+        Some("finance"),
+        Some("it"),
+        Some("sales"),
+        Some("marketing"),
+        None,
+    ]);
     Profile {
         contact: Contact {
             email: Email::parse(&format!("contact{index}@company{}.example", index % 50_000)).unwrap(),
@@ -196,37 +202,39 @@ pub fn lead(index: u64, created_at: Timestamp, policy: &Policy) -> (Lead, Vec<Au
     .expect("a valid submission");
     let mut lead = created.lead;
     let mut entries = created.entries;
-    let mut steps: Vec<(Duration, Command)> = Vec::new();
-    match lead.state {
-        LeadState::MarketingQualified => match rng.below(5) {
-            0 => steps.push((Duration::minutes(2), attempt(ContactOutcome::Connected, created_at))),
-            1 => steps.push((Duration::minutes(45), attempt(ContactOutcome::NoAnswer, created_at))),
+    // What happens next, at what time after the submission.
+    let at = |after: Duration| created_at + after;
+    let mut steps: Vec<(Timestamp, Command)> = Vec::new();
+    if lead.state == LeadState::MarketingQualified {
+        match rng.below(5) {
+            0 => {
+                let touch = at(Duration::minutes(2));
+                steps.push((touch, attempt(ContactOutcome::Connected, touch)));
+            }
+            1 => {
+                let late = at(Duration::minutes(45));
+                steps.push((late, attempt(ContactOutcome::NoAnswer, late)));
+            }
             2 | 3 => {
-                steps.push((Duration::minutes(3), attempt(ContactOutcome::Connected, created_at)));
-                steps.push((Duration::hours(2), qualifying_call()));
+                let touch = at(Duration::minutes(3));
+                steps.push((touch, attempt(ContactOutcome::Connected, touch)));
+                steps.push((at(Duration::hours(2)), qualifying_call()));
                 if rng.below(3) == 0 {
+                    let opportunity_reference = format!("opp-{index}");
                     steps.push((
-                        Duration::days(9),
+                        at(Duration::days(9)),
                         Command::Convert {
-                            opportunity_reference: format!("opp-{index}"),
+                            opportunity_reference,
                         },
                     ));
                 }
             }
-            _ => steps.push((Duration::hours(5), disqualify(&mut rng))),
-        },
-        _ if rng.below(5) == 0 => steps.push((Duration::days(1), disqualify(&mut rng))),
-        _ => {}
+            _ => steps.push((at(Duration::hours(5)), disqualify(&mut rng))),
+        }
+    } else if rng.below(5) == 0 {
+        steps.push((at(Duration::days(1)), disqualify(&mut rng)));
     }
-    for (after, command) in steps {
-        let now = created_at + after;
-        let command = match command {
-            Command::RecordContactAttempt(mut a) => {
-                a.attempt_at = Some(now);
-                Command::RecordContactAttempt(a)
-            }
-            other => other,
-        };
+    for (now, command) in steps {
         if let Ok(applied) = engine::apply(&lead, command, &ctx(now)) {
             lead = applied.lead;
             entries.extend(applied.entries);
@@ -235,7 +243,11 @@ pub fn lead(index: u64, created_at: Timestamp, policy: &Policy) -> (Lead, Vec<Au
     // What the sweeper would do when it falls due, done now: a served database then has no
     // backlog of due leads making writes while the reads are timed.
     for _ in 0..4 {
-        let Some(due) = [lead.sla_due_at(), lead.revisit_due_at()].into_iter().flatten().min() else {
+        let Some(due) = [lead.sla_due_at(), lead.revisit_due_at()]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             break;
         };
         match engine::apply(&lead, Command::Tick, &ctx(due + Duration::seconds(1))) {
