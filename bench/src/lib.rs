@@ -1,5 +1,5 @@
-//! What `leadgate-bench` and `leadgate-soak` share: ports, readiness, and the figures read from
-//! a server process's `/proc` entry.
+//! What `leadgate-bench`, `leadgate-growth` and `leadgate-soak` share: ports, readiness, and the
+//! figures read from a server process's `/proc` entry.
 
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::Duration;
 
 use super::audit::{AuditEntry, AuditKind};
+use super::facts::SlaClock;
 use super::lifecycle::LeadState;
 use super::values::{DisqualificationReason, LeadId, SourceChannel, Timestamp};
 
@@ -45,6 +46,61 @@ pub struct ChannelFunnel {
     pub disqualifications: BTreeMap<DisqualificationReason, i64>,
 }
 
+/// What the funnel reads of an entry of a lead: its columns, and two facts of its body. The log
+/// keeps the body's facts as columns too (see `store`), so a report need not parse bodies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryFacts {
+    pub lead: LeadId,
+    pub kind: AuditKind,
+    pub recorded_at: Timestamp,
+    pub state_before: Option<LeadState>,
+    pub state_after: Option<LeadState>,
+    pub source_channel: Option<SourceChannel>,
+    /// The speed-to-lead clock after the change.
+    pub sla: Option<SlaFacts>,
+    /// Why the lead is disqualified, when it is after the change.
+    pub disqualification: Option<DisqualificationReason>,
+}
+
+/// What the funnel reads of an entry's SLA clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlaFacts {
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub first_touch_at: Option<Timestamp>,
+    pub breached: bool,
+}
+
+impl SlaFacts {
+    pub fn of(clock: &SlaClock) -> Self {
+        Self {
+            number: clock.number,
+            started_at: clock.started_at,
+            first_touch_at: clock.first_touch_at,
+            breached: clock.breached_at.is_some(),
+        }
+    }
+}
+
+impl EntryFacts {
+    /// The facts of an entry of a lead (`None` for entries of no lead), its body parsed as
+    /// [`AuditEntry::parsed_body`] parses it.
+    pub fn of(entry: &AuditEntry) -> Option<Self> {
+        let lead = entry.lead?;
+        let body = entry.parsed_body();
+        Some(Self {
+            lead,
+            kind: entry.kind,
+            recorded_at: entry.recorded_at,
+            state_before: entry.state_before,
+            state_after: entry.state_after,
+            source_channel: entry.source_channel,
+            sla: body.sla.as_ref().map(SlaFacts::of),
+            disqualification: body.disqualification,
+        })
+    }
+}
+
 #[derive(Default)]
 struct Clock {
     first_started_at: Option<Timestamp>,
@@ -78,14 +134,19 @@ impl FunnelBuilder {
         }
     }
 
+    /// Adds an entry, reading its facts from its body.
     pub fn add(&mut self, entry: &AuditEntry) {
-        let Some(lead) = entry.lead else {
-            return;
-        };
+        if let Some(facts) = EntryFacts::of(entry) {
+            self.add_facts(&facts);
+        }
+    }
+
+    /// Adds what the funnel reads of one entry.
+    pub fn add_facts(&mut self, entry: &EntryFacts) {
         if entry.recorded_at < self.start || entry.recorded_at >= self.end {
             return;
         }
-        let track = self.tracks.entry(lead).or_insert_with(|| Track {
+        let track = self.tracks.entry(entry.lead).or_insert_with(|| Track {
             channel: entry.source_channel,
             created: false,
             entered: Vec::new(),
@@ -107,18 +168,17 @@ impl FunnelBuilder {
         if let Some(state) = entered {
             enter(state);
         }
-        let body = entry.parsed_body();
         if entered == Some(LeadState::Disqualified) {
             track
                 .disqualifications
-                .push(body.disqualification.unwrap_or(DisqualificationReason::Other));
+                .push(entry.disqualification.unwrap_or(DisqualificationReason::Other));
         }
-        if let Some(sla) = &body.sla {
+        if let Some(sla) = &entry.sla {
             let clock = track.clocks.entry(sla.number).or_default();
             clock.first_started_at.get_or_insert(sla.started_at);
             clock.started_at = Some(sla.started_at);
             clock.first_touch_at = clock.first_touch_at.or(sla.first_touch_at);
-            clock.breached |= sla.breached_at.is_some();
+            clock.breached |= sla.breached;
         }
     }
 

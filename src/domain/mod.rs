@@ -5,7 +5,7 @@ pub mod audit;
 pub mod duration;
 pub mod engine;
 pub mod facts;
-pub(crate) mod funnel;
+pub mod funnel;
 pub mod hex;
 pub mod lead;
 pub mod lifecycle;

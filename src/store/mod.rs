@@ -27,11 +27,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::audit::{Admission, ChainHead, ChainedEntry, Refusal, SealedEntry};
+use crate::domain::funnel::EntryFacts;
 use crate::domain::lead::Lead;
 use crate::domain::query::{
     AuditField, AuditOrder, LeadField, LeadOrder, ListQuery, NoField, PolicyOrder, QuarantineOrder,
 };
-use crate::domain::values::{Email, LeadId, Timestamp};
+use crate::domain::values::{Email, LeadId, SourceChannel, Timestamp};
 
 pub use notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 pub use postgres::PgStore;
@@ -338,6 +339,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `query.limit + 1` log entries matching the query.
     async fn list_audit(&self, query: &ListQuery<AuditField, AuditOrder>) -> StoreResult<Vec<ChainedEntry>>;
+
+    /// Hands `sink`, in position order, the facts of every log entry of a lead recorded in
+    /// `[start, end)` (with a source channel among `channels`, unless empty): the columns a
+    /// funnel report reads, bodies left unread.
+    async fn funnel_entries(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        channels: &[SourceChannel],
+        sink: &mut (dyn FnMut(EntryFacts) + Send),
+    ) -> StoreResult<()>;
 
     /// Activates a policy version unless it is already the active one, with its audit entry.
     /// Returns whether it was activated now.

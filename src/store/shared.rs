@@ -41,12 +41,13 @@ use super::{
     QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome, probe_filler,
 };
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
+use crate::domain::funnel::EntryFacts;
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
 use crate::domain::query::{
     AuditField, AuditOrder, LeadField, LeadOrder, ListQuery, NoField, PolicyOrder, QuarantineOrder,
 };
-use crate::domain::values::{Email, LeadId, Timestamp};
+use crate::domain::values::{Email, LeadId, SourceChannel, Timestamp};
 
 /// What a backend does its own way. Implemented on sqlx's `Sqlite` and `Postgres`.
 pub trait Dialect: Database {
@@ -189,6 +190,7 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     // ...binding these values...
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
     for<'q> Option<Uuid>: Encode<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
@@ -527,6 +529,29 @@ where
             .await
             .map_err(DB::classify)?;
         rows.into_iter().map(LogRow::into_chained).collect()
+    }
+
+    async fn funnel_entries(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        channels: &[SourceChannel],
+        sink: &mut (dyn FnMut(EntryFacts) + Send),
+    ) -> StoreResult<()> {
+        use tokio_stream::StreamExt;
+        let text = sql::select_funnel_sql(channels.len());
+        let query = channels.iter().fold(
+            sqlx::query_as::<DB, sql::FunnelRow>(&text)
+                .bind(start.timestamp_micros())
+                .bind(end.timestamp_micros()),
+            |query, channel| query.bind(channel.as_str()),
+        );
+        // One statement, streamed: the rows of a quarter are folded as they arrive, never held.
+        let mut rows = query.fetch(&self.pool);
+        while let Some(row) = rows.next().await {
+            sink(row.map_err(DB::classify)?.into_facts()?);
+        }
+        Ok(())
     }
 
     async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool> {

@@ -12,9 +12,10 @@ use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreRe
 use crate::domain::audit::{
     Admission, AuditEntry, AuditKind, ChainHead, ChainTip, ChainedEntry, Refusal, Seal, SealedEntry,
 };
+use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
-use crate::domain::values::{LeadId, SourceChannel, Timestamp};
+use crate::domain::values::{DisqualificationReason, LeadId, SourceChannel, Timestamp};
 
 pub static INSERT_LEAD: LazyLock<String> = LazyLock::new(|| statements::LEADS.sql());
 
@@ -330,8 +331,89 @@ impl LogRow {
 /// databases' limits on binds per statement.
 pub const LOG_ROWS_PER_INSERT: usize = 500;
 
-/// The columns [`bind_log_rows`] binds for each entry: its inbox id, then [`LOG_COLUMNS`].
-const LOG_INSERT_COLUMNS: usize = 17;
+/// The columns [`bind_log_rows`] binds for each entry: its inbox id, [`LOG_COLUMNS`], then
+/// [`FUNNEL_FACT_COLUMNS`].
+const LOG_INSERT_COLUMNS: usize = 22;
+
+/// What funnel reports read of an entry's body, kept beside it in the log when it is chained:
+/// the SLA clock's number, start and first touch (microseconds), whether it was breached (0/1),
+/// and the disqualification reason. `NULL` SLA columns: the body carries no clock. Like
+/// `record_time_max`, they are derived from the entry and not hashed: the body stays the record.
+pub const FUNNEL_FACT_COLUMNS: &str =
+    "sla_number, sla_start_time, sla_first_touch_time, sla_breached, disqualification";
+
+/// The SELECT of a funnel report's entries: those of leads recorded in `[$1, $2)`, in position
+/// order, with [`FUNNEL_FACT_COLUMNS`] in place of the body; `channels` more binds (`$3..`)
+/// restrict the entries' source channel. `record_time_max` never decreases along the chain, so
+/// ordering by it then position is position order, and entries before the first whose
+/// `record_time_max` reaches `$1` cannot match: the scan is a range of index `audit_log_funnel`,
+/// which holds every column read.
+pub fn select_funnel_sql(channels: usize) -> String {
+    let channel_filter = match channels {
+        0 => String::new(),
+        n => format!(" AND source_channel IN ({})", placeholders(3, n)),
+    };
+    format!(
+        "SELECT lead_id, kind, record_time, state_before, state_after, source_channel, \
+         {FUNNEL_FACT_COLUMNS} FROM audit_log \
+         WHERE record_time_max >= $1 AND record_time >= $1 AND record_time < $2 \
+         AND lead_id IS NOT NULL{channel_filter} \
+         ORDER BY record_time_max, position"
+    )
+}
+
+/// A row of [`select_funnel_sql`].
+#[derive(sqlx::FromRow)]
+pub struct FunnelRow {
+    pub lead_id: Uuid,
+    pub kind: String,
+    pub record_time: i64,
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    pub source_channel: Option<String>,
+    pub sla_number: Option<i64>,
+    pub sla_start_time: Option<i64>,
+    pub sla_first_touch_time: Option<i64>,
+    pub sla_breached: Option<i64>,
+    pub disqualification: Option<String>,
+}
+
+impl FunnelRow {
+    pub fn into_facts(self) -> StoreResult<EntryFacts> {
+        let sla = match (self.sla_number, self.sla_start_time) {
+            (Some(number), Some(started)) => Some(SlaFacts {
+                number: u32::try_from(number)
+                    .map_err(|_| StoreError::Corrupt(format!("sla_number {number}")))?,
+                started_at: micros(started)?,
+                first_touch_at: self.sla_first_touch_time.map(micros).transpose()?,
+                breached: self.sla_breached.unwrap_or(0) != 0,
+            }),
+            _ => None,
+        };
+        Ok(EntryFacts {
+            lead: LeadId::from_uuid(self.lead_id),
+            kind: AuditKind::from_name(&self.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit kind {:?}", self.kind)))?,
+            recorded_at: micros(self.record_time)?,
+            state_before: state(self.state_before)?,
+            state_after: state(self.state_after)?,
+            source_channel: self
+                .source_channel
+                .map(|c| {
+                    SourceChannel::from_name(&c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
+                })
+                .transpose()?,
+            sla,
+            disqualification: self
+                .disqualification
+                .map(|d| {
+                    DisqualificationReason::from_name(&d)
+                        .ok_or_else(|| StoreError::Corrupt(format!("disqualification {d:?}")))
+                })
+                .transpose()?,
+        })
+    }
+}
 
 /// `$first, ..., $(first + count - 1)`.
 fn placeholders(first: usize, count: usize) -> String {
@@ -355,7 +437,7 @@ pub fn insert_log_sql(rows: usize) -> String {
         })
         .collect();
     format!(
-        "INSERT INTO audit_log (inbox_id, {LOG_COLUMNS}) VALUES {}",
+        "INSERT INTO audit_log (inbox_id, {LOG_COLUMNS}, {FUNNEL_FACT_COLUMNS}) VALUES {}",
         values.join(", ")
     )
 }
@@ -373,14 +455,26 @@ where
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
 {
     chained.iter().fold(query, |query, (inbox_id, c)| {
+        let facts = EntryFacts::of(&c.entry);
+        let sla = facts.as_ref().and_then(|f| f.sla);
         bind_entry_columns(query.bind(*inbox_id).bind(c.position), &c.entry)
             .bind(c.previous_hash.as_slice())
             .bind(c.hash.as_slice())
             .bind(c.time_max.timestamp_micros())
             .bind(c.seal.as_ref().map(|s| s.key_id.as_str()))
             .bind(c.seal.as_ref().map(|s| s.tag.as_slice()))
+            .bind(sla.map(|s| i64::from(s.number)))
+            .bind(sla.map(|s| s.started_at.timestamp_micros()))
+            .bind(sla.and_then(|s| s.first_touch_at).map(|t| t.timestamp_micros()))
+            .bind(sla.map(|s| i64::from(s.breached)))
+            .bind(
+                facts
+                    .and_then(|f| f.disqualification)
+                    .map(DisqualificationReason::as_str),
+            )
     })
 }
 

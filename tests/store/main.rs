@@ -15,8 +15,9 @@ use helpers::{Backend, SEALED_INBOX_COLUMNS, TestDatabase, sealed_inbox_row, tes
 use leadgate::domain::audit::{
     Admission, AuditEntry, AuditKeys, AuditKind, ChainTip, Refusal, SealedEntry, Verifier,
 };
-use leadgate::domain::engine::{self, Context};
-use leadgate::domain::facts::SlaClock;
+use leadgate::domain::engine::{self, Command, Context, EventInput, OverrideRequest};
+use leadgate::domain::facts::{ContactAttempt, SlaClock};
+use leadgate::domain::funnel::EntryFacts;
 use leadgate::domain::lead::Lead;
 use leadgate::domain::lifecycle::LeadState;
 use leadgate::domain::policy::Policy;
@@ -24,7 +25,8 @@ use leadgate::domain::query::{
     AuditOrder, Filter, LeadOrder, ListQuery, NoField, Order, PolicyOrder, QuarantineOrder, Value,
 };
 use leadgate::domain::values::{
-    Company, Contact, Email, LeadId, Profile, SlaTrigger, Source, SourceChannel, Timestamp,
+    Code, Company, Contact, ContactChannel, ContactOutcome, CountryCode, DisqualificationReason, Email,
+    EngagementKind, LeadId, Profile, Seniority, SlaTrigger, Source, SourceChannel, Timestamp,
 };
 use leadgate::store::{
     ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, LeadWrite, PolicyRecord, Sequenced, Store,
@@ -67,6 +69,17 @@ async fn migrated(backend: &Backend) -> Fixture {
     let store = open(&db, None).await;
     store.migrate().await.unwrap();
     Fixture { store, db }
+}
+
+/// A profile that fits the default policy: its demo requests start SLA clocks.
+fn fit_profile(email: &str) -> Profile {
+    let mut profile = profile(email);
+    profile.contact.seniority = Some(Seniority::Executive);
+    profile.contact.job_function = Some(Code::parse("finance").unwrap());
+    profile.company.industry = Some(Code::parse("manufacturing").unwrap());
+    profile.company.employee_count = Some(300);
+    profile.company.country = Some(CountryCode::parse("FR").unwrap());
+    profile
 }
 
 fn profile(email: &str) -> Profile {
@@ -667,5 +680,97 @@ contract! {
             }
             other => panic!("one migration is missing: {other:?}"),
         }
+    }
+
+    /// The facts a funnel report reads come from the log's columns: for every entry of a lead in
+    /// the period, in position order, the same as its body says (SLA clocks started, touched and
+    /// breached, disqualification reasons), with the channel filter the report applies.
+    async fn the_funnel_reads_the_facts_of_each_entry_of_the_period(backend: Backend) {
+        let f = migrated(&backend).await;
+        let keys = test_audit_keys();
+        let policy = Policy::default_policy();
+        let ctx = |now| Context {
+            now,
+            actor: "store-test",
+            request_id: None,
+            policy: &policy,
+        };
+        // Microseconds in every time: the columns keep them as the bodies do.
+        let at = |m: i64| minutes(m) + Span::microseconds(123_456);
+        let mut facts_written = 0;
+        for (n, channel) in [SourceChannel::Website, SourceChannel::TradeShow, SourceChannel::Email]
+            .into_iter()
+            .enumerate()
+        {
+            for variant in 0..4u8 {
+                let start = at(n as i64 * 60 + i64::from(variant) * 10);
+                let mut profile = fit_profile(&format!("lead{n}-{variant}@acme-industrie.fr"));
+                profile.source.channel = channel;
+                let demo = [EventInput {
+                    kind: EngagementKind::DemoRequest,
+                    occurred_at: Some(start),
+                    subject: String::new(),
+                }];
+                let id = LeadId::from_uuid(Uuid::from_u128(u128::from(variant) + 10 * n as u128 + 1));
+                let created = engine::create(id, profile, &demo, &ctx(start)).unwrap();
+                assert_eq!(
+                    insert(f.store.as_ref(), &created.lead, &keys.seal_all(&created.entries), None).await,
+                    WriteOutcome::Written
+                );
+                let mut lead = created.lead;
+                let command = match variant {
+                    // Touched in time; touched after the breach; disqualified; left alone.
+                    0 | 1 => Some(Command::RecordContactAttempt(ContactAttempt {
+                        channel: ContactChannel::Phone,
+                        outcome: ContactOutcome::Connected,
+                        attempt_at: None,
+                        agent: "rep-1".into(),
+                    })),
+                    2 => Some(Command::Override(OverrideRequest {
+                        state: LeadState::Disqualified,
+                        reason: "no budget this year".into(),
+                        disqualification: Some(DisqualificationReason::NoBudget),
+                        revisit_at: None,
+                    })),
+                    _ => None,
+                };
+                if let Some(command) = command {
+                    let when = start + Span::minutes(if variant == 1 { 30 } else { 2 });
+                    let applied = engine::apply(&lead, command, &ctx(when)).unwrap();
+                    let entries = keys.seal_all(&applied.entries);
+                    assert_eq!(
+                        update(f.store.as_ref(), &applied.lead, &entries, None, lead.revision).await,
+                        WriteOutcome::Written
+                    );
+                    lead = applied.lead;
+                }
+                facts_written += usize::from(lead.sla.is_some());
+            }
+        }
+        assert!(facts_written > 0, "the trail has SLA clocks");
+        f.store.sequence(1000, &admission(&keys)).await.unwrap();
+        let chained = f.store.chain_range(0, 1000).await.unwrap();
+
+        // The period leaves out the first lead's entries and the last hour's.
+        let (start, end) = (at(5), at(125));
+        for channels in [vec![], vec![SourceChannel::TradeShow, SourceChannel::Email]] {
+            let expected: Vec<EntryFacts> = chained
+                .iter()
+                .filter(|c| c.entry.recorded_at >= start && c.entry.recorded_at < end)
+                .filter(|c| channels.is_empty() || c.entry.source_channel.is_some_and(|s| channels.contains(&s)))
+                .filter_map(|c| EntryFacts::of(&c.entry))
+                .collect();
+            let mut read = Vec::new();
+            f.store
+                .funnel_entries(start, end, &channels, &mut |facts| read.push(facts))
+                .await
+                .unwrap();
+            assert_eq!(read, expected, "channels {channels:?}");
+            assert!(read.len() < chained.len());
+        }
+        let all: Vec<EntryFacts> = chained.iter().filter_map(|c| EntryFacts::of(&c.entry)).collect();
+        assert!(all.iter().any(|e| e.sla.is_some_and(|s| s.breached)), "a breach");
+        assert!(all.iter().any(|e| e.sla.is_some_and(|s| s.first_touch_at.is_some())), "a touch");
+        assert!(all.iter().any(|e| e.disqualification == Some(DisqualificationReason::NoBudget)));
     }
 }
