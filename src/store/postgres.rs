@@ -20,6 +20,7 @@ use super::statements::{AUDIT_INBOX, IDEMPOTENCY_KEYS, LEADS};
 use super::tx::WriteTx;
 use super::{Backend, ConnectOptions, IdempotencyKey, LeadWrite, StoreError, StoreResult, WriteOutcome};
 use crate::domain::audit::ChainedEntry;
+use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::values::LeadId;
 
 pub type PgStore = SqlStore<Postgres>;
@@ -117,8 +118,9 @@ static INSERT_LOG_ARRAYS: LazyLock<String> = LazyLock::new(|| {
         "INSERT INTO audit_log (inbox_id, {}) SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], \
          $3::UUID[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], \
          $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BYTEA[], $14::BYTEA[], $15::BIGINT[], \
-         $16::TEXT[], $17::BYTEA[])",
-        sql::LOG_COLUMNS
+         $16::TEXT[], $17::BYTEA[], $18::BIGINT[], $19::BIGINT[], $20::BIGINT[], $21::BIGINT[], \
+         $22::TEXT[])",
+        format_args!("{}, {}", sql::LOG_COLUMNS, sql::FUNNEL_FACT_COLUMNS)
     )
 });
 
@@ -141,10 +143,23 @@ struct LogColumns<'a> {
     record_time_max: Vec<i64>,
     seal_key_id: Vec<Option<&'a str>>,
     seal: Vec<Option<&'a [u8]>>,
+    // The funnel's facts of each entry (see `sql::FUNNEL_FACT_COLUMNS`).
+    sla_number: Vec<Option<i64>>,
+    sla_start_time: Vec<Option<i64>>,
+    sla_first_touch_time: Vec<Option<i64>>,
+    sla_breached: Vec<Option<i64>>,
+    disqualification: Vec<Option<&'static str>>,
 }
 
 impl<'a> LogColumns<'a> {
     fn of(chained: &'a [(i64, ChainedEntry)]) -> Self {
+        let facts: Vec<Option<EntryFacts>> = chained.iter().map(|(_, c)| EntryFacts::of(&c.entry)).collect();
+        let sla = |f: &dyn Fn(&SlaFacts) -> Option<i64>| {
+            facts
+                .iter()
+                .map(|e| e.as_ref().and_then(|e| e.sla.as_ref()).and_then(f))
+                .collect::<Vec<_>>()
+        };
         let column = |f: &dyn Fn(&'a (i64, ChainedEntry)) -> i64| chained.iter().map(f).collect::<Vec<_>>();
         LogColumns {
             inbox_id: column(&|(id, _)| *id),
@@ -187,6 +202,14 @@ impl<'a> LogColumns<'a> {
             seal: chained
                 .iter()
                 .map(|(_, c)| c.seal.as_ref().map(|s| s.tag.as_slice()))
+                .collect(),
+            sla_number: sla(&|s| Some(i64::from(s.number))),
+            sla_start_time: sla(&|s| Some(s.started_at.timestamp_micros())),
+            sla_first_touch_time: sla(&|s| s.first_touch_at.map(|t| t.timestamp_micros())),
+            sla_breached: sla(&|s| Some(i64::from(s.breached))),
+            disqualification: facts
+                .iter()
+                .map(|e| e.as_ref().and_then(|e| e.disqualification).map(|d| d.as_str()))
                 .collect(),
         }
     }
@@ -368,6 +391,11 @@ impl Dialect for Postgres {
             .bind(&columns.record_time_max)
             .bind(&columns.seal_key_id)
             .bind(&columns.seal)
+            .bind(&columns.sla_number)
+            .bind(&columns.sla_start_time)
+            .bind(&columns.sla_first_touch_time)
+            .bind(&columns.sla_breached)
+            .bind(&columns.disqualification)
             .execute(tx.connection())
             .await
             .map_err(classify)?;
