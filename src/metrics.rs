@@ -8,6 +8,7 @@
 //! - `leadgate_audit_entries_written_total` (by `kind`) and `leadgate_audit_entries_chained_total`.
 //! - `leadgate_audit_sequencer_lag_entries` and `leadgate_audit_sequencer_lag_seconds`: entries
 //!   committed but not yet chained, and the age of the oldest.
+//! - `leadgate_writes_paced_total`: writes that waited for the sequencer, behind.
 //! - `leadgate_db_group_commit_writes` (histogram): lead writes sharing one SQLite transaction.
 //! - `leadgate_ready`: 1 while the server reports SERVING.
 
@@ -87,6 +88,10 @@ pub fn install(addr: SocketAddr) -> Result<(), String> {
         "leadgate_watch_streams_ended_total",
         "WatchDecisions streams the server ended, by reason (SLOW_CONSUMER, SHUTTING_DOWN, FAILED)."
     );
+    describe_counter!(
+        "leadgate_writes_paced_total",
+        "Writes that waited for the audit sequencer, which had fallen behind."
+    );
     describe_histogram!(
         "leadgate_db_group_commit_writes",
         "Lead writes committed together in one SQLite transaction (the group commit)."
@@ -148,6 +153,11 @@ pub fn entries_written(kinds: impl Iterator<Item = &'static str>) {
             counter!("leadgate_sla_breaches_total").increment(1);
         }
     }
+}
+
+/// A write waited for the sequencer.
+pub fn write_paced() {
+    counter!("leadgate_writes_paced_total").increment(1);
 }
 
 /// Lead writes that shared one transaction.

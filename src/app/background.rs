@@ -60,12 +60,23 @@ async fn gauges(app: App, stop: CancellationToken) {
 }
 
 async fn sequencer(app: App, stop: CancellationToken) {
+    // When the inbox was last counted (on a replica that chained nothing, the chain may be
+    // behind all the same: another replica chains).
+    let mut counted = tokio::time::Instant::now();
     loop {
         let sequenced = app.store.sequence(SEQUENCE_BATCH, &app.admission()).await;
         let pause = match &sequenced {
             Ok(done) => {
                 report(&app, done);
-                let busy = done.chained + done.quarantined.len() == SEQUENCE_BATCH;
+                let taken = done.chained + done.quarantined.len();
+                if taken > 0 {
+                    app.pacer.observe(taken);
+                } else if counted.elapsed() >= SEQUENCE_POLL {
+                    counted = tokio::time::Instant::now();
+                    let waiting = app.store.inbox_stats().await.map_or(0, |i| i.entries);
+                    app.pacer.observe(usize::try_from(waiting).unwrap_or(0));
+                }
+                let busy = taken == SEQUENCE_BATCH;
                 if busy { Duration::ZERO } else { SEQUENCE_POLL }
             }
             Err(error) => {
@@ -82,6 +93,8 @@ async fn sequencer(app: App, stop: CancellationToken) {
             _ = stop.cancelled() => break,
         }
     }
+    // Writers wait no more: the replica is stopping.
+    app.pacer.observe(0);
     // Chain what this replica wrote last, so the trail is complete on a clean stop.
     match app.store.sequence(SEQUENCE_BATCH, &app.admission()).await {
         Ok(done) => report(&app, &done),

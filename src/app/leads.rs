@@ -84,6 +84,9 @@ impl App {
             {
                 return Ok(replayed);
             }
+            // Not past a chain that is falling behind (see `pacing`); before the decision's
+            // time is taken, so that the wait is not counted as the sequencer's lag.
+            self.pacer.wait().await;
             let now = now();
             let ctx = self.context(actor, key.as_ref(), now);
             let existing = match attempt {
@@ -150,6 +153,8 @@ impl App {
         }
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt).await;
+            // As in `submit_lead`: before the read and the decision's time.
+            self.pacer.wait().await;
             let lead = self.load(id).await?;
             if let Some(etag) = &etag
                 && *etag != lead.etag()

@@ -8,6 +8,7 @@ mod error;
 mod heads;
 mod leads;
 mod loader;
+mod pacing;
 mod policy;
 mod report;
 mod watch;
@@ -100,6 +101,8 @@ pub struct App {
     heads: heads::ChainHeads,
     /// Single-lead reads, batched.
     loader: loader::Loader,
+    /// Whether writes wait for the sequencer.
+    pacer: pacing::Pacer,
 }
 
 /// The current time at the precision leadgate stores.
@@ -136,6 +139,7 @@ impl App {
             settings,
             entries_written: Arc::new(Notify::new()),
             heads: heads::ChainHeads::new(),
+            pacer: pacing::Pacer::default(),
         }
     }
 
