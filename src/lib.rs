@@ -17,7 +17,8 @@
 //! - [`app`]: use cases. Loads state, runs the engine, commits the change with its audit entries
 //!   and idempotency record in one transaction (`leads`), retries lost races; audit queries and
 //!   watches (`audit`, `watch`, `heads`), policies, reports; the background work (`background`:
-//!   audit sequencer, SLA/revisit sweeper, idempotency purge, write probe).
+//!   audit sequencer, SLA/revisit sweeper, idempotency purge, write probe); writes paced to the
+//!   sequencer (`pacing`).
 //! - [`store`]: the [`store::Store`] trait and one body for both backends (`shared`, generic over
 //!   sqlx's database; `sqlite` and `postgres` say what differs), its statements (`sql`,
 //!   `statements`, `list`), the write transaction (`tx`), SQLite's group commit (`group_commit`);

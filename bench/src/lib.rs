@@ -1,5 +1,6 @@
-//! What `leadgate-bench`, `leadgate-growth` and `leadgate-soak` share: ports, readiness, and the
-//! figures read from a server process's `/proc` entry.
+//! What `leadgate-bench`, `leadgate-growth` and `leadgate-soak` share: the leadgate server they
+//! start (themselves again, in a serving role), ports, readiness, and the figures read from a
+//! server process's `/proc` entry.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,18 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus}
 /// A duration as the command lines take it (`10s`, `200ms`), parsed the way policies are.
 pub fn duration(text: &str) -> Result<Duration, String> {
     leadgate::domain::duration::parse_duration(text)
+}
+
+/// Serves leadgate as the `leadgate` binary would with `serve` and these arguments: the role a
+/// benchmark binary takes when it starts itself as the server it measures.
+pub fn serve_as_leadgate(runtime: &tokio::runtime::Runtime, args: Vec<String>) -> std::process::ExitCode {
+    use clap::Parser;
+    let cli = leadgate::cli::args::Cli::parse_from(std::iter::once("leadgate".to_string()).chain(args));
+    if let leadgate::cli::args::Command::Serve(serve) = cli.command {
+        runtime.block_on(leadgate::cli::serve(*serve))
+    } else {
+        std::process::ExitCode::from(2)
+    }
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.

@@ -133,16 +133,7 @@ fn main() -> ExitCode {
         .build()
         .expect("a runtime");
     match args.role {
-        Some(Role::Serve { args }) => {
-            let cli = <leadgate::cli::args::Cli as Parser>::parse_from(
-                std::iter::once("leadgate".to_string()).chain(args),
-            );
-            if let leadgate::cli::args::Command::Serve(serve) = cli.command {
-                runtime.block_on(leadgate::cli::serve(*serve))
-            } else {
-                ExitCode::from(2)
-            }
-        }
+        Some(Role::Serve { args }) => leadgate_bench::serve_as_leadgate(&runtime, args),
         Some(Role::Bare { listen, lead_file }) => runtime.block_on(baselines::bare::serve(listen, lead_file)),
         None => runtime.block_on(bench(args)),
     }
