@@ -13,10 +13,11 @@
 //! [`Dialect`], implemented on sqlx's own `Sqlite` and `Postgres`, is the short list of what
 //! truly differs: how a backend classifies errors, writes a lead (SQLite: statements in a
 //! transaction its single writer shares among concurrent writes; PostgreSQL: one statement),
-//! takes the sequencer's turn and announces the chain's head, runs migrations, grants roles and
-//! reads a batch of leads. Connecting lives beside it, in each backend's file. A macro stamping the shared bodies
-//! out per backend was the other way; it would hide the bodies from the compiler until expanded
-//! and from the reader behind a level of indirection, for no gain the generics do not give.
+//! takes the sequencer's turn, moves chained entries into the log and announces the chain's
+//! head, runs migrations, grants roles and reads a batch of leads. Connecting lives beside it, in
+//! each backend's file. A macro stamping the shared bodies out per backend was the other way; it
+//! would hide the bodies from the compiler until expanded and from the reader behind a level of
+//! indirection, for no gain the generics do not give.
 //!
 //! The price of generics: that `where` clause, and multi-row statements built as text plus binds
 //! rather than with sqlx's `QueryBuilder` (see [`sql::insert_log_sql`]).
