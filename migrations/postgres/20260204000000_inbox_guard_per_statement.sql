@@ -11,11 +11,13 @@ BEGIN
         RAISE EXCEPTION 'leadgate audit inbox: UPDATE of an entry refused'
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    -- `removed`: the rows this DELETE statement removed.
+    -- `removed`: the rows this DELETE statement removed. Scalar subqueries, not NOT EXISTS: they
+    -- stay one index probe per removed row, where an anti-join planned while the log was small
+    -- (the plan is kept for the session) would scan the whole log on every DELETE.
     IF EXISTS (
         SELECT 1 FROM removed
-        WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE audit_log.inbox_id = removed.id)
-          AND NOT EXISTS (SELECT 1 FROM audit_quarantine WHERE audit_quarantine.inbox_id = removed.id)
+        WHERE (SELECT 1 FROM audit_log WHERE audit_log.inbox_id = removed.id LIMIT 1) IS NULL
+          AND (SELECT 1 FROM audit_quarantine WHERE audit_quarantine.inbox_id = removed.id LIMIT 1) IS NULL
     ) THEN
         RAISE EXCEPTION 'leadgate audit inbox: DELETE of an entry neither in the audit log nor in quarantine refused'
             USING ERRCODE = 'integrity_constraint_violation';
