@@ -83,17 +83,21 @@ fn now_micros() -> i64 {
         .as_micros() as i64
 }
 
-/// Runs `scenario` while sampling the lag of leadgate's database at `url`, then waits for the
-/// inbox to empty.
-pub async fn with_lag<T>(url: &str, scenario: impl Future<Output = T>) -> (T, Lag) {
+/// Runs `scenario` while sampling the lag of leadgate's database at `url` once its `warmup` is
+/// over (as its other figures are), then waits for the inbox to empty (the warm-up's entries
+/// included).
+pub async fn with_lag<T>(url: &str, warmup: Duration, scenario: impl Future<Output = T>) -> (T, Lag) {
     let (stop, mut stopped) = oneshot::channel::<()>();
     let url_owned = url.to_owned();
+    let measure_from = Instant::now() + warmup;
     let sampler = tokio::spawn(async move {
         let mut reader = Reader::open(&url_owned).await.ok()?;
         let mut samples = Vec::new();
         loop {
             let at = now_micros();
-            if let Ok(oldest) = reader.oldest().await {
+            if Instant::now() >= measure_from
+                && let Ok(oldest) = reader.oldest().await
+            {
                 let lag = oldest.map_or(0, |t| (at - t).max(0));
                 samples.push(u32::try_from(lag).unwrap_or(u32::MAX));
             }

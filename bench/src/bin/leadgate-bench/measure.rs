@@ -138,8 +138,13 @@ pub async fn measured<F: Future<Output = Figures>>(server: &Server, run: F) -> F
 }
 
 /// [`measured`], for a scenario that writes: with the sequencer's lag on the database at `url`.
-pub async fn measured_writes<F: Future<Output = Figures>>(server: &Server, url: &str, run: F) -> Figures {
-    let (mut figures, lag) = with_lag(url, measured(server, run)).await;
+pub async fn measured_writes<F: Future<Output = Figures>>(
+    server: &Server,
+    url: &str,
+    warmup: Duration,
+    run: F,
+) -> Figures {
+    let (mut figures, lag) = with_lag(url, warmup, measured(server, run)).await;
     figures.lag = Some(lag);
     figures
 }

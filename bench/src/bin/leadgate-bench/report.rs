@@ -145,7 +145,7 @@ pub fn report(
     }
     out.push_str(
         "\naudit sequencer lag during each write scenario (age of the oldest entry not chained, \
-         sampled every 10 ms) and the drain after its last call\n",
+         sampled every 10 ms after the warm-up) and the drain after its last call\n",
     );
     for results in backends() {
         for (scenario, figures) in write_scenarios(results) {

@@ -177,6 +177,7 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
     let submit = measured_writes(
         &server,
         url,
+        w,
         drive(&channels, c, w, seed, move |ch, worker, i| async move {
             LeadServiceClient::new(ch)
                 .submit_lead(submission(worker, i, run))
@@ -205,6 +206,7 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
         measured_writes(
             &server,
             url,
+            w,
             drive(&channels, c, w, d, move |ch, worker, i| async move {
                 let mut again = submission(worker, i % KNOWN, run);
                 again.request_id = format!("resubmit-{run}-{worker}-{i}");
@@ -237,6 +239,7 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
         measured_writes(
             &server,
             url,
+            w,
             drive(&channels, c, w, d, move |ch, worker, i| {
                 let name = names[(worker * 7919 + i as usize * 31) % names.len()].clone();
                 async move {
@@ -274,6 +277,7 @@ pub async fn run_backend(name: &'static str, url: &str, args: &Args, run: u64) -
         measured_writes(
             &server,
             url,
+            w,
             drive(&channels, c, w, d, move |ch, worker, i| {
                 let name = names[(worker * 7919 + i as usize * 17) % names.len()].clone();
                 async move {
