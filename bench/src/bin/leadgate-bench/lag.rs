@@ -9,18 +9,16 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
 use tokio::sync::oneshot;
 
 use crate::measure::percentile_milli;
+use crate::reader::Reader;
 
 /// How often the lag is read.
 const EVERY: Duration = Duration::from_millis(10);
 
 /// The longest the benchmark waits for the inbox to empty after a scenario.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
-
-const OLDEST: &str = "SELECT record_time FROM audit_inbox ORDER BY id LIMIT 1";
 
 /// The sequencer's lag over a scenario, and the drain after it.
 #[derive(Clone, Debug, Default)]
@@ -40,39 +38,6 @@ impl Lag {
             Some(Ok(d)) => *d,
             Some(Err(_)) | None => Duration::ZERO,
         }
-    }
-}
-
-/// A read-only connection to leadgate's database.
-enum Reader {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
-impl Reader {
-    async fn open(url: &str) -> Result<Reader, String> {
-        if url.starts_with("sqlite:") {
-            let options: sqlx::sqlite::SqliteConnectOptions =
-                url.parse().map_err(|e: sqlx::Error| e.to_string())?;
-            let conn = sqlx::SqliteConnection::connect_with(&options.read_only(true))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Reader::Sqlite(conn))
-        } else {
-            let conn = sqlx::PgConnection::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Reader::Postgres(conn))
-        }
-    }
-
-    /// The record time (µs since the epoch) of the oldest entry not chained yet.
-    async fn oldest(&mut self) -> Result<Option<i64>, String> {
-        match self {
-            Reader::Sqlite(c) => sqlx::query_scalar(OLDEST).fetch_optional(c).await,
-            Reader::Postgres(c) => sqlx::query_scalar(OLDEST).fetch_optional(c).await,
-        }
-        .map_err(|e| e.to_string())
     }
 }
 

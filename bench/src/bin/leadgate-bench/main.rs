@@ -11,7 +11,8 @@
 //! - `servers`: the processes it starts (leadgate servers, bare tonic servers: this program
 //!   again, in another role) and what is read from them.
 //! - `measure`: the load generator and the figures it gives; `lag`: the audit sequencer's lag
-//!   during write scenarios, and the drain after them.
+//!   during write scenarios, and the drain after them; `reader`: leadgate's database read as
+//!   another client.
 //! - `scenarios`: the calls each scenario makes, on one backend.
 //! - `baselines`: the bare tonic server, pgbench, and the SQLite writer.
 //! - `report`: the table, the targets and the exit status.
@@ -19,6 +20,7 @@
 mod baselines;
 mod lag;
 mod measure;
+mod reader;
 mod report;
 mod scenarios;
 mod servers;

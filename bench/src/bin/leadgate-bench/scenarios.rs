@@ -13,7 +13,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::Args;
 use crate::baselines::pgbench::{self, settle};
-use crate::baselines::sqlite;
+use crate::baselines::{Template, sqlite};
 use crate::measure::{Figures, Samples, drive, measured, measured_writes, sample, summarize};
 use crate::servers::{Scratch, Server};
 
@@ -114,11 +114,11 @@ async fn write_baselines(name: &str, url: &str, args: &Args) -> WriteBaselines {
         batched: Err(e),
         clients: None,
     };
+    let template = match Template::read(url).await {
+        Ok(t) => t,
+        Err(e) => return failed(e),
+    };
     if name == "PostgreSQL" {
-        let template = match pgbench::template(url).await {
-            Ok(t) => t,
-            Err(e) => return failed(e),
-        };
         settle(url).await;
         eprintln!(
             "pgbench: leadgate's write of a new lead, one and {} per transaction",
@@ -133,10 +133,6 @@ async fn write_baselines(name: &str, url: &str, args: &Args) -> WriteBaselines {
             Err(e) => failed(e),
         }
     } else {
-        let template = match sqlite::template(url).await {
-            Ok(t) => t,
-            Err(e) => return failed(e),
-        };
         eprintln!(
             "SQLite: the store's write of a new lead, one and {} per transaction",
             pgbench::BATCH

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use leadgate::store::statements::{Insert, new_lead_write};
 use sqlx::{Connection, Executor};
 
+use super::Template;
 use crate::Args;
 use crate::measure::{Figures, summarize};
 use crate::servers::{Scratch, Server};
@@ -67,14 +68,6 @@ fn value(insert: &Insert, column: &str) -> String {
     value.to_string()
 }
 
-/// The real lead whose documents pgbench writes: its document, its submission's audit body,
-/// the stored answer to its SubmitLead.
-pub struct Template {
-    pub document: String,
-    pub body: String,
-    pub response: String,
-}
-
 /// The size of leadgate's pool: the server's `--db-max-connections`, as the benchmark's servers
 /// run (the default, or `LEADGATE_DB_MAX_CONNECTIONS`, which they inherit).
 pub fn leadgate_pool_size() -> u32 {
@@ -92,28 +85,6 @@ pub struct PgBaselines {
     pub one: Result<Figures, String>,
     pub batched: Result<Figures, String>,
     pub clients: u32,
-}
-
-/// Takes a real lead's documents from leadgate's database at `url`.
-pub async fn template(url: &str) -> Result<Template, String> {
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .map_err(|e| e.to_string())?;
-    let one = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
-    Ok(Template {
-        document: one("SELECT document FROM leads LIMIT 1")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?,
-        body: one("SELECT body FROM audit_log WHERE kind = 'LEAD_SUBMITTED' LIMIT 1")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?,
-        response: one("SELECT response FROM idempotency_keys LIMIT 1")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?,
-    })
 }
 
 /// Runs both baselines in a scratch database on the server of `admin_url`, then drops it.

@@ -12,7 +12,8 @@ use leadgate::store::statements::{AUDIT_INBOX, IDEMPOTENCY_KEYS, LEADS};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, Executor, SqliteConnection};
 
-use super::pgbench::{BATCH, Template};
+use super::Template;
+use super::pgbench::BATCH;
 use crate::Args;
 use crate::measure::{Figures, summarize};
 use crate::servers::{Scratch, Server};
@@ -32,28 +33,6 @@ fn options(url: &str) -> Result<SqliteConnectOptions, String> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true))
-}
-
-/// Takes a real lead's documents from leadgate's SQLite database at `url`.
-pub async fn template(url: &str) -> Result<Template, String> {
-    let mut conn = SqliteConnection::connect_with(&options(url)?.read_only(true))
-        .await
-        .map_err(|e| e.to_string())?;
-    let one = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
-    Ok(Template {
-        document: one("SELECT document FROM leads LIMIT 1")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?,
-        body: one("SELECT body FROM audit_log WHERE kind = 'LEAD_SUBMITTED' LIMIT 1")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?,
-        response: one("SELECT response FROM idempotency_keys LIMIT 1")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?,
-    })
 }
 
 /// Runs both baselines, each on a scratch file of its own.
