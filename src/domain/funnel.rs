@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::Duration;
+use smallvec::SmallVec;
 
 use super::audit::{AuditEntry, AuditKind};
 use super::facts::SlaClock;
@@ -101,21 +102,55 @@ impl EntryFacts {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Copy)]
 struct Clock {
-    first_started_at: Option<Timestamp>,
-    started_at: Option<Timestamp>,
+    number: u32,
+    first_started_at: Timestamp,
+    started_at: Timestamp,
     first_touch_at: Option<Timestamp>,
     breached: bool,
 }
 
+/// The states a lead can enter, one slot each (a state's index in [`LeadState::ALL`]).
+const STATES: usize = LeadState::ALL.len();
+
 struct Track {
     channel: Option<SourceChannel>,
     created: bool,
-    /// The order in which states were first entered in the period.
-    entered: Vec<LeadState>,
-    clocks: BTreeMap<u32, Clock>,
+    /// For each state, the order in which it was first entered in the period (1 = first), or 0.
+    entered: [u8; STATES],
+    entered_count: u8,
+    /// One per clock number seen: a lead seldom has more than one, kept in place.
+    clocks: SmallVec<[Clock; 1]>,
     disqualifications: Vec<DisqualificationReason>,
+}
+
+impl Track {
+    fn enter(&mut self, state: LeadState) {
+        let slot = &mut self.entered[state as usize];
+        if *slot == 0 {
+            self.entered_count += 1;
+            *slot = self.entered_count;
+        }
+    }
+
+    /// When `state` was first entered, as an order (1 = first).
+    fn entered(&self, state: LeadState) -> Option<u8> {
+        Some(self.entered[state as usize]).filter(|order| *order > 0)
+    }
+}
+
+impl EntryFacts {
+    /// The state the entry moved its lead into, if any.
+    fn entered(&self) -> Option<LeadState> {
+        self.state_after.filter(|after| self.state_before != Some(*after))
+    }
+
+    /// Whether the entry can change a funnel: a submission, a state entered, or an SLA clock. The
+    /// store leaves out the others when it reads a period (see `store::sql::select_funnel_sql`).
+    pub fn counts(&self) -> bool {
+        self.kind == AuditKind::LeadSubmitted || self.entered().is_some() || self.sla.is_some()
+    }
 }
 
 /// Collects a period's entries (any order of leads, each lead's entries in position order).
@@ -141,32 +176,27 @@ impl FunnelBuilder {
         }
     }
 
-    /// Adds what the funnel reads of one entry.
+    /// Adds what the funnel reads of one entry. Entries that do not [count](EntryFacts::counts)
+    /// change nothing, not even the channel a lead is reported under.
     pub fn add_facts(&mut self, entry: &EntryFacts) {
-        if entry.recorded_at < self.start || entry.recorded_at >= self.end {
+        if entry.recorded_at < self.start || entry.recorded_at >= self.end || !entry.counts() {
             return;
         }
         let track = self.tracks.entry(entry.lead).or_insert_with(|| Track {
             channel: entry.source_channel,
             created: false,
-            entered: Vec::new(),
-            clocks: BTreeMap::new(),
+            entered: [0; STATES],
+            entered_count: 0,
+            clocks: SmallVec::new(),
             disqualifications: Vec::new(),
         });
-        let mut enter = |state: LeadState| {
-            if !track.entered.contains(&state) {
-                track.entered.push(state);
-            }
-        };
         if entry.kind == AuditKind::LeadSubmitted {
             track.created = true;
-            enter(LeadState::Lead);
+            track.enter(LeadState::Lead);
         }
-        let entered = entry
-            .state_after
-            .filter(|after| entry.state_before != Some(*after));
+        let entered = entry.entered();
         if let Some(state) = entered {
-            enter(state);
+            track.enter(state);
         }
         if entered == Some(LeadState::Disqualified) {
             track
@@ -174,11 +204,20 @@ impl FunnelBuilder {
                 .push(entry.disqualification.unwrap_or(DisqualificationReason::Other));
         }
         if let Some(sla) = &entry.sla {
-            let clock = track.clocks.entry(sla.number).or_default();
-            clock.first_started_at.get_or_insert(sla.started_at);
-            clock.started_at = Some(sla.started_at);
-            clock.first_touch_at = clock.first_touch_at.or(sla.first_touch_at);
-            clock.breached |= sla.breached;
+            match track.clocks.iter_mut().find(|c| c.number == sla.number) {
+                Some(clock) => {
+                    clock.started_at = sla.started_at;
+                    clock.first_touch_at = clock.first_touch_at.or(sla.first_touch_at);
+                    clock.breached |= sla.breached;
+                }
+                None => track.clocks.push(Clock {
+                    number: sla.number,
+                    first_started_at: sla.started_at,
+                    started_at: sla.started_at,
+                    first_touch_at: sla.first_touch_at,
+                    breached: sla.breached,
+                }),
+            }
         }
     }
 
@@ -203,11 +242,13 @@ impl FunnelBuilder {
     }
 }
 
+/// Counts per state, conversion pair and reason, in slots (maps only in the report).
 #[derive(Default)]
 struct Acc {
     created: i64,
-    stages: BTreeMap<LeadState, i64>,
-    conversions: BTreeMap<(LeadState, LeadState), (i64, i64)>,
+    stages: [i64; STATES],
+    /// Per pair of [`CONVERSIONS`]: leads that entered `from`, and of those, `to` afterwards.
+    conversions: [(i64, i64); CONVERSIONS.len()],
     touches: Vec<Duration>,
     sla_started: i64,
     sla_breached: i64,
@@ -217,29 +258,24 @@ struct Acc {
 impl Acc {
     fn add(&mut self, track: &Track, start: Timestamp, end: Timestamp) {
         self.created += i64::from(track.created);
-        for state in &track.entered {
-            *self.stages.entry(*state).or_default() += 1;
+        for (count, order) in self.stages.iter_mut().zip(track.entered) {
+            *count += i64::from(order > 0);
         }
-        let position = |s: LeadState| track.entered.iter().position(|e| *e == s);
-        for (from, to) in CONVERSIONS {
-            if let Some(f) = position(*from) {
-                let counts = self.conversions.entry((*from, *to)).or_default();
+        for (counts, (from, to)) in self.conversions.iter_mut().zip(CONVERSIONS) {
+            if let Some(f) = track.entered(*from) {
                 counts.0 += 1;
-                counts.1 += i64::from(position(*to).is_some_and(|t| t > f));
+                counts.1 += i64::from(track.entered(*to).is_some_and(|t| t > f));
             }
         }
-        let in_period = |t: Option<Timestamp>| t.is_some_and(|t| t >= start && t < end);
-        for clock in track.clocks.values() {
+        let in_period = |t: Timestamp| t >= start && t < end;
+        for clock in &track.clocks {
             if in_period(clock.first_started_at) {
                 self.sla_started += 1;
                 self.sla_breached += i64::from(clock.breached);
             }
-            if let (true, Some(touch), Some(started)) = (
-                in_period(clock.first_touch_at),
-                clock.first_touch_at,
-                clock.started_at,
-            ) {
-                self.touches.push((touch - started).max(Duration::zero()));
+            if let Some(touch) = clock.first_touch_at.filter(|t| in_period(*t)) {
+                self.touches
+                    .push((touch - clock.started_at).max(Duration::zero()));
             }
         }
         for reason in &track.disqualifications {
@@ -255,19 +291,21 @@ impl Acc {
             leads_created: self.created,
             conversions: CONVERSIONS
                 .iter()
-                .map(|(from, to)| {
-                    let (from_leads, to_leads) =
-                        self.conversions.get(&(*from, *to)).copied().unwrap_or_default();
-                    Conversion {
-                        from: *from,
-                        to: *to,
-                        from_leads,
-                        to_leads,
-                        rate: rate(to_leads, from_leads),
-                    }
+                .zip(self.conversions)
+                .map(|((from, to), (from_leads, to_leads))| Conversion {
+                    from: *from,
+                    to: *to,
+                    from_leads,
+                    to_leads,
+                    rate: rate(to_leads, from_leads),
                 })
                 .collect(),
-            stages: self.stages,
+            stages: LeadState::ALL
+                .iter()
+                .zip(self.stages)
+                .filter(|(_, count)| *count > 0)
+                .map(|(state, count)| (*state, count))
+                .collect(),
             first_touches: self.touches.len() as i64,
             time_to_first_touch_p50: percentile(&self.touches, 50),
             time_to_first_touch_p90: percentile(&self.touches, 90),
@@ -290,7 +328,196 @@ pub fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
     use super::*;
+
+    /// The funnel as first written: per lead, the states in the order first entered, a map of
+    /// clocks by number, and maps of counts. The builder keeps the same facts in compact form.
+    fn reference(
+        entries: &[EntryFacts],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> (Vec<ChannelFunnel>, ChannelFunnel) {
+        #[derive(Default)]
+        struct Lead {
+            channel: Option<SourceChannel>,
+            created: bool,
+            entered: Vec<LeadState>,
+            clocks: BTreeMap<u32, (Timestamp, Timestamp, Option<Timestamp>, bool)>,
+            disqualifications: Vec<DisqualificationReason>,
+        }
+        let mut leads: Vec<(LeadId, Lead)> = Vec::new();
+        for e in entries
+            .iter()
+            .filter(|e| e.recorded_at >= start && e.recorded_at < end && e.counts())
+        {
+            let at = match leads.iter().position(|(id, _)| *id == e.lead) {
+                Some(at) => at,
+                None => {
+                    let lead = Lead {
+                        channel: e.source_channel,
+                        ..Lead::default()
+                    };
+                    leads.push((e.lead, lead));
+                    leads.len() - 1
+                }
+            };
+            let lead = &mut leads[at].1;
+            let mut enter = |s: LeadState| {
+                if !lead.entered.contains(&s) {
+                    lead.entered.push(s);
+                }
+            };
+            if e.kind == AuditKind::LeadSubmitted {
+                lead.created = true;
+                enter(LeadState::Lead);
+            }
+            let entered = e.state_after.filter(|a| e.state_before != Some(*a));
+            if let Some(s) = entered {
+                enter(s);
+            }
+            if entered == Some(LeadState::Disqualified) {
+                lead.disqualifications
+                    .push(e.disqualification.unwrap_or(DisqualificationReason::Other));
+            }
+            if let Some(sla) = e.sla {
+                let clock =
+                    lead.clocks
+                        .entry(sla.number)
+                        .or_insert((sla.started_at, sla.started_at, None, false));
+                clock.1 = sla.started_at;
+                clock.2 = clock.2.or(sla.first_touch_at);
+                clock.3 |= sla.breached;
+            }
+        }
+        let report = |channel: Option<SourceChannel>| {
+            let mut funnel = ChannelFunnel {
+                channel,
+                leads_created: 0,
+                stages: BTreeMap::new(),
+                conversions: Vec::new(),
+                first_touches: 0,
+                time_to_first_touch_p50: None,
+                time_to_first_touch_p90: None,
+                sla_started: 0,
+                sla_breached: 0,
+                sla_breach_rate: 0.0,
+                disqualifications: BTreeMap::new(),
+            };
+            let mut touches = Vec::new();
+            let chosen = leads
+                .iter()
+                .filter(|(_, l)| channel.is_none() || l.channel == channel);
+            let chosen: Vec<&Lead> = chosen.map(|(_, l)| l).collect();
+            for lead in &chosen {
+                funnel.leads_created += i64::from(lead.created);
+                for s in &lead.entered {
+                    *funnel.stages.entry(*s).or_default() += 1;
+                }
+                for (started, last_started, touch, breached) in lead.clocks.values() {
+                    if *started >= start && *started < end {
+                        funnel.sla_started += 1;
+                        funnel.sla_breached += i64::from(*breached);
+                    }
+                    if let Some(touch) = touch.filter(|t| *t >= start && *t < end) {
+                        touches.push((touch - *last_started).max(Duration::zero()));
+                    }
+                }
+                for r in &lead.disqualifications {
+                    *funnel.disqualifications.entry(*r).or_default() += 1;
+                }
+            }
+            let rate = |n: i64, d: i64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+            for (from, to) in CONVERSIONS {
+                let position = |l: &Lead, s: LeadState| l.entered.iter().position(|e| *e == s);
+                let entered_from = chosen.iter().filter(|l| position(l, *from).is_some());
+                let from_leads = entered_from.clone().count() as i64;
+                let to_leads = entered_from
+                    .filter(|l| position(l, *to).is_some_and(|t| Some(t) > position(l, *from)))
+                    .count() as i64;
+                funnel.conversions.push(Conversion {
+                    from: *from,
+                    to: *to,
+                    from_leads,
+                    to_leads,
+                    rate: rate(to_leads, from_leads),
+                });
+            }
+            touches.sort();
+            funnel.first_touches = touches.len() as i64;
+            funnel.time_to_first_touch_p50 = percentile(&touches, 50);
+            funnel.time_to_first_touch_p90 = percentile(&touches, 90);
+            funnel.sla_breach_rate = rate(funnel.sla_breached, funnel.sla_started);
+            funnel
+        };
+        let mut channels: Vec<SourceChannel> = leads.iter().filter_map(|(_, l)| l.channel).collect();
+        channels.sort();
+        channels.dedup();
+        (
+            channels.into_iter().map(|c| report(Some(c))).collect(),
+            report(None),
+        )
+    }
+
+    fn minute(m: i64) -> Timestamp {
+        Utc.timestamp_opt(1_700_000_000, 0).unwrap() + Duration::minutes(m)
+    }
+
+    fn entry() -> impl Strategy<Value = EntryFacts> {
+        let kinds = [
+            AuditKind::LeadSubmitted,
+            AuditKind::EngagementRecorded,
+            AuditKind::ContactAttemptRecorded,
+            AuditKind::StateOverridden,
+            AuditKind::SlaBreached,
+            AuditKind::NurtureRevisited,
+        ];
+        let state = proptest::option::of(proptest::sample::select(LeadState::ALL));
+        let sla = proptest::option::of((1u32..3, 0i64..40, proptest::option::of(0i64..60), any::<bool>()));
+        (
+            0u128..6,
+            proptest::sample::select(kinds.to_vec()),
+            -10i64..70,
+            state.clone(),
+            state,
+            proptest::sample::select(vec![SourceChannel::Website, SourceChannel::Email]),
+            sla,
+            proptest::option::of(proptest::sample::select(DisqualificationReason::ALL)),
+        )
+            .prop_map(
+                |(lead, kind, at, before, after, channel, sla, disqualification)| EntryFacts {
+                    lead: LeadId::from_uuid(Uuid::from_u128(lead + 1)),
+                    kind,
+                    recorded_at: minute(at),
+                    state_before: before,
+                    state_after: after,
+                    // A lead's channel is its own; entries of leads 0-2 come from the website.
+                    source_channel: Some(if lead < 3 { SourceChannel::Website } else { channel }),
+                    sla: sla.map(|(number, started, touch, breached)| SlaFacts {
+                        number,
+                        started_at: minute(started),
+                        first_touch_at: touch.map(minute),
+                        breached,
+                    }),
+                    disqualification,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn the_builder_reports_what_a_plain_reading_of_the_entries_gives(
+            entries in proptest::collection::vec(entry(), 0..60)
+        ) {
+            let (start, end) = (minute(0), minute(50));
+            let mut builder = FunnelBuilder::new(start, end);
+            entries.iter().for_each(|e| builder.add_facts(e));
+            prop_assert_eq!(builder.finish(), reference(&entries, start, end));
+        }
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {

@@ -20,11 +20,13 @@ mod sqlite;
 pub mod statements;
 mod tx;
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio_stream::Stream;
 
 use crate::domain::audit::{Admission, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::funnel::EntryFacts;
@@ -89,6 +91,9 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What [`Store::funnel_entries`] streams.
+pub type FactStream<'a> = Pin<Box<dyn Stream<Item = StoreResult<EntryFacts>> + Send + 'a>>;
 
 /// Whether the database refuses writes (no room, read-only). Set by the first write refused for
 /// that reason; cleared only by a probe write that commits ([`Store::probe_write`]), so that
@@ -340,16 +345,16 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `query.limit + 1` log entries matching the query.
     async fn list_audit(&self, query: &ListQuery<AuditField, AuditOrder>) -> StoreResult<Vec<ChainedEntry>>;
 
-    /// Hands `sink`, in position order, the facts of every log entry of a lead recorded in
-    /// `[start, end)` (with a source channel among `channels`, unless empty): the columns a
-    /// funnel report reads, bodies left unread.
-    async fn funnel_entries(
-        &self,
+    /// Streams, in position order and as one statement, the facts of every log entry of a lead
+    /// recorded in `[start, end)` that can change a funnel ([`EntryFacts::counts`]), with a
+    /// source channel among `channels` unless empty: the columns a funnel report reads, bodies
+    /// left unread.
+    fn funnel_entries<'a>(
+        &'a self,
         start: Timestamp,
         end: Timestamp,
         channels: &[SourceChannel],
-        sink: &mut (dyn FnMut(EntryFacts) + Send),
-    ) -> StoreResult<()>;
+    ) -> FactStream<'a>;
 
     /// Activates a policy version unless it is already the active one, with its audit entry.
     /// Returns whether it was activated now.

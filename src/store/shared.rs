@@ -38,11 +38,11 @@ use super::notify::HeadListener;
 use super::sql::{self, InboxRow, LogRow};
 use super::tx::WriteTx;
 use super::{
-    Backend, DueLead, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord, PoolStats,
-    QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome, probe_filler,
+    Backend, DueLead, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
+    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
+    probe_filler,
 };
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
-use crate::domain::funnel::EntryFacts;
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
 use crate::domain::query::{
@@ -201,6 +201,7 @@ where
     // ...and reading these columns, by position or by name.
     for<'r> i64: Decode<'r, DB>,
     for<'r> Uuid: Decode<'r, DB>,
+    for<'r> &'r str: Decode<'r, DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
     for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
@@ -532,27 +533,27 @@ where
         rows.into_iter().map(LogRow::into_chained).collect()
     }
 
-    async fn funnel_entries(
-        &self,
+    fn funnel_entries<'a>(
+        &'a self,
         start: Timestamp,
         end: Timestamp,
         channels: &[SourceChannel],
-        sink: &mut (dyn FnMut(EntryFacts) + Send),
-    ) -> StoreResult<()> {
+    ) -> FactStream<'a> {
         use tokio_stream::StreamExt;
-        let text = sql::select_funnel_sql(channels.len());
+        let mut channels = channels.to_vec();
+        channels.sort();
+        channels.dedup();
         let query = channels.iter().fold(
-            sqlx::query_as::<DB, sql::FunnelRow>(&text)
+            sqlx::query::<DB>(sql::select_funnel_sql(channels.len()))
                 .bind(start.timestamp_micros())
                 .bind(end.timestamp_micros()),
             |query, channel| query.bind(channel.as_str()),
         );
         // One statement, streamed: the rows of a quarter are folded as they arrive, never held.
-        let mut rows = query.fetch(&self.pool);
-        while let Some(row) = rows.next().await {
-            sink(row.map_err(DB::classify)?.into_facts()?);
-        }
-        Ok(())
+        Box::pin(query.fetch(&self.pool).map(|row| {
+            let row = row.map_err(DB::classify)?;
+            sql::FunnelRow::read(&row).map_err(DB::classify)?.into_facts()
+        }))
     }
 
     async fn activate_policy(&self, policy: &PolicyRecord, entry: &SealedEntry) -> StoreResult<bool> {

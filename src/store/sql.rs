@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use sqlx::query::Query;
-use sqlx::{Database, Encode, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 use uuid::Uuid;
 
 use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult, statements};
@@ -342,44 +342,87 @@ const LOG_INSERT_COLUMNS: usize = 22;
 pub const FUNNEL_FACT_COLUMNS: &str =
     "sla_number, sla_start_time, sla_first_touch_time, sla_breached, disqualification";
 
-/// The SELECT of a funnel report's entries: those of leads recorded in `[$1, $2)`, in position
-/// order, with [`FUNNEL_FACT_COLUMNS`] in place of the body; `channels` more binds (`$3..`)
-/// restrict the entries' source channel. `record_time_max` never decreases along the chain, so
-/// ordering by it then position is position order, and entries before the first whose
+/// The SELECT of a funnel report's entries: those of leads recorded in `[$1, $2)` that can
+/// change a funnel ([`EntryFacts::counts`]: a submission, a state entered, or an SLA clock), in
+/// position order, with [`FUNNEL_FACT_COLUMNS`] in place of the body; `channels` more binds
+/// (`$3..`, distinct) restrict the entries' source channel. `record_time_max` never decreases along the
+/// chain, so ordering by it then position is position order, and entries before the first whose
 /// `record_time_max` reaches `$1` cannot match: the scan is a range of index `audit_log_funnel`,
 /// which holds every column read.
-pub fn select_funnel_sql(channels: usize) -> String {
+pub fn select_funnel_sql(channels: usize) -> &'static str {
+    static STATEMENTS: LazyLock<Vec<String>> =
+        LazyLock::new(|| (0..=SourceChannel::ALL.len()).map(funnel_sql).collect());
+    STATEMENTS
+        .get(channels)
+        .expect("at most one bind per source channel")
+}
+
+fn funnel_sql(channels: usize) -> String {
     let channel_filter = match channels {
         0 => String::new(),
         n => format!(" AND source_channel IN ({})", placeholders(3, n)),
     };
+    let submitted = AuditKind::LeadSubmitted.as_str();
     format!(
         "SELECT lead_id, kind, record_time, state_before, state_after, source_channel, \
          {FUNNEL_FACT_COLUMNS} FROM audit_log \
          WHERE record_time_max >= $1 AND record_time >= $1 AND record_time < $2 \
          AND lead_id IS NOT NULL{channel_filter} \
+         AND (kind = '{submitted}' OR sla_number IS NOT NULL \
+              OR (state_after IS NOT NULL AND (state_before IS NULL OR state_before <> state_after))) \
          ORDER BY record_time_max, position"
     )
 }
 
-/// A row of [`select_funnel_sql`].
-#[derive(sqlx::FromRow)]
-pub struct FunnelRow {
-    pub lead_id: Uuid,
-    pub kind: String,
-    pub record_time: i64,
-    pub state_before: Option<String>,
-    pub state_after: Option<String>,
-    pub source_channel: Option<String>,
-    pub sla_number: Option<i64>,
-    pub sla_start_time: Option<i64>,
-    pub sla_first_touch_time: Option<i64>,
-    pub sla_breached: Option<i64>,
-    pub disqualification: Option<String>,
+/// A row of [`select_funnel_sql`], read by position with its text borrowed from the row, and
+/// without comparing each value's type with the column's (the statement and the columns' types
+/// are fixed; a mismatch is still a decoding error): a quarter is hundreds of thousands of rows.
+pub struct FunnelRow<'r> {
+    lead_id: Uuid,
+    kind: &'r str,
+    record_time: i64,
+    state_before: Option<&'r str>,
+    state_after: Option<&'r str>,
+    source_channel: Option<&'r str>,
+    sla_number: Option<i64>,
+    sla_start_time: Option<i64>,
+    sla_first_touch_time: Option<i64>,
+    sla_breached: Option<i64>,
+    disqualification: Option<&'r str>,
 }
 
-impl FunnelRow {
+impl<'r> FunnelRow<'r> {
+    pub fn read<R: Row>(row: &'r R) -> Result<Self, sqlx::Error>
+    where
+        usize: ColumnIndex<R>,
+        Uuid: Decode<'r, R::Database> + Type<R::Database>,
+        i64: Decode<'r, R::Database> + Type<R::Database>,
+        &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    {
+        Ok(Self {
+            lead_id: row.try_get_unchecked(0)?,
+            kind: row.try_get_unchecked(1)?,
+            record_time: row.try_get_unchecked(2)?,
+            state_before: row.try_get_unchecked(3)?,
+            state_after: row.try_get_unchecked(4)?,
+            source_channel: row.try_get_unchecked(5)?,
+            sla_number: row.try_get_unchecked(6)?,
+            sla_start_time: row.try_get_unchecked(7)?,
+            sla_first_touch_time: row.try_get_unchecked(8)?,
+            sla_breached: row.try_get_unchecked(9)?,
+            disqualification: row.try_get_unchecked(10)?,
+        })
+    }
+
     pub fn into_facts(self) -> StoreResult<EntryFacts> {
+        fn named<T>(
+            name: Option<&str>,
+            what: &str,
+            from_name: fn(&str) -> Option<T>,
+        ) -> StoreResult<Option<T>> {
+            name.map(|n| from_name(n).ok_or_else(|| StoreError::Corrupt(format!("{what} {n:?}"))))
+                .transpose()
+        }
         let sla = match (self.sla_number, self.sla_start_time) {
             (Some(number), Some(started)) => Some(SlaFacts {
                 number: u32::try_from(number)
@@ -392,25 +435,18 @@ impl FunnelRow {
         };
         Ok(EntryFacts {
             lead: LeadId::from_uuid(self.lead_id),
-            kind: AuditKind::from_name(&self.kind)
+            kind: AuditKind::from_name(self.kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("audit kind {:?}", self.kind)))?,
             recorded_at: micros(self.record_time)?,
-            state_before: state(self.state_before)?,
-            state_after: state(self.state_after)?,
-            source_channel: self
-                .source_channel
-                .map(|c| {
-                    SourceChannel::from_name(&c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
-                })
-                .transpose()?,
+            state_before: named(self.state_before, "state", LeadState::from_name)?,
+            state_after: named(self.state_after, "state", LeadState::from_name)?,
+            source_channel: named(self.source_channel, "channel", SourceChannel::from_name)?,
             sla,
-            disqualification: self
-                .disqualification
-                .map(|d| {
-                    DisqualificationReason::from_name(&d)
-                        .ok_or_else(|| StoreError::Corrupt(format!("disqualification {d:?}")))
-                })
-                .transpose()?,
+            disqualification: named(
+                self.disqualification,
+                "disqualification",
+                DisqualificationReason::from_name,
+            )?,
         })
     }
 }

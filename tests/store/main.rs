@@ -33,6 +33,7 @@ use leadgate::store::{
     StoreError, WriteOutcome,
 };
 use sqlx::{Connection, Executor};
+use tokio_stream::StreamExt;
 use uuid::Uuid;
 
 /// A Monday morning in March 2026.
@@ -744,6 +745,23 @@ contract! {
                     );
                     lead = applied.lead;
                 }
+                if variant == 2 {
+                    // An email opened after the disqualification: an entry a funnel leaves out.
+                    let open = Command::RecordEngagement {
+                        events: vec![EventInput {
+                            kind: EngagementKind::EmailOpen,
+                            occurred_at: None,
+                            subject: String::new(),
+                        }],
+                    };
+                    let applied = engine::apply(&lead, open, &ctx(start + Span::minutes(3))).unwrap();
+                    let entries = keys.seal_all(&applied.entries);
+                    assert_eq!(
+                        update(f.store.as_ref(), &applied.lead, &entries, None, lead.revision).await,
+                        WriteOutcome::Written
+                    );
+                    lead = applied.lead;
+                }
                 facts_written += usize::from(lead.sla.is_some());
             }
         }
@@ -759,16 +777,19 @@ contract! {
                 .filter(|c| c.entry.recorded_at >= start && c.entry.recorded_at < end)
                 .filter(|c| channels.is_empty() || c.entry.source_channel.is_some_and(|s| channels.contains(&s)))
                 .filter_map(|c| EntryFacts::of(&c.entry))
+                .filter(EntryFacts::counts)
                 .collect();
-            let mut read = Vec::new();
-            f.store
-                .funnel_entries(start, end, &channels, &mut |facts| read.push(facts))
+            let read: Vec<EntryFacts> = f
+                .store
+                .funnel_entries(start, end, &channels)
+                .collect::<Result<_, _>>()
                 .await
                 .unwrap();
             assert_eq!(read, expected, "channels {channels:?}");
             assert!(read.len() < chained.len());
         }
         let all: Vec<EntryFacts> = chained.iter().filter_map(|c| EntryFacts::of(&c.entry)).collect();
+        assert!(all.iter().any(|e| !e.counts()), "entries a funnel leaves out");
         assert!(all.iter().any(|e| e.sla.is_some_and(|s| s.breached)), "a breach");
         assert!(all.iter().any(|e| e.sla.is_some_and(|s| s.first_touch_at.is_some())), "a touch");
         assert!(all.iter().any(|e| e.disqualification == Some(DisqualificationReason::NoBudget)));

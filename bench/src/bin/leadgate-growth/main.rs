@@ -52,6 +52,10 @@ struct Args {
     /// Only PostgreSQL (seeding SQLite is the slow part at 1m).
     #[arg(long, conflicts_with = "skip_postgres")]
     skip_sqlite: bool,
+    /// Keep the grown databases (their URLs are printed) instead of removing them, to query or
+    /// profile them afterwards.
+    #[arg(long)]
+    keep: bool,
     #[command(subcommand)]
     role: Option<Role>,
 }
@@ -341,7 +345,11 @@ async fn growth(args: Args) -> ExitCode {
         std::fs::create_dir_all(&dir).expect("a scratch directory");
         let url = format!("sqlite://{}?mode=rwc", dir.join("growth.db").display());
         figures.push(run_backend("SQLite", &url, &args, &keys).await);
-        let _ = std::fs::remove_dir_all(&dir);
+        if args.keep {
+            eprintln!("SQLite database kept: {url}");
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
     if !args.skip_postgres {
         match sqlx::PgConnection::connect(&args.postgres).await {
@@ -354,10 +362,14 @@ async fn growth(args: Args) -> ExitCode {
                 let options: sqlx::postgres::PgConnectOptions = args.postgres.parse().unwrap();
                 let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
                 figures.push(run_backend("PostgreSQL", &url, &args, &keys).await);
-                admin
-                    .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-                    .await
-                    .unwrap();
+                if args.keep {
+                    eprintln!("PostgreSQL database kept: {url}");
+                } else {
+                    admin
+                        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+                        .await
+                        .unwrap();
+                }
             }
             Err(e) => eprintln!("PostgreSQL skipped: {e}"),
         }

@@ -203,13 +203,27 @@ pub async fn grow(url: &str, first: u64, last: u64, step: usize, keys: &AuditKey
     } else {
         None
     };
+    // Entries recorded after the chunk being written (SLA breaches, revisits, decisions made
+    // months after the submission) wait for the chunk of their time, as the sweeper records them
+    // in service: the trail is then in time order, as a trail grown in service is.
+    let mut later: Vec<SealedEntry> = Vec::new();
     while let Some(building) = next.take() {
-        let (leads, entries) = building.await.unwrap();
+        let (leads, built) = building.await.unwrap();
         let to = (from + CHUNK).min(last);
         if to < last {
             let after = (to + CHUNK).min(last);
             next = Some(tokio::spawn(build(to, after, first, count, step, keys.clone())));
         }
+        later.extend(built);
+        // Stable: a lead's entries keep their order.
+        later.sort_by_key(|sealed| sealed.entry.recorded_at);
+        let entries: Vec<SealedEntry> = if to < last {
+            let horizon = trail::created_at(to - 1, first, count, step);
+            let due = later.partition_point(|sealed| sealed.entry.recorded_at <= horizon);
+            later.drain(..due).collect()
+        } else {
+            std::mem::take(&mut later)
+        };
         match (&pg, &lite) {
             (Some(pool), _) => write_chunk(pool, &leads, &entries).await,
             (_, Some(pool)) => write_chunk(pool, &leads, &entries).await,
