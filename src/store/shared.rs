@@ -543,14 +543,20 @@ where
         let mut channels = channels.to_vec();
         channels.sort();
         channels.dedup();
-        let query = channels.iter().fold(
-            sqlx::query::<DB>(sql::select_funnel_sql(channels.len()))
-                .bind(start.timestamp_micros())
-                .bind(end.timestamp_micros()),
-            |query, channel| query.bind(channel.as_str()),
-        );
-        // One statement, streamed: the rows of a quarter are folded as they arrive, never held.
-        Box::pin(query.fetch(&self.pool).map(|row| {
+        let (start, end) = (start.timestamp_micros(), end.timestamp_micros());
+        let [main, late] = sql::select_funnel_sql(channels.len()).map(|text| {
+            let query = sqlx::query::<DB>(text)
+                .bind(start)
+                .bind(end)
+                .bind(end.saturating_add(sql::LATE_ENTRY_MICROS));
+            channels
+                .iter()
+                .fold(query, |query, channel| query.bind(channel.as_str()))
+        });
+        // Streamed: the rows of a quarter are folded as they arrive, never held. The late
+        // entries' statement runs once the first is read: they all come after its entries.
+        let rows = main.fetch(&self.pool).chain(late.fetch(&self.pool));
+        Box::pin(rows.map(|row| {
             let row = row.map_err(DB::classify)?;
             sql::FunnelRow::read(&row).map_err(DB::classify)?.into_facts()
         }))

@@ -342,36 +342,55 @@ const LOG_INSERT_COLUMNS: usize = 22;
 pub const FUNNEL_FACT_COLUMNS: &str =
     "sla_number, sla_start_time, sla_first_touch_time, sla_breached, disqualification";
 
-/// The SELECT of a funnel report's entries: those of leads recorded in `[$1, $2)` that can
-/// change a funnel ([`EntryFacts::counts`]: a submission, a state entered, or an SLA clock), in
-/// position order, with [`FUNNEL_FACT_COLUMNS`] in place of the body; `channels` more binds
-/// (`$3..`, distinct) restrict the entries' source channel. `record_time_max` never decreases along the
-/// chain, so ordering by it then position is position order, and entries before the first whose
-/// `record_time_max` reaches `$1` cannot match: the scan is a range of index `audit_log_funnel`,
-/// which holds every column read.
-pub fn select_funnel_sql(channels: usize) -> &'static str {
-    static STATEMENTS: LazyLock<Vec<String>> =
+/// How far behind the chain's running maximum of `record_time` an entry is "late": the
+/// predicate of index `audit_log_late` (migration `20260302000000_audit_late_entries`).
+pub const LATE_ENTRY_MICROS: i64 = 3_600_000_000;
+
+/// The two SELECTs of a funnel report's entries: those of leads recorded in `[$1, $2)` that can
+/// change a funnel ([`EntryFacts::counts`]: a submission, a state entered, or an SLA clock), with
+/// [`FUNNEL_FACT_COLUMNS`] in place of the body; `channels` more binds (`$4..`, distinct)
+/// restrict the entries' source channel. `$3` is `$2 + LATE_ENTRY_MICROS`.
+///
+/// `record_time_max` never decreases along the chain, so the first statement, ordered by it then
+/// position, reads in position order a range of index `audit_log_funnel` (which holds every
+/// column read): from the first entry whose `record_time_max` reaches `$1` (no earlier one can
+/// be of the period) to the first whose `record_time_max` reaches `$3`. The entries of the
+/// period after that are late ones (see [`LATE_ENTRY_MICROS`]): the second statement reads them
+/// from index `audit_log_late`, in position order, after every entry of the first.
+pub fn select_funnel_sql(channels: usize) -> [&'static str; 2] {
+    static STATEMENTS: LazyLock<Vec<[String; 2]>> =
         LazyLock::new(|| (0..=SourceChannel::ALL.len()).map(funnel_sql).collect());
-    STATEMENTS
+    let [main, late] = STATEMENTS
         .get(channels)
-        .expect("at most one bind per source channel")
+        .expect("at most one bind per source channel");
+    [main, late]
 }
 
-fn funnel_sql(channels: usize) -> String {
+fn funnel_sql(channels: usize) -> [String; 2] {
     let channel_filter = match channels {
         0 => String::new(),
-        n => format!(" AND source_channel IN ({})", placeholders(3, n)),
+        n => format!(" AND source_channel IN ({})", placeholders(4, n)),
     };
     let submitted = AuditKind::LeadSubmitted.as_str();
-    format!(
+    let select = format!(
         "SELECT lead_id, kind, record_time, state_before, state_after, source_channel, \
          {FUNNEL_FACT_COLUMNS} FROM audit_log \
-         WHERE record_time_max >= $1 AND record_time >= $1 AND record_time < $2 \
-         AND lead_id IS NOT NULL{channel_filter} \
+         WHERE record_time >= $1 AND record_time < $2 AND lead_id IS NOT NULL{channel_filter} \
          AND (kind = '{submitted}' OR sla_number IS NOT NULL \
-              OR (state_after IS NOT NULL AND (state_before IS NULL OR state_before <> state_after))) \
-         ORDER BY record_time_max, position"
-    )
+              OR (state_after IS NOT NULL AND (state_before IS NULL OR state_before <> state_after)))"
+    );
+    [
+        format!(
+            "{select} AND record_time_max >= $1 AND record_time_max < $3 \
+             ORDER BY record_time_max, position"
+        ),
+        format!(
+            // `record_time_max - $3 >= 0`, not `record_time_max >= $3`: a bound on the column
+            // would let the planner prefer `audit_log_funnel` from `$3` to the end of the log.
+            "{select} AND record_time_max - record_time > {LATE_ENTRY_MICROS} \
+             AND record_time_max - $3 >= 0 ORDER BY position"
+        ),
+    ]
 }
 
 /// A row of [`select_funnel_sql`], read by position with its text borrowed from the row, and

@@ -766,11 +766,30 @@ contract! {
             }
         }
         assert!(facts_written > 0, "the trail has SLA clocks");
+        // A lead recorded long after the period, then one recorded in it but chained after: a
+        // late entry, read from its own index after the others.
+        for (n, minute) in [(90u128, 125 + 24 * 60), (91, 60)] {
+            let demo = [EventInput {
+                kind: EngagementKind::DemoRequest,
+                occurred_at: Some(at(minute)),
+                subject: String::new(),
+            }];
+            let profile = fit_profile(&format!("late{n}@acme-industrie.fr"));
+            let created = engine::create(LeadId::from_uuid(Uuid::from_u128(n)), profile, &demo, &ctx(at(minute))).unwrap();
+            assert_eq!(
+                insert(f.store.as_ref(), &created.lead, &keys.seal_all(&created.entries), None).await,
+                WriteOutcome::Written
+            );
+        }
         f.store.sequence(1000, &admission(&keys)).await.unwrap();
         let chained = f.store.chain_range(0, 1000).await.unwrap();
 
         // The period leaves out the first lead's entries and the last hour's.
         let (start, end) = (at(5), at(125));
+        assert!(
+            chained.iter().any(|c| c.entry.recorded_at < end && c.time_max > end + Span::hours(1)),
+            "a late entry of the period"
+        );
         for channels in [vec![], vec![SourceChannel::TradeShow, SourceChannel::Email]] {
             let expected: Vec<EntryFacts> = chained
                 .iter()

@@ -4,7 +4,9 @@
 //!
 //! Lag is sampled every [`EVERY`] from leadgate's database, as another reader: the age of the
 //! oldest entry committed but not yet chained (0 when the inbox is empty), the figure the
-//! `leadgate_audit_sequencer_lag_seconds` gauge exports.
+//! `leadgate_audit_sequencer_lag_seconds` gauge exports. With `LEADGATE_BENCH_LAG_TRACE=FILE`,
+//! every sample is also appended to FILE as `<unix time µs> <lag µs>`, to line spikes up with
+//! the database's own log (checkpoints, vacuums).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -58,6 +60,13 @@ pub async fn with_lag<T>(url: &str, warmup: Duration, scenario: impl Future<Outp
     let sampler = tokio::spawn(async move {
         let mut reader = Reader::open(&url_owned).await.ok()?;
         let mut samples = Vec::new();
+        let mut trace = std::env::var_os("LEADGATE_BENCH_LAG_TRACE").and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
         loop {
             let at = now_micros();
             if Instant::now() >= measure_from
@@ -65,6 +74,10 @@ pub async fn with_lag<T>(url: &str, warmup: Duration, scenario: impl Future<Outp
             {
                 let lag = oldest.map_or(0, |t| (at - t).max(0));
                 samples.push(u32::try_from(lag).unwrap_or(u32::MAX));
+                if let Some(file) = trace.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(file, "{at} {lag}");
+                }
             }
             tokio::select! {
                 _ = &mut stopped => break,
