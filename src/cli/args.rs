@@ -146,7 +146,7 @@ pub struct SearchArgs {
     /// for names that start with it (`acme*`).
     #[arg(long, group = "what")]
     pub name: Option<String>,
-    /// A ListLeads filter of its own, e.g. 'source.campaign : "launch" AND NOT state = LOST'.
+    /// A ListLeads filter of its own, e.g. 'source.campaign : "launch" AND NOT state = DISQUALIFIED'.
     #[arg(long, group = "what")]
     pub filter: Option<String>,
     /// create_time, create_time desc, update_time, update_time desc, scores.combined_points desc.
