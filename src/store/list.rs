@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::sql::{LOG_COLUMNS, POLICY_COLUMNS, QUARANTINE_COLUMNS};
 use crate::domain::query::{
-    AuditField, AuditOrder, Condition, Field, FieldKind, LeadField, LeadOrder, ListQuery, NoField, Op, PolicyOrder,
-    QuarantineOrder, Value,
+    AuditField, AuditOrder, Condition, Field, FieldKind, LeadField, LeadOrder, ListQuery, NoField, Op,
+    PolicyOrder, QuarantineOrder, Value,
 };
 
 /// How an order reads in SQL.
@@ -94,9 +94,7 @@ fn op_sql(op: Op) -> &'static str {
 
 /// A `LIKE` pattern matching `text` literally (with `ESCAPE '\'`).
 fn like_literal(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// The least text greater than every text that starts with `prefix`, in code point order (which
@@ -116,15 +114,16 @@ fn successor(prefix: &str) -> Option<String> {
 fn condition_sql<F: Field>(column: &str, c: &Condition<F>, binds: &mut Vec<Value>) -> String {
     let text = |v: &Value| match v {
         Value::Text(t) => t.clone(),
-        other => unreachable!("{other:?} is not text"),
+        other @ (Value::Int(_) | Value::Uuid(_)) => unreachable!("{other:?} is not text"),
     };
     let sql = match c.op {
         Op::Has => {
             binds.push(Value::Text(format!("%{}%", like_literal(&text(&c.value)))));
             // The folded and normalised columns are lower case already.
-            let column = match c.field.kind() {
-                FieldKind::SearchText => format!("lower({column})"),
-                _ => column.to_owned(),
+            let column = if matches!(c.field.kind(), FieldKind::SearchText) {
+                format!("lower({column})")
+            } else {
+                column.to_owned()
             };
             format!("{column} LIKE ${} ESCAPE '\\'", binds.len())
         }
@@ -142,7 +141,7 @@ fn condition_sql<F: Field>(column: &str, c: &Condition<F>, binds: &mut Vec<Value
                 None => format!("{column} >= ${from}"),
             }
         }
-        op => {
+        op @ (Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) => {
             binds.push(c.value.clone());
             format!("{column} {} ${}", op_sql(op), binds.len())
         }
@@ -327,7 +326,8 @@ mod tests {
 
     #[test]
     fn not_is_the_complement_and_groups_join_fields_with_or() {
-        let (sql, binds) = built(r#"NOT state = LEAD AND (contact.email = "a@b.co" OR external_reference = "7")"#);
+        let (sql, binds) =
+            built(r#"NOT state = LEAD AND (contact.email = "a@b.co" OR external_reference = "7")"#);
         assert!(
             sql.contains("WHERE ((state = $1) IS NOT TRUE) AND ((email = $2) OR (external_reference = $3))"),
             "{sql}"

@@ -291,7 +291,8 @@ impl Dialect for Postgres {
                 b.push(", revisit_time = ").push_bind(c.revisit_time);
                 b.push(", document = ").push_bind(&c.document);
                 b.push(", company_domain = ").push_bind(&c.company_domain);
-                b.push(", company_name_folded = ").push_bind(&c.company_name_folded);
+                b.push(", company_name_folded = ")
+                    .push_bind(&c.company_name_folded);
                 b.push(", source_campaign = ").push_bind(&c.source_campaign);
                 b.push(", external_reference = ").push_bind(&c.external_reference);
                 b.push(" WHERE id = ").push_bind(c.id);

@@ -14,8 +14,8 @@ use crate::domain::audit::{
 };
 use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::lead::Lead;
-use crate::domain::query::fold;
 use crate::domain::lifecycle::LeadState;
+use crate::domain::query::fold;
 use crate::domain::values::{DisqualificationReason, LeadId, SourceChannel, Timestamp};
 
 pub static INSERT_LEAD: LazyLock<String> = LazyLock::new(|| statements::LEADS.sql());

@@ -245,15 +245,31 @@ async fn leads_are_searched_by_email_domain_reference_and_name() {
     let app = spawn_app(&Backend::Sqlite).await;
     let mut referenced = cfo_demo_request("Jane.Doe@ACME.fr");
     referenced.external_reference = "CRM-9".into();
-    let jane = app.leads.clone().submit_lead(referenced).await.unwrap().into_inner().lead.unwrap().name;
+    let jane = app
+        .leads
+        .clone()
+        .submit_lead(referenced)
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+        .name;
     let mut other = cfo_demo_request("other@acme.fr");
     other.source.as_mut().unwrap().channel = pb::SourceChannel::TradeShow as i32;
     app.leads.clone().submit_lead(other).await.unwrap();
-    app.leads.clone().submit_lead(minimal_submission("solo@solo.example")).await.unwrap();
+    app.leads
+        .clone()
+        .submit_lead(minimal_submission("solo@solo.example"))
+        .await
+        .unwrap();
 
     let lines = |out: &str| out.lines().skip(1).count();
     let by_email = stdout(&run(&app, &["leads", "search", "--email", "jane.doe@Acme.FR"]).await);
-    assert!(by_email.lines().next().unwrap().starts_with("NAME"), "the columns of leads list");
+    assert!(
+        by_email.lines().next().unwrap().starts_with("NAME"),
+        "the columns of leads list"
+    );
     assert_eq!(lines(&by_email), 1, "{by_email}");
     assert!(by_email.contains(&jane), "{by_email}");
     for (args, found) in [
@@ -264,7 +280,15 @@ async fn leads_are_searched_by_email_domain_reference_and_name() {
         (&["--name", "industrie"][..], 2),
         (&["--name", "ACME IND*"][..], 2),
         (&["--name", "industrie*"][..], 0),
-        (&["--domain", "acme-industrie.fr", "--filter", "source.channel = TRADE_SHOW"][..], 1),
+        (
+            &[
+                "--domain",
+                "acme-industrie.fr",
+                "--filter",
+                "source.channel = TRADE_SHOW",
+            ][..],
+            1,
+        ),
         (&["--filter", "NOT company.name : \"acme\""][..], 1),
     ] {
         let out = stdout(&run(&app, &[&["leads", "search"][..], args].concat()).await);
@@ -276,9 +300,20 @@ async fn leads_are_searched_by_email_domain_reference_and_name() {
     let bad = run(&app, &["leads", "search", "--email", "jane"]).await;
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("filter") && stderr.contains("contact.email"), "{stderr}");
+    assert!(
+        stderr.contains("filter") && stderr.contains("contact.email"),
+        "{stderr}"
+    );
     let help = stdout(&run(&app, &["leads", "search", "--help"]).await);
-    for flag in ["--email", "--domain", "--ref", "--name", "--filter", "--order-by", "--limit"] {
+    for flag in [
+        "--email",
+        "--domain",
+        "--ref",
+        "--name",
+        "--filter",
+        "--order-by",
+        "--limit",
+    ] {
         assert!(help.contains(flag), "{flag}: {help}");
     }
 }

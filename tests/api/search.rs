@@ -7,15 +7,31 @@ use leadgate::grpc::pb;
 use tonic::Code;
 
 use crate::contract;
-use crate::helpers::{Options, TestApp, bad_fields, cfo_demo_request, engagement, minimal_submission, spawn_app, spawn_on};
+use crate::helpers::{
+    Options, TestApp, bad_fields, cfo_demo_request, engagement, minimal_submission, spawn_app, spawn_on,
+};
 
 /// Submits a lead and gives its name.
 async fn submit(app: &TestApp, request: pb::SubmitLeadRequest) -> String {
-    app.leads.clone().submit_lead(request).await.unwrap().into_inner().lead.unwrap().name
+    app.leads
+        .clone()
+        .submit_lead(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+        .name
 }
 
 /// A fit lead at a company, from a campaign, with a CRM reference.
-fn at_company(email: &str, name: &str, domain: &str, campaign: &str, reference: &str) -> pb::SubmitLeadRequest {
+fn at_company(
+    email: &str,
+    name: &str,
+    domain: &str,
+    campaign: &str,
+    reference: &str,
+) -> pb::SubmitLeadRequest {
     let mut request = cfo_demo_request(email);
     let company = request.company.as_mut().unwrap();
     company.name = name.into();
@@ -27,7 +43,11 @@ fn at_company(email: &str, name: &str, domain: &str, campaign: &str, reference: 
 
 /// The names of every lead the filter finds.
 async fn found(app: &TestApp, filter: &str) -> Result<BTreeSet<String>, tonic::Status> {
-    let request = pb::ListLeadsRequest { filter: filter.into(), page_size: 1000, ..Default::default() };
+    let request = pb::ListLeadsRequest {
+        filter: filter.into(),
+        page_size: 1000,
+        ..Default::default()
+    };
     let page = app.leads.clone().list_leads(request).await?.into_inner();
     assert!(page.next_page_token.is_empty());
     Ok(page.leads.into_iter().map(|l| l.name).collect())

@@ -22,7 +22,9 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
             order_by: search.order_by,
             limit: search.limit,
         },
-        other => other,
+        other @ (LeadsCommand::List { .. } | LeadsCommand::Show { .. } | LeadsCommand::Explain { .. }) => {
+            other
+        }
     };
     match command {
         LeadsCommand::List {
@@ -120,36 +122,6 @@ pub fn search_filter(search: &SearchArgs) -> String {
     terms.join(" AND ")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn search(email: Option<&str>, name: Option<&str>, filter: Option<&str>) -> SearchArgs {
-        SearchArgs {
-            email: email.map(Into::into),
-            domain: None,
-            reference: None,
-            name: name.map(Into::into),
-            filter: filter.map(Into::into),
-            order_by: String::new(),
-            limit: 1,
-        }
-    }
-
-    #[test]
-    fn a_search_joins_its_options_and_quotes_their_values() {
-        assert_eq!(
-            search_filter(&search(Some("Jane@ACME.com"), Some(r#"The "Best" \ Co"#), None)),
-            r#"contact.email = "Jane@ACME.com" AND company.name : "The \"Best\" \\ Co""#
-        );
-        assert_eq!(search_filter(&search(None, Some("acme*"), None)), r#"company.name = "acme*""#);
-        assert_eq!(
-            search_filter(&search(Some("a@b.co"), None, Some("(state = LEAD OR state = LOST) AND x = 1"))),
-            r#"contact.email = "a@b.co" AND (state = LEAD OR state = LOST) AND x = 1"#
-        );
-    }
-}
-
 fn show(lead: &pb::Lead) -> String {
     let contact = lead.contact.clone().unwrap_or_default();
     let company = lead.company.clone().unwrap_or_default();
@@ -230,4 +202,41 @@ fn show(lead: &pb::Lead) -> String {
         lead.policy_version, lead.etag
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(email: Option<&str>, name: Option<&str>, filter: Option<&str>) -> SearchArgs {
+        SearchArgs {
+            email: email.map(Into::into),
+            domain: None,
+            reference: None,
+            name: name.map(Into::into),
+            filter: filter.map(Into::into),
+            order_by: String::new(),
+            limit: 1,
+        }
+    }
+
+    #[test]
+    fn a_search_joins_its_options_and_quotes_their_values() {
+        assert_eq!(
+            search_filter(&search(Some("Jane@ACME.com"), Some(r#"The "Best" \ Co"#), None)),
+            r#"contact.email = "Jane@ACME.com" AND company.name : "The \"Best\" \\ Co""#
+        );
+        assert_eq!(
+            search_filter(&search(None, Some("acme*"), None)),
+            r#"company.name = "acme*""#
+        );
+        assert_eq!(
+            search_filter(&search(
+                Some("a@b.co"),
+                None,
+                Some("(state = LEAD OR state = LOST) AND x = 1")
+            )),
+            r#"contact.email = "a@b.co" AND (state = LEAD OR state = LOST) AND x = 1"#
+        );
+    }
 }

@@ -302,11 +302,11 @@ impl<F: Field> Parser<'_, F> {
         };
         let (op, value) = convert_value(field, op, self.tokens.next())?;
         // `!= "x*"` is `NOT = "x*"`.
-        let (op, negated) = match op {
-            Op::Ne if matches!(field.kind(), FieldKind::FoldedText) && is_prefix(&value) => {
-                (Op::Prefix, !negated)
-            }
-            op => (op, negated),
+        let not_prefix = op == Op::Ne && matches!(field.kind(), FieldKind::FoldedText) && is_prefix(&value);
+        let (op, negated) = if not_prefix {
+            (Op::Prefix, !negated)
+        } else {
+            (op, negated)
         };
         let value = match (op, value) {
             (Op::Prefix, Value::Text(v)) => Value::Text(v.trim_end_matches('*').to_owned()),
@@ -387,9 +387,7 @@ fn is_prefix(value: &Value) -> bool {
 /// The operators a kind of field accepts, as error messages list them.
 fn operators(kind: FieldKind) -> Option<&'static str> {
     match kind {
-        FieldKind::Enum { .. } | FieldKind::Text | FieldKind::LeadName | FieldKind::Email => {
-            Some("= and !=")
-        }
+        FieldKind::Enum { .. } | FieldKind::Text | FieldKind::LeadName | FieldKind::Email => Some("= and !="),
         FieldKind::SearchText | FieldKind::Domain | FieldKind::FoldedText => Some("=, != and :"),
         FieldKind::Time | FieldKind::Points | FieldKind::Integer => None,
     }
@@ -433,9 +431,10 @@ fn convert_value<F: Field>(spec: F, op: Op, token: Option<Token>) -> Result<(Op,
         }
         (FieldKind::Text, Some(Token::Str(v))) => Value::Text(text(v)?),
         // Contains ignores ASCII case, as the store compares.
-        (FieldKind::SearchText, Some(Token::Str(v))) => Value::Text(match op {
-            Op::Has => text(v)?.to_ascii_lowercase(),
-            _ => text(v)?,
+        (FieldKind::SearchText, Some(Token::Str(v))) => Value::Text(if op == Op::Has {
+            text(v)?.to_ascii_lowercase()
+        } else {
+            text(v)?
         }),
         (FieldKind::Email, Some(Token::Str(v))) => {
             let v = text(v)?;
@@ -448,15 +447,16 @@ fn convert_value<F: Field>(spec: F, op: Op, token: Option<Token>) -> Result<(Op,
         }
         (FieldKind::Domain, Some(Token::Str(v))) => {
             let v = text(v)?;
-            match op {
+            if op == Op::Has {
                 // A part of a domain need not be one.
-                Op::Has => Value::Text(v.trim().to_lowercase()),
-                _ => Value::Text(
+                Value::Text(v.trim().to_lowercase())
+            } else {
+                Value::Text(
                     DomainName::parse(&v)
                         .map_err(|why| QueryError(format!("{field} {why}")))?
                         .as_str()
                         .to_owned(),
-                ),
+                )
             }
         }
         (FieldKind::FoldedText, Some(Token::Str(v))) => {
@@ -901,10 +901,16 @@ mod tests {
     #[test]
     fn search_values_are_normalised_as_the_service_stores_them() {
         let text = |s: &str| Value::Text(s.into());
-        assert_eq!(one(r#"contact.email = " Jane.Doe@ACME.com. ""#).value, text("jane.doe@acme.com"));
+        assert_eq!(
+            one(r#"contact.email = " Jane.Doe@ACME.com. ""#).value,
+            text("jane.doe@acme.com")
+        );
         assert_eq!(one(r#"company.domain = "ACME.com.""#).value, text("acme.com"));
         assert_eq!(one(r#"company.domain : "ACME""#).value, text("acme"));
-        assert_eq!(one(r#"company.name = "Société GÉNÉRALE""#).value, text("société générale"));
+        assert_eq!(
+            one(r#"company.name = "Société GÉNÉRALE""#).value,
+            text("société générale")
+        );
         assert_eq!(one(r#"source.campaign = "Q3-Launch""#).value, text("Q3-Launch"));
         assert_eq!(one(r#"source.campaign : "Q3-Launch""#).value, text("q3-launch"));
         assert_eq!(one(r#"external_reference = "CRM-0042""#).value, text("CRM-0042"));
@@ -913,7 +919,10 @@ mod tests {
     #[test]
     fn a_trailing_star_on_a_company_name_is_a_prefix() {
         let c = one(r#"company.name = "ACME*""#);
-        assert_eq!((c.op, c.value, c.negated), (Op::Prefix, Value::Text("acme".into()), false));
+        assert_eq!(
+            (c.op, c.value, c.negated),
+            (Op::Prefix, Value::Text("acme".into()), false)
+        );
         let c = one(r#"company.name != "Acme*""#);
         assert_eq!((c.op, c.negated), (Op::Prefix, true));
         let c = one(r#"company.name : "acme*""#);
@@ -932,9 +941,15 @@ mod tests {
         }
         for (bad, why) in [
             (r#"contact.email : "acme""#, "contact.email accepts only = and !="),
-            (r#"external_reference : "42""#, "external_reference accepts only = and !="),
+            (
+                r#"external_reference : "42""#,
+                "external_reference accepts only = and !=",
+            ),
             ("state : LEAD", "state accepts only = and !="),
-            ("scores.combined_points : 5", "scores.combined_points does not accept :"),
+            (
+                "scores.combined_points : 5",
+                "scores.combined_points does not accept :",
+            ),
             (r#"company.name > "a""#, "company.name accepts only =, != and :"),
         ] {
             assert_eq!(parse_filter(bad, FIELDS).unwrap_err().0, why, "{bad}");
@@ -946,7 +961,9 @@ mod tests {
     fn a_bad_email_or_domain_is_refused_naming_the_field() {
         let why = parse_filter(r#"contact.email = "jane""#, FIELDS).unwrap_err().0;
         assert!(why.starts_with("contact.email must be an email address"), "{why}");
-        let why = parse_filter(r#"company.domain = "not a domain""#, FIELDS).unwrap_err().0;
+        let why = parse_filter(r#"company.domain = "not a domain""#, FIELDS)
+            .unwrap_err()
+            .0;
         assert!(why.starts_with("company.domain must be a domain name"), "{why}");
     }
 
@@ -988,19 +1005,35 @@ mod tests {
         let fields: Vec<_> = f.groups[0].iter().map(|c| c.field).collect();
         assert_eq!(
             fields,
-            [LeadField::Email, LeadField::CompanyDomain, LeadField::ExternalReference]
+            [
+                LeadField::Email,
+                LeadField::CompanyDomain,
+                LeadField::ExternalReference
+            ]
         );
     }
 
     #[test]
     fn misplaced_nots_and_colons_are_refused_saying_what_was_expected() {
         for (bad, why) in [
-            ("NOT", "expected a field name in filter, found the end of the filter"),
+            (
+                "NOT",
+                "expected a field name in filter, found the end of the filter",
+            ),
             ("state = LEAD NOT", "expected AND in filter, found NOT"),
             ("state NOT = LEAD", "expected an operator after state, found NOT"),
-            ("NOT (state = LEAD", "expected OR or ) in filter, found the end of the filter"),
-            ("NOT (state = LEAD AND state = LOST)", "expected OR or ) in filter, found AND"),
-            (r#"company.name = : "a""#, "company.name expects a quoted string, found the operator :"),
+            (
+                "NOT (state = LEAD",
+                "expected OR or ) in filter, found the end of the filter",
+            ),
+            (
+                "NOT (state = LEAD AND state = LOST)",
+                "expected OR or ) in filter, found AND",
+            ),
+            (
+                r#"company.name = : "a""#,
+                "company.name expects a quoted string, found the operator :",
+            ),
             (": \"a\"", "expected a field name in filter, found the operator :"),
         ] {
             assert_eq!(parse_filter(bad, FIELDS).unwrap_err().0, why, "{bad}");
@@ -1021,7 +1054,10 @@ mod tests {
         let q = leads(r#"company.domain = "acme.com""#, "").unwrap();
         let token = q.token_after(vec![Value::Int(5), Value::Uuid(Uuid::nil())]);
         assert!(leads(r#"company.domain = "acme.com""#, &token).is_ok());
-        for other in [r#"NOT company.domain = "acme.com""#, r#"company.domain : "acme.com""#] {
+        for other in [
+            r#"NOT company.domain = "acme.com""#,
+            r#"company.domain : "acme.com""#,
+        ] {
             assert_eq!(leads(other, &token).unwrap_err().0, "page_token", "{other}");
         }
     }

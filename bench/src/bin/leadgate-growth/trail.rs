@@ -13,8 +13,8 @@ use leadgate::domain::lifecycle::LeadState;
 use leadgate::domain::policy::Policy;
 use leadgate::domain::values::{
     Code, Company, Contact, ContactChannel, ContactOutcome, CountryCode, CriterionStatus,
-    DecisionMakerInvolvement, DisqualificationReason, DomainName, Email, EngagementKind, LeadId, Profile, Seniority,
-    Source, SourceChannel, Timestamp,
+    DecisionMakerInvolvement, DisqualificationReason, DomainName, Email, EngagementKind, LeadId, Profile,
+    Seniority, Source, SourceChannel, Timestamp,
 };
 
 /// The year in which growth step `step` adds its leads: each step adds its leads over the year
@@ -126,14 +126,16 @@ fn profile(index: u64, rng: &mut Rng) -> Profile {
         company: Company {
             name: format!("Company {}", index % 50_000),
             // Half name their domain, the others get the email's (the same one).
-            domain: (index % 2 == 0).then(|| DomainName::parse(&company_domain(index)).unwrap()),
+            domain: index
+                .is_multiple_of(2)
+                .then(|| DomainName::parse(&company_domain(index)).unwrap()),
             industry: industry.map(|i| Code::parse(i).unwrap()),
             employee_count: employees,
             country: country.map(|c| CountryCode::parse(c).unwrap()),
         },
         source: Source {
             channel: rng.pick(SourceChannel::ALL),
-            campaign: if index % 3 == 0 {
+            campaign: if index.is_multiple_of(3) {
                 format!("campaign-{}", index % 40)
             } else {
                 String::new()
