@@ -7,6 +7,9 @@ use leadgate::grpc::pb;
 use tonic::Code;
 
 use crate::contract;
+use leadgate::domain::policy::DEFAULT_POLICY;
+use pb::policy_service_client::PolicyServiceClient;
+
 use crate::helpers::{
     Options, TestApp, bad_fields, cfo_demo_request, engagement, minimal_submission, spawn_app, spawn_on,
 };
@@ -100,6 +103,26 @@ contract! {
         ] {
             assert_eq!(found(&app, filter).await.unwrap(), set(&expected), "{filter}");
         }
+    }
+
+    async fn a_policy_simulation_selects_leads_by_the_search_fields(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        submit(&app, at_company("a@acme.example", "Acme", "acme.example", "", "CRM-1")).await;
+        submit(&app, at_company("b@acme.example", "Acme", "acme.example", "", "")).await;
+        submit(&app, minimal_submission("c@other.example")).await;
+        let mut client = PolicyServiceClient::new(app.channel.clone());
+        for (filter, evaluated) in [
+            (r#"company.domain = "ACME.example""#, 2),
+            (r#"(external_reference = "CRM-1" OR contact.email = "C@other.example")"#, 2),
+            (r#"NOT company.name : "acme""#, 1),
+        ] {
+            let request = pb::SimulatePolicyRequest { content: DEFAULT_POLICY.into(), filter: filter.into(), sample_size: 0 };
+            let simulation = client.simulate_policy(request).await.unwrap().into_inner();
+            assert_eq!(simulation.leads_evaluated, evaluated, "{filter}");
+        }
+        let request = pb::SimulatePolicyRequest { content: DEFAULT_POLICY.into(), filter: r#"contact.email : "a""#.into(), sample_size: 0 };
+        let status = client.simulate_policy(request).await.unwrap_err();
+        assert_eq!(bad_fields(&status), ["filter"]);
     }
 
     async fn a_search_pages_through_its_leads_only(backend: Backend) {
