@@ -124,6 +124,37 @@ pub enum LeadsCommand {
         /// leads/{id}, or just the id.
         name: String,
     },
+    /// Find leads by email, company or external reference; printed as `leads list` prints them.
+    /// Several options must all hold.
+    #[command(group = clap::ArgGroup::new("what").required(true).multiple(true))]
+    Search(SearchArgs),
+}
+
+/// What `leads search` looks for.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The contact's email, normalised as on submission (`Jane.Doe@ACME.com` finds jane.doe@acme.com).
+    #[arg(long, group = "what")]
+    pub email: Option<String>,
+    /// The company's domain (the email's when the lead gave none), ignoring case.
+    #[arg(long, group = "what")]
+    pub domain: Option<String>,
+    /// The lead's external reference (CRM id), exactly.
+    #[arg(long = "ref", group = "what")]
+    pub reference: Option<String>,
+    /// Part of the company's name, ignoring case (`acme` finds "ACME Industrie"); end it with *
+    /// for names that start with it (`acme*`).
+    #[arg(long, group = "what")]
+    pub name: Option<String>,
+    /// A ListLeads filter of its own, e.g. 'source.campaign : "launch" AND NOT state = DISQUALIFIED'.
+    #[arg(long, group = "what")]
+    pub filter: Option<String>,
+    /// create_time, create_time desc, update_time, update_time desc, scores.combined_points desc.
+    #[arg(long, default_value = "create_time desc")]
+    pub order_by: String,
+    /// At most this many leads (all pages are read up to it).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
 }
 
 /// How audit entries are printed.

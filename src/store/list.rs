@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::sql::{LOG_COLUMNS, POLICY_COLUMNS, QUARANTINE_COLUMNS};
 use crate::domain::query::{
-    AuditField, AuditOrder, Condition, LeadField, LeadOrder, ListQuery, NoField, Op, PolicyOrder,
-    QuarantineOrder, Value,
+    AuditField, AuditOrder, Condition, Field, FieldKind, LeadField, LeadOrder, ListQuery, NoField, Op,
+    PolicyOrder, QuarantineOrder, Value,
 };
 
 /// How an order reads in SQL.
@@ -28,6 +28,11 @@ fn lead_column(field: LeadField) -> &'static str {
         LeadField::CombinedPoints => "combined_points",
         LeadField::CreateTime => "create_time",
         LeadField::UpdateTime => "update_time",
+        LeadField::Email => "email",
+        LeadField::CompanyDomain => "company_domain",
+        LeadField::CompanyName => "company_name_folded",
+        LeadField::SourceCampaign => "source_campaign",
+        LeadField::ExternalReference => "external_reference",
     }
 }
 
@@ -83,6 +88,69 @@ fn op_sql(op: Op) -> &'static str {
         Op::Le => "<=",
         Op::Gt => ">",
         Op::Ge => ">=",
+        Op::Has | Op::Prefix => unreachable!("{op:?} is not a plain comparison"),
+    }
+}
+
+/// A `LIKE` pattern matching `text` literally (with `ESCAPE '\'`).
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The least text greater than every text that starts with `prefix`, in code point order (which
+/// is byte order in UTF-8, SQLite's BINARY and PostgreSQL's "C"); none if no text is.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// One condition in SQL, its values pushed to `binds`.
+fn condition_sql<F: Field>(column: &str, c: &Condition<F>, binds: &mut Vec<Value>) -> String {
+    let text = |v: &Value| match v {
+        Value::Text(t) => t.clone(),
+        other @ (Value::Int(_) | Value::Uuid(_)) => unreachable!("{other:?} is not text"),
+    };
+    let sql = match c.op {
+        Op::Has => {
+            binds.push(Value::Text(format!("%{}%", like_literal(&text(&c.value)))));
+            // The folded and normalised columns are lower case already.
+            let column = if matches!(c.field.kind(), FieldKind::SearchText) {
+                format!("lower({column})")
+            } else {
+                column.to_owned()
+            };
+            format!("{column} LIKE ${} ESCAPE '\\'", binds.len())
+        }
+        // A range rather than LIKE: an index serves it with the value bound as a parameter.
+        Op::Prefix => {
+            let prefix = text(&c.value);
+            let upper = successor(&prefix);
+            binds.push(Value::Text(prefix));
+            let from = binds.len();
+            match upper {
+                Some(upper) => {
+                    binds.push(Value::Text(upper));
+                    format!("{column} >= ${from} AND {column} < ${}", binds.len())
+                }
+                None => format!("{column} >= ${from}"),
+            }
+        }
+        op @ (Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) => {
+            binds.push(c.value.clone());
+            format!("{column} {} ${}", op_sql(op), binds.len())
+        }
+    };
+    if c.negated {
+        // The complement, a NULL column included.
+        format!("({sql}) IS NOT TRUE")
+    } else {
+        format!("({sql})")
     }
 }
 
@@ -111,6 +179,7 @@ pub fn audit(query: &ListQuery<AuditField, AuditOrder>) -> (String, Vec<Value>) 
         |group, binds, clauses| {
             if let [c] = group
                 && c.field == AuditField::RecordTime
+                && !c.negated
                 && matches!(c.op, Op::Ge | Op::Gt | Op::Eq)
             {
                 binds.push(c.value.clone());
@@ -157,7 +226,7 @@ pub fn quarantine(query: &ListQuery<NoField, QuarantineOrder>) -> (String, Vec<V
 
 /// `SELECT {columns} FROM {table} WHERE <filter and page> ORDER BY <order> LIMIT <limit + 1>`;
 /// `extra` may add clauses for a group of the filter.
-fn select<F: Copy, O>(
+fn select<F: Field, O>(
     columns: &str,
     table: &str,
     query: &ListQuery<F, O>,
@@ -170,10 +239,7 @@ fn select<F: Copy, O>(
     for group in &query.filter.groups {
         let alternatives: Vec<String> = group
             .iter()
-            .map(|c| {
-                binds.push(c.value.clone());
-                format!("{} {} ${}", column(c.field), op_sql(c.op), binds.len())
-            })
+            .map(|c| condition_sql(column(c.field), c, &mut binds))
             .collect();
         clauses.push(format!("({})", alternatives.join(" OR ")));
         extra(group, &mut binds, &mut clauses);
@@ -220,4 +286,60 @@ where
         Value::Int(v) => q.bind(*v),
         Value::Uuid(v) => q.bind(*v),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::query::parse_list;
+
+    fn built(filter: &str) -> (String, Vec<Value>) {
+        let query: ListQuery<LeadField, LeadOrder> = parse_list(filter, "", "", 10).unwrap();
+        leads(&query)
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn a_name_prefix_is_a_range_of_the_folded_column() {
+        let (sql, binds) = built(r#"company.name = "Acme*""#);
+        assert!(
+            sql.contains("WHERE ((company_name_folded >= $1 AND company_name_folded < $2))"),
+            "{sql}"
+        );
+        assert_eq!(binds, [text("acme"), text("acmf")]);
+        assert_eq!(successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(successor("\u{10FFFF}"), None);
+    }
+
+    #[test]
+    fn contains_matches_its_text_literally() {
+        let (sql, binds) = built(r#"company.name : "50%_off\\""#);
+        assert!(sql.contains(r"(company_name_folded LIKE $1 ESCAPE '\')"), "{sql}");
+        assert_eq!(binds, [text(r"%50\%\_off\\%")]);
+        let (sql, _) = built(r#"source.campaign : "Q3""#);
+        assert!(sql.contains("(lower(source_campaign) LIKE $1 ESCAPE"), "{sql}");
+    }
+
+    #[test]
+    fn not_is_the_complement_and_groups_join_fields_with_or() {
+        let (sql, binds) =
+            built(r#"NOT state = LEAD AND (contact.email = "a@b.co" OR external_reference = "7")"#);
+        assert!(
+            sql.contains("WHERE ((state = $1) IS NOT TRUE) AND ((email = $2) OR (external_reference = $3))"),
+            "{sql}"
+        );
+        assert_eq!(binds, [text("LEAD"), text("a@b.co"), text("7")]);
+    }
+
+    #[test]
+    fn a_negated_time_condition_does_not_move_the_audit_scan_start() {
+        let query: ListQuery<AuditField, AuditOrder> =
+            parse_list(r#"NOT record_time >= "2026-01-01T00:00:00Z""#, "", "", 10).unwrap();
+        let (sql, _) = audit(&query);
+        assert!(!sql.contains("record_time_max >="), "{sql}");
+    }
 }

@@ -272,7 +272,11 @@ impl Dialect for Postgres {
                     .push_bind(c.revision)
                     .push_bind(c.sla_due_time)
                     .push_bind(c.revisit_time)
-                    .push_bind(&c.document);
+                    .push_bind(&c.document)
+                    .push_bind(&c.company_domain)
+                    .push_bind(&c.company_name_folded)
+                    .push_bind(&c.source_campaign)
+                    .push_bind(&c.external_reference);
                 // A known email is an answer, not an error (nor a line in PostgreSQL's log).
                 b.push(LEAD_END);
             }
@@ -286,6 +290,11 @@ impl Dialect for Postgres {
                 b.push(", sla_due_time = ").push_bind(c.sla_due_time);
                 b.push(", revisit_time = ").push_bind(c.revisit_time);
                 b.push(", document = ").push_bind(&c.document);
+                b.push(", company_domain = ").push_bind(&c.company_domain);
+                b.push(", company_name_folded = ")
+                    .push_bind(&c.company_name_folded);
+                b.push(", source_campaign = ").push_bind(&c.source_campaign);
+                b.push(", external_reference = ").push_bind(&c.external_reference);
                 b.push(" WHERE id = ").push_bind(c.id);
                 b.push(" AND revision = ").push_bind(revision);
                 b.push(" RETURNING 1)");

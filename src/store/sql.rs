@@ -15,13 +15,15 @@ use crate::domain::audit::{
 use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
+use crate::domain::query::fold;
 use crate::domain::values::{DisqualificationReason, LeadId, SourceChannel, Timestamp};
 
 pub static INSERT_LEAD: LazyLock<String> = LazyLock::new(|| statements::LEADS.sql());
 
 pub const UPDATE_LEAD: &str = "UPDATE leads SET state = $3, source_channel = $4, fit_grade = $5, \
      combined_points = $6, update_time = $8, revision = $9, sla_due_time = $10, revisit_time = $11, \
-     document = $12 WHERE id = $1 AND email = $2 AND create_time = $7 AND revision = $13";
+     document = $12, company_domain = $13, company_name_folded = $14, source_campaign = $15, \
+     external_reference = $16 WHERE id = $1 AND email = $2 AND create_time = $7 AND revision = $17";
 
 pub static INSERT_INBOX: LazyLock<String> = LazyLock::new(|| statements::AUDIT_INBOX.sql());
 
@@ -94,6 +96,11 @@ pub struct LeadColumns {
     pub sla_due_time: Option<i64>,
     pub revisit_time: Option<i64>,
     pub document: String,
+    /// What ListLeads finds leads by (`store::list`).
+    pub company_domain: String,
+    pub company_name_folded: String,
+    pub source_campaign: String,
+    pub external_reference: String,
 }
 
 impl LeadColumns {
@@ -114,10 +121,14 @@ impl LeadColumns {
             sla_due_time,
             revisit_time,
             document: serde_json::to_string(lead).expect("a lead serialises"),
+            company_domain: lead.profile.company_domain().to_owned(),
+            company_name_folded: fold(&lead.profile.company.name),
+            source_campaign: lead.profile.source.campaign.clone(),
+            external_reference: lead.profile.external_reference.clone(),
         }
     }
 
-    /// Binds `$1..$12` in the order of [`INSERT_LEAD`] and [`UPDATE_LEAD`].
+    /// Binds `$1..$16` in the order of [`INSERT_LEAD`] and [`UPDATE_LEAD`].
     pub fn bind<'q, DB>(&'q self, sql: &'q str) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
     where
         DB: Database,
@@ -139,6 +150,10 @@ impl LeadColumns {
             .bind(self.sla_due_time)
             .bind(self.revisit_time)
             .bind(self.document.as_str())
+            .bind(self.company_domain.as_str())
+            .bind(self.company_name_folded.as_str())
+            .bind(self.source_campaign.as_str())
+            .bind(self.external_reference.as_str())
     }
 }
 

@@ -43,11 +43,12 @@ impl Insert {
 }
 
 /// A lead's row; its document is the lead as JSON, the other columns are what is searched and
-/// sorted on.
+/// sorted on (`store::sql::LeadColumns` projects them from the lead).
 pub const LEADS: Insert = Insert {
     table: "leads",
     columns: "id, email, state, source_channel, fit_grade, combined_points, create_time, \
-              update_time, revision, sla_due_time, revisit_time, document",
+              update_time, revision, sla_due_time, revisit_time, document, company_domain, \
+              company_name_folded, source_campaign, external_reference",
 };
 
 /// An audit entry, committed with its change and not chained yet.
@@ -130,14 +131,14 @@ mod tests {
         assert!(sql.contains("VALUES ($1, $2, "), "{sql}");
         assert!(
             sql.contains(
-                "$12) ON CONFLICT (email) DO NOTHING RETURNING 1), idem AS (INSERT INTO idempotency_keys"
+                "$16) ON CONFLICT (email) DO NOTHING RETURNING 1), idem AS (INSERT INTO idempotency_keys"
             ),
             "{sql}"
         );
-        assert!(sql.contains("SELECT $13, "), "{sql}");
-        assert!(sql.contains("SELECT * FROM (VALUES ($19, "), "{sql}");
+        assert!(sql.contains("SELECT $17, "), "{sql}");
+        assert!(sql.contains("SELECT * FROM (VALUES ($23, "), "{sql}");
         assert!(
-            sql.ends_with("$30)) AS entry WHERE EXISTS (SELECT 1 FROM lead)) SELECT COUNT(*) FROM lead"),
+            sql.ends_with("$34)) AS entry WHERE EXISTS (SELECT 1 FROM lead)) SELECT COUNT(*) FROM lead"),
             "{sql}"
         );
     }

@@ -239,3 +239,81 @@ fn an_unreachable_server_is_reported() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach leadgate"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_are_searched_by_email_domain_reference_and_name() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let mut referenced = cfo_demo_request("Jane.Doe@ACME.fr");
+    referenced.external_reference = "CRM-9".into();
+    let jane = app
+        .leads
+        .clone()
+        .submit_lead(referenced)
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+        .name;
+    let mut other = cfo_demo_request("other@acme.fr");
+    other.source.as_mut().unwrap().channel = pb::SourceChannel::TradeShow as i32;
+    app.leads.clone().submit_lead(other).await.unwrap();
+    app.leads
+        .clone()
+        .submit_lead(minimal_submission("solo@solo.example"))
+        .await
+        .unwrap();
+
+    let lines = |out: &str| out.lines().skip(1).count();
+    let by_email = stdout(&run(&app, &["leads", "search", "--email", "jane.doe@Acme.FR"]).await);
+    assert!(
+        by_email.lines().next().unwrap().starts_with("NAME"),
+        "the columns of leads list"
+    );
+    assert_eq!(lines(&by_email), 1, "{by_email}");
+    assert!(by_email.contains(&jane), "{by_email}");
+    for (args, found) in [
+        (&["--domain", "ACME-Industrie.FR"][..], 2),
+        (&["--domain", "solo.example"][..], 1),
+        (&["--ref", "CRM-9"][..], 1),
+        (&["--ref", "crm-9"][..], 0),
+        (&["--name", "industrie"][..], 2),
+        (&["--name", "ACME IND*"][..], 2),
+        (&["--name", "industrie*"][..], 0),
+        (
+            &[
+                "--domain",
+                "acme-industrie.fr",
+                "--filter",
+                "source.channel = TRADE_SHOW",
+            ][..],
+            1,
+        ),
+        (&["--filter", "NOT company.name : \"acme\""][..], 1),
+    ] {
+        let out = stdout(&run(&app, &[&["leads", "search"][..], args].concat()).await);
+        assert_eq!(lines(&out), found, "{args:?}: {out}");
+    }
+
+    let nothing = run(&app, &["leads", "search"]).await;
+    assert!(!nothing.status.success());
+    let bad = run(&app, &["leads", "search", "--email", "jane"]).await;
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("filter") && stderr.contains("contact.email"),
+        "{stderr}"
+    );
+    let help = stdout(&run(&app, &["leads", "search", "--help"]).await);
+    for flag in [
+        "--email",
+        "--domain",
+        "--ref",
+        "--name",
+        "--filter",
+        "--order-by",
+        "--limit",
+    ] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+}

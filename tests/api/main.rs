@@ -16,6 +16,7 @@ mod origin;
 mod policy;
 mod process;
 mod scenarios;
+mod search;
 mod security;
 mod sla;
 mod storage;

@@ -1,10 +1,10 @@
-//! `leadgate leads list|show|explain`.
+//! `leadgate leads list|show|explain|search`.
 
 use std::process::ExitCode;
 
 use super::format::{channel, grade, state, time};
 use super::{Connection, describe, fail, lead_name};
-use crate::cli::args::{ClientArgs, LeadsCommand};
+use crate::cli::args::{ClientArgs, LeadsCommand, SearchArgs};
 use crate::domain::sla::SlaState;
 use crate::domain::values::CriterionStatus;
 use crate::grpc::pb;
@@ -15,6 +15,17 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
         Err(e) => return fail(e),
     };
     let mut client = connection.leads();
+    // A search is a list with the filter its options make.
+    let command = match command {
+        LeadsCommand::Search(search) => LeadsCommand::List {
+            filter: search_filter(&search),
+            order_by: search.order_by,
+            limit: search.limit,
+        },
+        other @ (LeadsCommand::List { .. } | LeadsCommand::Show { .. } | LeadsCommand::Explain { .. }) => {
+            other
+        }
+    };
     match command {
         LeadsCommand::List {
             filter,
@@ -82,7 +93,33 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
             }
             Err(status) => fail(describe(&status)),
         },
+        LeadsCommand::Search(_) => unreachable!("a search runs as a list"),
     }
+}
+
+/// The ListLeads filter of `leads search`: every option given, joined by AND.
+pub fn search_filter(search: &SearchArgs) -> String {
+    let quoted = |value: &str| format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut terms = Vec::new();
+    if let Some(email) = &search.email {
+        terms.push(format!("contact.email = {}", quoted(email)));
+    }
+    if let Some(domain) = &search.domain {
+        terms.push(format!("company.domain = {}", quoted(domain)));
+    }
+    if let Some(reference) = &search.reference {
+        terms.push(format!("external_reference = {}", quoted(reference)));
+    }
+    if let Some(name) = &search.name {
+        // `= "x*"` is the server's prefix match; otherwise the name contains the text.
+        let op = if name.ends_with('*') { "=" } else { ":" };
+        terms.push(format!("company.name {op} {}", quoted(name)));
+    }
+    if let Some(filter) = search.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        // The grammar's top level is a conjunction: the caller's filter is more of its terms.
+        terms.push(filter.to_owned());
+    }
+    terms.join(" AND ")
 }
 
 fn show(lead: &pb::Lead) -> String {
@@ -165,4 +202,41 @@ fn show(lead: &pb::Lead) -> String {
         lead.policy_version, lead.etag
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(email: Option<&str>, name: Option<&str>, filter: Option<&str>) -> SearchArgs {
+        SearchArgs {
+            email: email.map(Into::into),
+            domain: None,
+            reference: None,
+            name: name.map(Into::into),
+            filter: filter.map(Into::into),
+            order_by: String::new(),
+            limit: 1,
+        }
+    }
+
+    #[test]
+    fn a_search_joins_its_options_and_quotes_their_values() {
+        assert_eq!(
+            search_filter(&search(Some("Jane@ACME.com"), Some(r#"The "Best" \ Co"#), None)),
+            r#"contact.email = "Jane@ACME.com" AND company.name : "The \"Best\" \\ Co""#
+        );
+        assert_eq!(
+            search_filter(&search(None, Some("acme*"), None)),
+            r#"company.name = "acme*""#
+        );
+        assert_eq!(
+            search_filter(&search(
+                Some("a@b.co"),
+                None,
+                Some("(state = LEAD OR state = LOST) AND x = 1")
+            )),
+            r#"contact.email = "a@b.co" AND (state = LEAD OR state = LOST) AND x = 1"#
+        );
+    }
 }

@@ -2,9 +2,12 @@
 //! tokens, typed per resource (`resources`: `LeadField`, `LeadOrder`, ...). Parsing yields typed
 //! fields, operators and values; only the store maps them to columns and SQL.
 //!
-//! Grammar: `term (AND term)*`, where a term is `field op value` or a parenthesised
-//! `(field op value OR field op value ...)`; `op` is one of `= != < <= > >=`; a value is a
-//! "quoted string", a number, or a bare enum name.
+//! Grammar: `term (AND term)*`, where a term is `[NOT] field op value` or
+//! `[NOT] ( [NOT] field op value OR [NOT] field op value ... )` (the fields of one group may
+//! differ); `op` is one of `= != < <= > >= :` (`:` is "contains", on the text fields that say so);
+//! a value is a "quoted string", a number, or a bare enum name. `NOT` is the complement of what
+//! it negates (a row whose column is NULL matches `NOT x = v`); `NOT (a OR b)` is read as
+//! `NOT a AND NOT b`, so a filter stays a conjunction of groups.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,7 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::validation::{Lines, no_control_characters};
-use super::values::{LeadId, clip};
+use super::values::{DomainName, Email, LeadId, clip};
 
 mod resources;
 pub use resources::{AuditField, AuditOrder, LeadField, LeadOrder, NoField, PolicyOrder, QuarantineOrder};
@@ -36,6 +39,10 @@ pub enum Op {
     Le,
     Gt,
     Ge,
+    /// `:`, "contains" (case-insensitive on folded fields).
+    Has,
+    /// Written `= "text*"` on fields that allow it: starts with.
+    Prefix,
 }
 
 impl Op {
@@ -48,6 +55,8 @@ impl Op {
             Op::Le => "<=",
             Op::Gt => ">",
             Op::Ge => ">=",
+            Op::Has => ":",
+            Op::Prefix => "=",
         }
     }
 }
@@ -69,8 +78,16 @@ pub enum FieldKind {
         names: &'static [&'static str],
         prefix: &'static str,
     },
-    /// A quoted string.
+    /// A quoted string, compared exactly (`=`, `!=`).
     Text,
+    /// A quoted string, compared exactly or by `:` (contains, ignoring ASCII case).
+    SearchText,
+    /// A quoted email address, normalised as a submitted one is (`=`, `!=`).
+    Email,
+    /// A quoted domain name, lower-cased without its trailing dot (`=`, `!=`, `:`).
+    Domain,
+    /// A quoted name compared ignoring case: `=`, `!=`, `:` (contains), and `= "prefix*"`.
+    FoldedText,
     /// A quoted `leads/{uuid}`.
     LeadName,
     /// A quoted RFC 3339 time, compared as microseconds since the epoch.
@@ -114,6 +131,8 @@ pub struct Condition<F> {
     pub field: F,
     pub op: Op,
     pub value: Value,
+    /// `NOT`: the condition holds when the comparison does not (a NULL column included).
+    pub negated: bool,
 }
 
 /// A parsed filter: every group must hold; a group holds when any of its conditions does.
@@ -145,6 +164,8 @@ enum Token {
     Op(Op),
     And,
     Or,
+    Not,
+    Has,
     Open,
     Close,
 }
@@ -164,6 +185,10 @@ fn tokenize(input: &str) -> Result<Vec<Token>, QueryError> {
             ')' => {
                 chars.next();
                 tokens.push(Token::Close);
+            }
+            ':' => {
+                chars.next();
+                tokens.push(Token::Has);
             }
             '"' => {
                 chars.next();
@@ -214,6 +239,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, QueryError> {
                 tokens.push(match text.as_str() {
                     "AND" => Token::And,
                     "OR" => Token::Or,
+                    "NOT" => Token::Not,
                     _ => Token::Ident(text),
                 });
             }
@@ -232,7 +258,17 @@ struct Parser<'a, F> {
 }
 
 impl<F: Field> Parser<'_, F> {
+    /// Any number of `NOT`s: whether they negate what follows.
+    fn negations(&mut self) -> bool {
+        let mut negated = false;
+        while self.tokens.next_if_eq(&Token::Not).is_some() {
+            negated = !negated;
+        }
+        negated
+    }
+
     fn comparison(&mut self) -> Result<Condition<F>, QueryError> {
+        let negated = self.negations();
         self.comparisons += 1;
         if self.comparisons > MAX_COMPARISONS {
             return err(format!("filter has more than {MAX_COMPARISONS} comparisons"));
@@ -256,6 +292,7 @@ impl<F: Field> Parser<'_, F> {
         })?;
         let op = match self.tokens.next() {
             Some(Token::Op(op)) => op,
+            Some(Token::Has) => Op::Has,
             other => {
                 return err(format!(
                     "expected an operator after {name}, found {}",
@@ -263,24 +300,67 @@ impl<F: Field> Parser<'_, F> {
                 ));
             }
         };
-        let value = convert_value(field, op, self.tokens.next())?;
-        Ok(Condition { field, op, value })
+        let (op, value) = convert_value(field, op, self.tokens.next())?;
+        // `!= "x*"` is `NOT = "x*"`.
+        let not_prefix = op == Op::Ne && matches!(field.kind(), FieldKind::FoldedText) && is_prefix(&value);
+        let (op, negated) = if not_prefix {
+            (Op::Prefix, !negated)
+        } else {
+            (op, negated)
+        };
+        let value = match (op, value) {
+            (Op::Prefix, Value::Text(v)) => Value::Text(v.trim_end_matches('*').to_owned()),
+            (_, value) => value,
+        };
+        Ok(Condition {
+            field,
+            op,
+            value,
+            negated,
+        })
     }
 
-    fn term(&mut self) -> Result<Vec<Condition<F>>, QueryError> {
-        if self.tokens.next_if_eq(&Token::Open).is_none() {
-            return Ok(vec![self.comparison()?]);
-        }
+    /// One group of the filter's conjunction; `NOT (a OR b)` is two: `NOT a`, `NOT b`.
+    fn term(&mut self) -> Result<Vec<Vec<Condition<F>>>, QueryError> {
+        let negated = {
+            let mut ahead = self.tokens.clone();
+            let mut negated = false;
+            while ahead.next_if_eq(&Token::Not).is_some() {
+                negated = !negated;
+            }
+            if ahead.peek() == Some(&Token::Open) {
+                self.negations();
+                self.tokens.next();
+                Some(negated)
+            } else {
+                None
+            }
+        };
+        let Some(negated) = negated else {
+            return Ok(vec![vec![self.comparison()?]]);
+        };
         let mut group = vec![self.comparison()?];
         loop {
             match self.tokens.next() {
                 Some(Token::Or) => group.push(self.comparison()?),
-                Some(Token::Close) => return Ok(group),
+                Some(Token::Close) => break,
                 other => {
                     return err(format!("expected OR or ) in filter, found {}", describe(other)));
                 }
             }
         }
+        if !negated {
+            return Ok(vec![group]);
+        }
+        Ok(group
+            .into_iter()
+            .map(|c| {
+                vec![Condition {
+                    negated: !c.negated,
+                    ..c
+                }]
+            })
+            .collect())
     }
 }
 
@@ -293,38 +373,105 @@ fn describe(token: Option<Token>) -> String {
         Some(Token::Op(op)) => format!("the operator {}", op.symbol()),
         Some(Token::And) => "AND".into(),
         Some(Token::Or) => "OR".into(),
+        Some(Token::Not) => "NOT".into(),
+        Some(Token::Has) => "the operator :".into(),
         Some(Token::Open) => "(".into(),
         Some(Token::Close) => ")".into(),
     }
 }
 
-fn convert_value<F: Field>(spec: F, op: Op, token: Option<Token>) -> Result<Value, QueryError> {
-    let equality_only = matches!(
-        spec.kind(),
-        FieldKind::Enum { .. } | FieldKind::Text | FieldKind::LeadName
-    );
-    if equality_only && !matches!(op, Op::Eq | Op::Ne) {
-        return err(format!("{} accepts only = and !=", spec.name()));
+fn is_prefix(value: &Value) -> bool {
+    matches!(value, Value::Text(v) if v.ends_with('*'))
+}
+
+/// The operators a kind of field accepts, as error messages list them.
+fn operators(kind: FieldKind) -> Option<&'static str> {
+    match kind {
+        FieldKind::Enum { .. } | FieldKind::Text | FieldKind::LeadName | FieldKind::Email => Some("= and !="),
+        FieldKind::SearchText | FieldKind::Domain | FieldKind::FoldedText => Some("=, != and :"),
+        FieldKind::Time | FieldKind::Points | FieldKind::Integer => None,
     }
+}
+
+/// The typed value of a comparison, and its operator (`= "x*"` on a folded field is a prefix).
+fn convert_value<F: Field>(spec: F, op: Op, token: Option<Token>) -> Result<(Op, Value), QueryError> {
     let field = spec.name();
-    match (spec.kind(), token) {
+    let allowed = match (operators(spec.kind()), op) {
+        (_, Op::Prefix) => false,
+        (Some(_), Op::Eq | Op::Ne) => true,
+        (Some(list), Op::Has) => list.contains(':'),
+        (Some(_), _) => false,
+        (None, Op::Has) => false,
+        (None, _) => true,
+    };
+    if !allowed {
+        return err(match operators(spec.kind()) {
+            Some(list) => format!("{field} accepts only {list}"),
+            None => format!("{field} does not accept {}", op.symbol()),
+        });
+    }
+    let text = |v: String| -> Result<String, QueryError> {
+        no_control_characters(&v, Lines::Single)
+            .map(|()| v)
+            .map_err(|why| QueryError(format!("{field} {why}")))
+    };
+    let value = match (spec.kind(), token) {
         (FieldKind::Enum { names, prefix }, Some(Token::Ident(v))) => {
             let bare = v.strip_prefix(prefix).unwrap_or(&v);
             match names.iter().find(|n| **n == bare) {
-                Some(name) => Ok(Value::Text((*name).to_owned())),
-                None => err(format!(
-                    "{field} must be one of {}, got {:?}",
-                    names.join(", "),
-                    clip(&v)
-                )),
+                Some(name) => Value::Text((*name).to_owned()),
+                None => {
+                    return err(format!(
+                        "{field} must be one of {}, got {:?}",
+                        names.join(", "),
+                        clip(&v)
+                    ));
+                }
             }
         }
-        (FieldKind::Text, Some(Token::Str(v))) => no_control_characters(&v, Lines::Single)
-            .map(|()| Value::Text(v))
-            .map_err(|why| QueryError(format!("{field} {why}"))),
+        (FieldKind::Text, Some(Token::Str(v))) => Value::Text(text(v)?),
+        // Contains ignores ASCII case, as the store compares.
+        (FieldKind::SearchText, Some(Token::Str(v))) => Value::Text(if op == Op::Has {
+            text(v)?.to_ascii_lowercase()
+        } else {
+            text(v)?
+        }),
+        (FieldKind::Email, Some(Token::Str(v))) => {
+            let v = text(v)?;
+            Value::Text(
+                Email::parse(&v)
+                    .map_err(|why| QueryError(format!("{field} {why}")))?
+                    .as_str()
+                    .to_owned(),
+            )
+        }
+        (FieldKind::Domain, Some(Token::Str(v))) => {
+            let v = text(v)?;
+            if op == Op::Has {
+                // A part of a domain need not be one.
+                Value::Text(v.trim().to_lowercase())
+            } else {
+                Value::Text(
+                    DomainName::parse(&v)
+                        .map_err(|why| QueryError(format!("{field} {why}")))?
+                        .as_str()
+                        .to_owned(),
+                )
+            }
+        }
+        (FieldKind::FoldedText, Some(Token::Str(v))) => {
+            let folded = fold(&text(v)?);
+            if matches!(op, Op::Eq) && folded.ends_with('*') {
+                if folded.trim_end_matches('*').is_empty() {
+                    return err(format!("{field} needs text before * (a prefix)"));
+                }
+                return Ok((Op::Prefix, Value::Text(folded)));
+            }
+            Value::Text(folded)
+        }
         (FieldKind::LeadName, Some(Token::Str(v))) => LeadId::parse_name(&v)
             .map(|id| Value::Uuid(id.as_uuid()))
-            .map_err(|why| QueryError(format!("{field} {why}"))),
+            .map_err(|why| QueryError(format!("{field} {why}")))?,
         (FieldKind::Time, Some(Token::Str(v))) => chrono::DateTime::parse_from_rfc3339(&v)
             .map(|t| Value::Int(t.timestamp_micros()))
             .map_err(|_| {
@@ -332,27 +479,38 @@ fn convert_value<F: Field>(spec: F, op: Op, token: Option<Token>) -> Result<Valu
                     "{field} must be an RFC 3339 time such as \"2026-01-31T00:00:00Z\", got {:?}",
                     clip(&v)
                 ))
-            }),
+            })?,
         (FieldKind::Points, Some(Token::Num(v))) => v
             .parse::<f64>()
             .ok()
             .filter(|p| p.is_finite() && p.abs() < 1e12)
             .map(|p| Value::Int((p * 100.0).round() as i64))
-            .ok_or_else(|| QueryError(format!("{field} must be a number, got {}", clip(&v)))),
+            .ok_or_else(|| QueryError(format!("{field} must be a number, got {}", clip(&v))))?,
         (FieldKind::Integer, Some(Token::Num(v))) => v
             .parse::<i64>()
             .map(Value::Int)
-            .map_err(|_| QueryError(format!("{field} must be an integer, got {}", clip(&v)))),
+            .map_err(|_| QueryError(format!("{field} must be an integer, got {}", clip(&v))))?,
         (kind, other) => {
             let expected = match kind {
                 FieldKind::Enum { .. } => "a bare name such as LEAD",
-                FieldKind::Text | FieldKind::LeadName => "a quoted string",
+                FieldKind::Text
+                | FieldKind::SearchText
+                | FieldKind::Email
+                | FieldKind::Domain
+                | FieldKind::FoldedText
+                | FieldKind::LeadName => "a quoted string",
                 FieldKind::Time => "a quoted RFC 3339 time",
                 FieldKind::Points | FieldKind::Integer => "a number",
             };
-            err(format!("{field} expects {expected}, found {}", describe(other)))
+            return err(format!("{field} expects {expected}, found {}", describe(other)));
         }
-    }
+    };
+    Ok((op, value))
+}
+
+/// How a folded field is stored and compared: lower case (Unicode), so `=` and `:` ignore case.
+pub fn fold(text: &str) -> String {
+    text.to_lowercase()
 }
 
 /// Parses a filter against the fields a resource allows (usually `F::ALL`). The empty filter
@@ -372,7 +530,7 @@ pub fn parse_filter<F: Field>(input: &str, fields: &[F]) -> Result<Filter<F>, Qu
         return Ok(filter);
     }
     loop {
-        filter.groups.push(parser.term()?);
+        filter.groups.extend(parser.term()?);
         match parser.tokens.next() {
             None => return Ok(filter),
             Some(Token::And) => continue,
@@ -730,6 +888,177 @@ mod tests {
                     assert_eq!(parsed, Ok(Value::Text(name.to_string())), "{filter}");
                 }
             }
+        }
+    }
+
+    fn one(filter: &str) -> Condition<LeadField> {
+        let parsed = parse_filter(filter, FIELDS).unwrap();
+        assert_eq!(parsed.groups.len(), 1, "{filter}");
+        assert_eq!(parsed.groups[0].len(), 1, "{filter}");
+        parsed.groups[0][0].clone()
+    }
+
+    #[test]
+    fn search_values_are_normalised_as_the_service_stores_them() {
+        let text = |s: &str| Value::Text(s.into());
+        assert_eq!(
+            one(r#"contact.email = " Jane.Doe@ACME.com. ""#).value,
+            text("jane.doe@acme.com")
+        );
+        assert_eq!(one(r#"company.domain = "ACME.com.""#).value, text("acme.com"));
+        assert_eq!(one(r#"company.domain : "ACME""#).value, text("acme"));
+        assert_eq!(
+            one(r#"company.name = "Société GÉNÉRALE""#).value,
+            text("société générale")
+        );
+        assert_eq!(one(r#"source.campaign = "Q3-Launch""#).value, text("Q3-Launch"));
+        assert_eq!(one(r#"source.campaign : "Q3-Launch""#).value, text("q3-launch"));
+        assert_eq!(one(r#"external_reference = "CRM-0042""#).value, text("CRM-0042"));
+    }
+
+    #[test]
+    fn a_trailing_star_on_a_company_name_is_a_prefix() {
+        let c = one(r#"company.name = "ACME*""#);
+        assert_eq!(
+            (c.op, c.value, c.negated),
+            (Op::Prefix, Value::Text("acme".into()), false)
+        );
+        let c = one(r#"company.name != "Acme*""#);
+        assert_eq!((c.op, c.negated), (Op::Prefix, true));
+        let c = one(r#"company.name : "acme*""#);
+        assert_eq!((c.op, c.value), (Op::Has, Value::Text("acme*".into())));
+        assert!(parse_filter(r#"company.name = "*""#, FIELDS).is_err());
+    }
+
+    #[test]
+    fn contains_is_accepted_on_searchable_text_fields_only() {
+        for good in [
+            r#"company.domain : "acme""#,
+            r#"company.name : "acme""#,
+            r#"source.campaign : "launch""#,
+        ] {
+            assert_eq!(one(good).op, Op::Has, "{good}");
+        }
+        for (bad, why) in [
+            (r#"contact.email : "acme""#, "contact.email accepts only = and !="),
+            (
+                r#"external_reference : "42""#,
+                "external_reference accepts only = and !=",
+            ),
+            ("state : LEAD", "state accepts only = and !="),
+            (
+                "scores.combined_points : 5",
+                "scores.combined_points does not accept :",
+            ),
+            (r#"company.name > "a""#, "company.name accepts only =, != and :"),
+        ] {
+            assert_eq!(parse_filter(bad, FIELDS).unwrap_err().0, why, "{bad}");
+        }
+        assert!(parse_filter(r#"actor : "ana""#, AuditField::ALL).is_err());
+    }
+
+    #[test]
+    fn a_bad_email_or_domain_is_refused_naming_the_field() {
+        let why = parse_filter(r#"contact.email = "jane""#, FIELDS).unwrap_err().0;
+        assert!(why.starts_with("contact.email must be an email address"), "{why}");
+        let why = parse_filter(r#"company.domain = "not a domain""#, FIELDS)
+            .unwrap_err()
+            .0;
+        assert!(why.starts_with("company.domain must be a domain name"), "{why}");
+    }
+
+    #[test]
+    fn not_negates_a_comparison_or_a_group_by_de_morgan() {
+        let c = one("NOT state = LEAD");
+        assert!(c.negated && c.op == Op::Eq);
+        assert!(!one("NOT NOT state = LEAD").negated);
+        let f = parse_filter(
+            r#"NOT (state = LEAD OR NOT company.domain = "acme.com") AND create_time > "2026-01-01T00:00:00Z""#,
+            FIELDS,
+        )
+        .unwrap();
+        let shape: Vec<Vec<(LeadField, bool)>> = f
+            .groups
+            .iter()
+            .map(|g| g.iter().map(|c| (c.field, c.negated)).collect())
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                vec![(LeadField::State, true)],
+                vec![(LeadField::CompanyDomain, false)],
+                vec![(LeadField::CreateTime, false)],
+            ]
+        );
+        let f = parse_filter(r#"(NOT state = LEAD OR external_reference = "x")"#, FIELDS).unwrap();
+        assert_eq!(f.groups.len(), 1);
+        assert!(f.groups[0][0].negated && !f.groups[0][1].negated);
+    }
+
+    #[test]
+    fn or_may_join_different_fields_inside_a_group() {
+        let f = parse_filter(
+            r#"(contact.email = "a@acme.com" OR company.domain = "acme.com" OR external_reference = "42")"#,
+            FIELDS,
+        )
+        .unwrap();
+        let fields: Vec<_> = f.groups[0].iter().map(|c| c.field).collect();
+        assert_eq!(
+            fields,
+            [
+                LeadField::Email,
+                LeadField::CompanyDomain,
+                LeadField::ExternalReference
+            ]
+        );
+    }
+
+    #[test]
+    fn misplaced_nots_and_colons_are_refused_saying_what_was_expected() {
+        for (bad, why) in [
+            (
+                "NOT",
+                "expected a field name in filter, found the end of the filter",
+            ),
+            ("state = LEAD NOT", "expected AND in filter, found NOT"),
+            ("state NOT = LEAD", "expected an operator after state, found NOT"),
+            (
+                "NOT (state = LEAD",
+                "expected OR or ) in filter, found the end of the filter",
+            ),
+            (
+                "NOT (state = LEAD AND state = LOST)",
+                "expected OR or ) in filter, found AND",
+            ),
+            (
+                r#"company.name = : "a""#,
+                "company.name expects a quoted string, found the operator :",
+            ),
+            (": \"a\"", "expected a field name in filter, found the operator :"),
+        ] {
+            assert_eq!(parse_filter(bad, FIELDS).unwrap_err().0, why, "{bad}");
+        }
+    }
+
+    #[test]
+    fn nots_count_no_comparison_but_their_comparisons_do() {
+        let many = vec!["NOT state = LEAD"; MAX_COMPARISONS].join(" AND ");
+        assert!(parse_filter(&many, FIELDS).is_ok());
+        let group = format!("NOT ({})", vec!["state = LEAD"; MAX_COMPARISONS + 1].join(" OR "));
+        let why = parse_filter(&group, FIELDS).unwrap_err().0;
+        assert_eq!(why, format!("filter has more than {MAX_COMPARISONS} comparisons"));
+    }
+
+    #[test]
+    fn page_tokens_are_bound_to_a_search_filter() {
+        let q = leads(r#"company.domain = "acme.com""#, "").unwrap();
+        let token = q.token_after(vec![Value::Int(5), Value::Uuid(Uuid::nil())]);
+        assert!(leads(r#"company.domain = "acme.com""#, &token).is_ok());
+        for other in [
+            r#"NOT company.domain = "acme.com""#,
+            r#"company.domain : "acme.com""#,
+        ] {
+            assert_eq!(leads(other, &token).unwrap_err().0, "page_token", "{other}");
         }
     }
 

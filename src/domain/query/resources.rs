@@ -17,6 +17,15 @@ pub enum LeadField {
     CombinedPoints,
     CreateTime,
     UpdateTime,
+    /// The normalised email (the deduplication key).
+    Email,
+    /// The company's domain, or the email's when none was given (as scoring uses it).
+    CompanyDomain,
+    /// The company's name, compared ignoring case.
+    CompanyName,
+    SourceCampaign,
+    /// The caller's own identifier (CRM id).
+    ExternalReference,
 }
 
 impl Field for LeadField {
@@ -27,6 +36,11 @@ impl Field for LeadField {
         LeadField::CombinedPoints,
         LeadField::CreateTime,
         LeadField::UpdateTime,
+        LeadField::Email,
+        LeadField::CompanyDomain,
+        LeadField::CompanyName,
+        LeadField::SourceCampaign,
+        LeadField::ExternalReference,
     ];
 
     fn name(self) -> &'static str {
@@ -37,6 +51,11 @@ impl Field for LeadField {
             LeadField::CombinedPoints => "scores.combined_points",
             LeadField::CreateTime => "create_time",
             LeadField::UpdateTime => "update_time",
+            LeadField::Email => "contact.email",
+            LeadField::CompanyDomain => "company.domain",
+            LeadField::CompanyName => "company.name",
+            LeadField::SourceCampaign => "source.campaign",
+            LeadField::ExternalReference => "external_reference",
         }
     }
 
@@ -47,6 +66,11 @@ impl Field for LeadField {
             LeadField::FitGrade => FieldKind::names_of(FitGrade::NAMES, FitGrade::PREFIX),
             LeadField::CombinedPoints => FieldKind::Points,
             LeadField::CreateTime | LeadField::UpdateTime => FieldKind::Time,
+            LeadField::Email => FieldKind::Email,
+            LeadField::CompanyDomain => FieldKind::Domain,
+            LeadField::CompanyName => FieldKind::FoldedText,
+            LeadField::SourceCampaign => FieldKind::SearchText,
+            LeadField::ExternalReference => FieldKind::Text,
         }
     }
 }

@@ -6,7 +6,8 @@
 //! engine, their audit entries sealed and chained by leadgate's sequencer (see `seed`, `trail`) —
 //! and at each size starts a leadgate server on it (this program again, in the Serve role) and
 //! times, one call at a time through gRPC: GetLead on random leads, a filtered ListLeads page,
-//! ExplainLead, and GetFunnelReport for the last quarter of the data. It prints one table: p50
+//! ExplainLead, GetFunnelReport for the last quarter of the data, and ListLeads finding a random
+//! lead by email, by company domain and by external reference. It prints one table: p50
 //! and p99 per operation, size and backend, and the ratio of the largest size to the smallest.
 //! Point operations should stay flat (a ratio near 1); the funnel reads a quarter whose content
 //! grows with the data (each size adds its leads over one more year, so the last quarter holds
@@ -91,11 +92,14 @@ fn size(text: &str) -> Result<u64, String> {
 const AUDIT_KEYS: &str = "growth:Z3Jvd3RoLWF1ZGl0LWtleS1ncm93dGgtYXVkaXQta2V5LWdyb3d0aA==";
 
 /// The operations timed, in the table's order.
-const OPERATIONS: [&str; 4] = [
+const OPERATIONS: [&str; 7] = [
     "GetLead",
     "ListLeads (MQL page)",
     "ExplainLead",
     "GetFunnelReport (quarter)",
+    "ListLeads by email",
+    "ListLeads by domain",
+    "ListLeads by external reference",
 ];
 
 /// A leadgate server process, killed when dropped.
@@ -172,17 +176,38 @@ struct Step {
 }
 
 impl Step {
+    /// The index of a random existing lead.
+    fn random_index(steps: &[Step], rng: &mut trail::Rng) -> u64 {
+        rng.below(steps.last().map_or(0, |s| s.last))
+    }
+
     fn random_lead(steps: &[Step], rng: &mut trail::Rng) -> String {
-        let total = steps.last().map_or(0, |s| s.last);
-        let index = rng.below(total);
+        let index = Self::random_index(steps, rng);
         let s = steps.iter().find(|s| index < s.last).unwrap();
         let created = trail::created_at(index, s.first, s.last - s.first, s.step);
         format!("leads/{}", trail::lead_id(index, created).as_uuid())
     }
 }
 
-/// The four operations at one size.
-async fn measure(channel: Channel, steps: &[Step], args: &Args) -> [Latency; 4] {
+/// One ListLeads page for `filter`, which must find `expected` leads (at least one when `None`).
+async fn find(mut client: LeadServiceClient<Channel>, filter: String, expected: Option<usize>) {
+    let page = client
+        .list_leads(pb::ListLeadsRequest {
+            page_size: 50,
+            filter: filter.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListLeads")
+        .into_inner();
+    match expected {
+        Some(n) => assert_eq!(page.leads.len(), n, "{filter}"),
+        None => assert!(!page.leads.is_empty(), "{filter}"),
+    }
+}
+
+/// The operations at one size, in the order of [`OPERATIONS`].
+async fn measure(channel: Channel, steps: &[Step], args: &Args) -> [Latency; 7] {
     let leads = LeadServiceClient::new(channel.clone());
     let reports = ReportServiceClient::new(channel);
     let mut rng = trail::Rng::new(steps.len() as u64);
@@ -262,13 +287,38 @@ async fn measure(channel: Channel, steps: &[Step], args: &Args) -> [Latency; 4] 
         }
     })
     .await;
-    [get, list, explain, report]
+    // Lookups of random existing leads by what an analyst knows of them.
+    let picks: Vec<u64> = (0..args.calls * 2)
+        .map(|_| Step::random_index(steps, &mut rng))
+        .collect();
+    let by_email = time(args.calls, |i| {
+        let filter = format!("contact.email = \"{}\"", trail::email(picks[i]));
+        find(leads.clone(), filter, Some(1))
+    })
+    .await;
+    let by_domain = time(args.calls, |i| {
+        let filter = format!("company.domain = \"{}\"", trail::company_domain(picks[i]));
+        find(leads.clone(), filter, None)
+    })
+    .await;
+    let with_reference: Vec<String> = picks
+        .iter()
+        .chain(&[0])
+        .filter_map(|&i| trail::external_reference(i))
+        .collect();
+    let by_reference = time(args.calls, |i| {
+        let reference = &with_reference[i % with_reference.len()];
+        let filter = format!("external_reference = \"{reference}\"");
+        find(leads.clone(), filter, Some(1))
+    })
+    .await;
+    [get, list, explain, report, by_email, by_domain, by_reference]
 }
 
-/// One backend's figures: per size, the four operations.
+/// One backend's figures: per size, the operations.
 struct Figures {
     backend: &'static str,
-    per_size: Vec<[Latency; 4]>,
+    per_size: Vec<[Latency; 7]>,
 }
 
 async fn run_backend(backend: &'static str, url: &str, args: &Args, keys: &AuditKeys) -> Figures {
@@ -316,14 +366,14 @@ fn report(args: &Args, figures: &[Figures]) {
     }
     let first = label(args.sizes[0]);
     let last = label(*args.sizes.last().unwrap());
-    print!("{:<27} {:<11}", "operation", "backend");
+    print!("{:<32} {:<11}", "operation", "backend");
     for size in &args.sizes {
         print!(" {:>19}", format!("{} p50/p99 ms", label(*size)));
     }
     println!("  {:>10}", format!("p50 {last}/{first}"));
     for (op, name) in OPERATIONS.iter().enumerate() {
         for f in figures {
-            print!("{name:<27} {:<11}", f.backend);
+            print!("{name:<32} {:<11}", f.backend);
             for l in &f.per_size {
                 print!(" {:>19}", format!("{:.2} / {:.2}", l[op].p50, l[op].p99));
             }

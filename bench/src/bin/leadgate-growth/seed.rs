@@ -38,6 +38,10 @@ struct LeadRow {
     sla_due: Option<i64>,
     revisit: Option<i64>,
     document: String,
+    company_domain: String,
+    company_name_folded: String,
+    source_campaign: String,
+    external_reference: String,
 }
 
 impl LeadRow {
@@ -55,6 +59,10 @@ impl LeadRow {
             sla_due: lead.sla_due_at().map(|t| t.timestamp_micros()),
             revisit: lead.revisit_due_at().map(|t| t.timestamp_micros()),
             document: serde_json::to_string(lead).expect("a lead serialises"),
+            company_domain: lead.profile.company_domain().to_owned(),
+            company_name_folded: leadgate::domain::query::fold(&lead.profile.company.name),
+            source_campaign: lead.profile.source.campaign.clone(),
+            external_reference: lead.profile.external_reference.clone(),
         }
     }
 }
@@ -110,6 +118,10 @@ where
                 .bind(r.sla_due)
                 .bind(r.revisit)
                 .bind(r.document.as_str())
+                .bind(r.company_domain.as_str())
+                .bind(r.company_name_folded.as_str())
+                .bind(r.source_campaign.as_str())
+                .bind(r.external_reference.as_str())
         });
         (&mut *tx).execute(query).await?;
     }

@@ -13,8 +13,8 @@ use leadgate::domain::lifecycle::LeadState;
 use leadgate::domain::policy::Policy;
 use leadgate::domain::values::{
     Code, Company, Contact, ContactChannel, ContactOutcome, CountryCode, CriterionStatus,
-    DecisionMakerInvolvement, DisqualificationReason, Email, EngagementKind, LeadId, Profile, Seniority,
-    Source, SourceChannel, Timestamp,
+    DecisionMakerInvolvement, DisqualificationReason, DomainName, Email, EngagementKind, LeadId, Profile,
+    Seniority, Source, SourceChannel, Timestamp,
 };
 
 /// The year in which growth step `step` adds its leads: each step adds its leads over the year
@@ -73,6 +73,21 @@ pub fn lead_id(index: u64, created_at: Timestamp) -> LeadId {
     LeadId::from_uuid(id.into_uuid())
 }
 
+/// The email of lead `index` (unique).
+pub fn email(index: u64) -> String {
+    format!("contact{index}@{}", company_domain(index))
+}
+
+/// The domain of lead `index`'s company, shared by every 50,000th lead.
+pub fn company_domain(index: u64) -> String {
+    format!("company{}.example", index % 50_000)
+}
+
+/// The external (CRM) reference of lead `index`: three leads in four have one, unique.
+pub fn external_reference(index: u64) -> Option<String> {
+    (index % 4 != 3).then(|| format!("crm-{index:09}"))
+}
+
 fn profile(index: u64, rng: &mut Rng) -> Profile {
     let industry = rng.pick(&[
         Some("software"),
@@ -100,7 +115,7 @@ fn profile(index: u64, rng: &mut Rng) -> Profile {
     ]);
     Profile {
         contact: Contact {
-            email: Email::parse(&format!("contact{index}@company{}.example", index % 50_000)).unwrap(),
+            email: Email::parse(&email(index)).unwrap(),
             given_name: "Claire".into(),
             family_name: "Martin".into(),
             phone: "+33 1 23 45 67 89".into(),
@@ -110,16 +125,23 @@ fn profile(index: u64, rng: &mut Rng) -> Profile {
         },
         company: Company {
             name: format!("Company {}", index % 50_000),
-            domain: None,
+            // Half name their domain, the others get the email's (the same one).
+            domain: index
+                .is_multiple_of(2)
+                .then(|| DomainName::parse(&company_domain(index)).unwrap()),
             industry: industry.map(|i| Code::parse(i).unwrap()),
             employee_count: employees,
             country: country.map(|c| CountryCode::parse(c).unwrap()),
         },
         source: Source {
             channel: rng.pick(SourceChannel::ALL),
-            campaign: String::new(),
+            campaign: if index.is_multiple_of(3) {
+                format!("campaign-{}", index % 40)
+            } else {
+                String::new()
+            },
         },
-        external_reference: String::new(),
+        external_reference: external_reference(index).unwrap_or_default(),
     }
 }
 

@@ -52,6 +52,8 @@ fn value(insert: &Insert, column: &str) -> String {
         ("leads", "revision") => "1",
         ("leads", "sla_due_time" | "revisit_time") | ("audit_inbox", "state_before") => "NULL",
         ("leads", "document") => ":document",
+        ("leads", "company_domain") => "'example.com'",
+        ("leads", "company_name_folded" | "source_campaign" | "external_reference") => "''",
         ("idempotency_keys", "principal") | ("audit_inbox", "actor") => "'pgbench'",
         ("idempotency_keys" | "audit_inbox", "request_id") => "'pgbench-' || currval('pgbench_keys')",
         ("idempotency_keys", "method") => "'SubmitLead'",

@@ -92,7 +92,11 @@ async fn writes(template: &Template, args: &Args, per_tx: usize) -> Result<Figur
                 .bind(1i64)
                 .bind(None::<i64>)
                 .bind(None::<i64>)
-                .bind(&template.document);
+                .bind(&template.document)
+                .bind("example.com")
+                .bind("")
+                .bind("")
+                .bind("");
             conn.execute(lead).await.map_err(failed)?;
             let entry = sqlx::query(&entry_sql)
                 .bind(id.as_slice())
