@@ -19,9 +19,10 @@ use crate::domain::values::{DisqualificationReason, LeadId, SourceChannel, Times
 
 pub static INSERT_LEAD: LazyLock<String> = LazyLock::new(|| statements::LEADS.sql());
 
-pub const UPDATE_LEAD: &str = "UPDATE leads SET state = $3, source_channel = $4, fit_grade = $5, \
-     combined_points = $6, update_time = $8, revision = $9, sla_due_time = $10, revisit_time = $11, \
-     document = $12 WHERE id = $1 AND email = $2 AND create_time = $7 AND revision = $13";
+/// The email is set too: UpdateLead may correct it (the unique index then refuses another lead's).
+pub const UPDATE_LEAD: &str = "UPDATE leads SET email = $2, state = $3, source_channel = $4, \
+     fit_grade = $5, combined_points = $6, update_time = $8, revision = $9, sla_due_time = $10, \
+     revisit_time = $11, document = $12 WHERE id = $1 AND create_time = $7 AND revision = $13";
 
 pub static INSERT_INBOX: LazyLock<String> = LazyLock::new(|| statements::AUDIT_INBOX.sql());
 

@@ -102,6 +102,14 @@ pub(super) fn classify(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// The message of a unique violation. SQLite names the columns, not the constraint: "UNIQUE
+/// constraint failed: leads.email".
+fn unique_violation(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .filter(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+        .map(|d| d.message().to_owned())
+}
+
 /// Runs an insert; a unique violation on a lead's email or a request id is an answer.
 async fn insert_or_conflict<'c>(
     conn: &mut SqliteConnection,
@@ -109,18 +117,11 @@ async fn insert_or_conflict<'c>(
 ) -> StoreResult<Option<WriteOutcome>> {
     match conn.execute(query).await {
         Ok(_) => Ok(None),
-        Err(e) => {
-            // SQLite names the columns, not the constraint: "UNIQUE constraint failed: leads.email".
-            let message = e
-                .as_database_error()
-                .filter(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation)
-                .map(|d| d.message().to_owned());
-            match message {
-                Some(m) if m.contains("leads.email") => Ok(Some(WriteOutcome::EmailTaken)),
-                Some(m) if m.contains("idempotency_keys.") => Ok(Some(WriteOutcome::RequestIdTaken)),
-                _ => Err(classify(e)),
-            }
-        }
+        Err(e) => match unique_violation(&e) {
+            Some(m) if m.contains("leads.email") => Ok(Some(WriteOutcome::EmailTaken)),
+            Some(m) if m.contains("idempotency_keys.") => Ok(Some(WriteOutcome::RequestIdTaken)),
+            _ => Err(classify(e)),
+        },
     }
 }
 
@@ -139,15 +140,19 @@ pub(super) async fn write_rows(
     let columns = &write.lead;
     let conflict = match write.expected_revision {
         None => insert_or_conflict(connection, columns.bind(&sql::INSERT_LEAD)).await?,
-        Some(revision) => {
-            let done = columns
-                .bind(sql::UPDATE_LEAD)
-                .bind(revision)
-                .execute(&mut *connection)
-                .await
-                .map_err(classify)?;
-            (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict)
-        }
+        Some(revision) => match columns
+            .bind(sql::UPDATE_LEAD)
+            .bind(revision)
+            .execute(&mut *connection)
+            .await
+        {
+            Ok(done) => (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict),
+            // A corrected email that another lead has.
+            Err(e) if unique_violation(&e).is_some_and(|m| m.contains("leads.email")) => {
+                Some(WriteOutcome::EmailTaken)
+            }
+            Err(e) => return Err(classify(e)),
+        },
     };
     if conflict.is_some() {
         return Ok(conflict);

@@ -44,6 +44,7 @@ fn trails(p: &Policy) -> Vec<(Vec<AuditEntry>, Lead)> {
             campaign: "salon".into(),
         },
         events: vec![event(K::WebinarAttended, at(5))],
+        profile: Default::default(),
     };
     step(&mut lead, &mut entries, resubmit, 10);
     let engagement = Command::RecordEngagement {
