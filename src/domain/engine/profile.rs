@@ -271,3 +271,220 @@ impl ProfileChange {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::{Command, replay};
+    use super::*;
+    use crate::domain::audit::AuditKind;
+    use crate::domain::lifecycle::LeadState;
+    use crate::domain::values::{CountryCode, FitGrade, Source, SourceChannel};
+
+    fn update(fields: &[ProfileField], values: ProfileValues) -> Command {
+        Command::UpdateProfile(ProfileUpdate {
+            fields: fields.iter().copied().collect(),
+            values,
+        })
+    }
+
+    fn company(industry: &str, employees: u32) -> ProfileValues {
+        ProfileValues {
+            company: Company {
+                industry: Some(Code::parse(industry).unwrap()),
+                employee_count: Some(employees),
+                ..Company::default()
+            },
+            ..ProfileValues::default()
+        }
+    }
+
+    #[test]
+    fn a_corrected_company_is_scored_again_and_the_lead_decided_again() {
+        let p = policy();
+        let lead = submit(&law_firm(), &[], &p, t0()).lead;
+        assert_eq!(lead.scores.grade, FitGrade::D);
+        assert_eq!(lead.state, LeadState::Nurturing, "outside the profile: nurtured");
+        let fields = [ProfileField::CompanyIndustry, ProfileField::CompanyEmployeeCount];
+        let updated = run(&lead, update(&fields, company("manufacturing", 300)), &p, at(5));
+        let cfo = submit(&cfo(), &[], &p, t0()).lead;
+        assert_eq!(
+            updated.lead.scores.fit, cfo.scores.fit,
+            "scored as the same profile"
+        );
+        assert_eq!(updated.lead.scores.grade, FitGrade::A);
+        assert_eq!(updated.lead.revision, lead.revision + 1);
+        let entry = &updated.entries[0];
+        assert_eq!(entry.kind, AuditKind::LeadUpdated);
+        let body = entry.parsed_body();
+        assert_eq!(body.scores_before.unwrap().grade, FitGrade::D);
+        assert_eq!(body.scores_after.unwrap().grade, FitGrade::A);
+        assert_eq!(entry.state_before, Some(LeadState::Nurturing));
+        assert_eq!(entry.state_after, Some(updated.lead.state));
+    }
+
+    #[test]
+    fn an_update_records_the_paths_it_changed_never_the_personal_values() {
+        let p = policy();
+        let lead = submit(&cfo(), &[], &p, t0()).lead;
+        let values = ProfileValues {
+            email: Some(Email::parse("Claire.Martin@Nouvelle-Adresse.fr").unwrap()),
+            given_name: "Claire".into(),
+            family_name: "Martin".into(),
+            phone: "+33 6 12 34 56 78".into(),
+            job_title: "Directrice financière".into(),
+            company: Company {
+                country: Some(CountryCode::parse("BE").unwrap()),
+                ..Company::default()
+            },
+            ..ProfileValues::default()
+        };
+        use ProfileField as F;
+        let fields = [
+            F::ContactEmail,
+            F::ContactGivenName,
+            F::ContactFamilyName,
+            F::ContactPhone,
+            F::ContactJobTitle,
+            F::CompanyCountryCode,
+        ];
+        let updated = run(&lead, update(&fields, values), &p, at(5));
+        assert_eq!(updated.lead.profile.contact.phone, "+33 6 12 34 56 78");
+        assert_eq!(
+            updated.lead.profile.contact.email.as_str(),
+            "claire.martin@nouvelle-adresse.fr"
+        );
+        let body = &updated.entries[0].body;
+        for personal in ["claire", "Claire", "Martin", "12 34", "Directrice"] {
+            assert!(!body.contains(personal), "{personal:?} in {body}");
+        }
+        let inputs = updated.entries[0].parsed_body().inputs;
+        assert_eq!(
+            inputs,
+            serde_json::json!({
+                "fields": ["contact.email", "contact.given_name", "contact.family_name", "contact.phone",
+                           "contact.job_title", "company.country_code"],
+                "company": { "country": "BE" },
+                "email_domain": "nouvelle-adresse.fr",
+            })
+        );
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_writes_nothing() {
+        let p = policy();
+        let lead = submit(&cfo(), &[], &p, t0()).lead;
+        let same = ProfileValues::of(&lead.profile);
+        let fields = [ProfileField::ContactPhone, ProfileField::CompanyName];
+        let applied = run(&lead, update(&fields, same), &p, at(5));
+        assert!(applied.entries.is_empty());
+        assert_eq!(applied.lead, lead, "not even re-scored");
+    }
+
+    #[test]
+    fn a_masked_field_left_empty_is_cleared() {
+        let p = policy();
+        let lead = submit(&cfo(), &[], &p, t0()).lead;
+        let fields = [ProfileField::ContactPhone, ProfileField::CompanyIndustry];
+        let applied = run(&lead, update(&fields, ProfileValues::default()), &p, at(5));
+        assert_eq!(applied.lead.profile.contact.phone, "");
+        assert_eq!(applied.lead.profile.company.industry, None);
+        assert!(
+            applied.lead.scores.fit < lead.scores.fit,
+            "the industry's points are gone"
+        );
+        let inputs = applied.entries[0].parsed_body().inputs;
+        assert_eq!(
+            inputs,
+            serde_json::json!({ "fields": ["contact.phone", "company.industry"] })
+        );
+    }
+
+    fn resubmit(values: ProfileValues) -> Command {
+        Command::Resubmit {
+            source: Source {
+                channel: SourceChannel::Website,
+                campaign: String::new(),
+            },
+            events: vec![],
+            profile: values,
+        }
+    }
+
+    /// A lead without phone nor industry, then resubmitted with both and another company name.
+    fn resubmitted(rule: &str) -> (super::super::Applied, crate::domain::lead::Lead) {
+        let p = policy_with(&[("profile = \"fill_empty\"", &format!("profile = \"{rule}\""))]);
+        let mut lead = submit(&cfo(), &[], &p, t0()).lead;
+        lead.profile.contact.phone.clear();
+        lead.profile.company.industry = None;
+        let mut values = ProfileValues::of(&cfo().build());
+        values.phone = "+33 1 99 99 99 99".into();
+        values.company.name = "Acme Industrie SA".into();
+        values.given_name.clear(); // not given: never clears
+        (run(&lead, resubmit(values), &p, at(5)), lead)
+    }
+
+    #[test]
+    fn a_resubmission_fills_only_empty_fields_by_default() {
+        let (applied, before) = resubmitted("fill_empty");
+        let profile = &applied.lead.profile;
+        assert_eq!(profile.contact.phone, "+33 1 99 99 99 99");
+        assert_eq!(
+            profile.company.industry.as_ref().unwrap().as_str(),
+            "manufacturing"
+        );
+        assert_eq!(profile.company.name, before.profile.company.name, "kept");
+        assert_eq!(profile.contact.given_name, "Given");
+        let inputs = applied.entries[0].parsed_body().inputs;
+        assert_eq!(
+            inputs["profile"],
+            serde_json::json!({
+                "fields": ["contact.phone", "company.industry"],
+                "company": { "industry": "manufacturing" },
+            })
+        );
+        assert!(!applied.entries[0].body.contains("99 99"));
+    }
+
+    #[test]
+    fn a_resubmission_replaces_what_it_gives_when_the_newest_wins() {
+        let (applied, _) = resubmitted("newest_wins");
+        let profile = &applied.lead.profile;
+        assert_eq!(profile.contact.phone, "+33 1 99 99 99 99");
+        assert_eq!(profile.company.name, "Acme Industrie SA");
+        assert_eq!(
+            profile.contact.given_name, "Given",
+            "an empty value clears nothing"
+        );
+        let inputs = applied.entries[0].parsed_body().inputs;
+        assert_eq!(
+            inputs["profile"]["fields"],
+            serde_json::json!(["contact.phone", "company.name", "company.industry"])
+        );
+    }
+
+    #[test]
+    fn a_resubmission_changes_no_profile_when_the_policy_keeps_it() {
+        let (applied, before) = resubmitted("keep");
+        assert_eq!(applied.lead.profile, before.profile);
+        let inputs = applied.entries[0].parsed_body().inputs;
+        assert!(
+            inputs.get("profile").is_none(),
+            "written as before the rule: {inputs}"
+        );
+    }
+
+    #[test]
+    fn an_updated_trail_replays_into_the_same_scores_and_state() {
+        let p = policy();
+        let created = submit(&law_firm(), &[], &p, t0());
+        let fields = [ProfileField::CompanyIndustry, ProfileField::ContactPhone];
+        let updated = run(&created.lead, update(&fields, company("software", 0)), &p, at(5));
+        let entries: Vec<_> = created.entries.into_iter().chain(updated.entries).collect();
+        let rebuilt = replay(&entries, |v| (v == p.version).then_some(&p)).unwrap();
+        assert_eq!(rebuilt.profile.company, updated.lead.profile.company);
+        assert_eq!(rebuilt.scores, updated.lead.scores);
+        assert_eq!(rebuilt.state, updated.lead.state);
+        assert_eq!(rebuilt.revision, updated.lead.revision);
+    }
+}
