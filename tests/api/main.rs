@@ -20,3 +20,4 @@ mod security;
 mod sla;
 mod storage;
 mod streams;
+mod update;
