@@ -284,4 +284,37 @@ contract! {
         let events = audit_events(&app, format!("lead = \"{}\" AND kind = LEAD_RESUBMITTED", lead.name)).await;
         assert_eq!(inputs(&events[0])["profile"]["fields"], serde_json::json!(["company.name"]));
     }
+
+    async fn the_store_refuses_an_email_taken_meanwhile_as_taken_and_writes_nothing(backend: Backend) {
+        // The race the use case's check cannot see: the unique index answers, on both backends.
+        use leadgate::domain::engine::{self, Command, Context, ProfileField, ProfileUpdate, ProfileValues};
+        use leadgate::domain::values::{Email, LeadId};
+        use leadgate::store::{LeadWrite, WriteOutcome};
+        let app = spawn_app(&backend).await;
+        let one = submitted(&app, minimal_submission("race-one@acme-industrie.fr")).await;
+        submitted(&app, minimal_submission("race-two@acme-industrie.fr")).await;
+        let store = app.db.store().await;
+        let id = LeadId::parse_name(&one.name).unwrap();
+        let lead = store.get_lead(id).await.unwrap().unwrap();
+        let policy = leadgate::domain::policy::Policy::default_policy();
+        let change_to = |email: &str| {
+            let update = ProfileUpdate {
+                fields: [ProfileField::ContactEmail].into(),
+                values: ProfileValues { email: Some(Email::parse(email).unwrap()), ..Default::default() },
+            };
+            let ctx = Context { now: leadgate::app::now(), actor: "test", request_id: None, policy: &policy };
+            let applied = engine::apply(&lead, Command::UpdateProfile(update), &ctx).unwrap();
+            (applied.lead, test_audit_keys().seal_all(&applied.entries))
+        };
+        let (taken, entries) = change_to("race-two@acme-industrie.fr");
+        let write = LeadWrite { lead: &taken, entries: &entries, idempotency: None };
+        assert_eq!(store.update_lead(write, lead.revision).await.unwrap(), WriteOutcome::EmailTaken);
+        let stored = store.get_lead(id).await.unwrap().unwrap();
+        assert_eq!(stored, lead, "nothing written");
+        // And the store still writes.
+        let (free, entries) = change_to("race-three@acme-industrie.fr");
+        let write = LeadWrite { lead: &free, entries: &entries, idempotency: None };
+        assert_eq!(store.update_lead(write, lead.revision).await.unwrap(), WriteOutcome::Written);
+        assert_eq!(store.find_lead_by_email(&free.profile.contact.email).await.unwrap().unwrap().id, id);
+    }
 }
