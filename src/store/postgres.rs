@@ -278,6 +278,7 @@ impl Dialect for Postgres {
             }
             Some(revision) => {
                 // The email too: UpdateLead may correct it (`leads_email_key` refuses another's).
+                // An unchanged email touches no index: PostgreSQL compares the values.
                 b.push("UPDATE leads SET email = ").push_bind(&c.email);
                 b.push(", state = ").push_bind(c.state);
                 b.push(", source_channel = ").push_bind(c.source_channel);

@@ -19,8 +19,14 @@ use crate::domain::values::{DisqualificationReason, LeadId, SourceChannel, Times
 
 pub static INSERT_LEAD: LazyLock<String> = LazyLock::new(|| statements::LEADS.sql());
 
-/// The email is set too: UpdateLead may correct it (the unique index then refuses another lead's).
-pub const UPDATE_LEAD: &str = "UPDATE leads SET email = $2, state = $3, source_channel = $4, \
+pub const UPDATE_LEAD: &str = "UPDATE leads SET state = $3, source_channel = $4, fit_grade = $5, \
+     combined_points = $6, update_time = $8, revision = $9, sla_due_time = $10, revisit_time = $11, \
+     document = $12 WHERE id = $1 AND email = $2 AND create_time = $7 AND revision = $13";
+
+/// [`UPDATE_LEAD`] for a lead whose email changed (UpdateLead): SQLite's only when that one finds
+/// no row, so that other writes do not rewrite the email's unique index entry (it costs them
+/// more than twice the time).
+pub const UPDATE_LEAD_EMAIL: &str = "UPDATE leads SET email = $2, state = $3, source_channel = $4, \
      fit_grade = $5, combined_points = $6, update_time = $8, revision = $9, sla_due_time = $10, \
      revisit_time = $11, document = $12 WHERE id = $1 AND create_time = $7 AND revision = $13";
 

@@ -140,19 +140,33 @@ pub(super) async fn write_rows(
     let columns = &write.lead;
     let conflict = match write.expected_revision {
         None => insert_or_conflict(connection, columns.bind(&sql::INSERT_LEAD)).await?,
-        Some(revision) => match columns
-            .bind(sql::UPDATE_LEAD)
-            .bind(revision)
-            .execute(&mut *connection)
-            .await
-        {
-            Ok(done) => (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict),
-            // A corrected email that another lead has.
-            Err(e) if unique_violation(&e).is_some_and(|m| m.contains("leads.email")) => {
-                Some(WriteOutcome::EmailTaken)
+        Some(revision) => {
+            let done = columns
+                .bind(sql::UPDATE_LEAD)
+                .bind(revision)
+                .execute(&mut *connection)
+                .await
+                .map_err(classify)?;
+            if done.rows_affected() > 0 {
+                None
+            } else {
+                // No row: the lead changed since it was read, or its email did (UpdateLead); this
+                // one finds the row in the second case only.
+                match columns
+                    .bind(sql::UPDATE_LEAD_EMAIL)
+                    .bind(revision)
+                    .execute(&mut *connection)
+                    .await
+                {
+                    Ok(done) => (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict),
+                    // Another lead has the corrected email.
+                    Err(e) if unique_violation(&e).is_some_and(|m| m.contains("leads.email")) => {
+                        Some(WriteOutcome::EmailTaken)
+                    }
+                    Err(e) => return Err(classify(e)),
+                }
             }
-            Err(e) => return Err(classify(e)),
-        },
+        }
     };
     if conflict.is_some() {
         return Ok(conflict);
