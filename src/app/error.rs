@@ -16,6 +16,14 @@ pub enum AppError {
     /// The request is valid but the resource's state refuses it (`FAILED_PRECONDITION`).
     #[error("{message}")]
     FailedPrecondition { reason: &'static str, message: String },
+    /// The value of `field` belongs to another resource (`ALREADY_EXISTS`, with `BadRequest`
+    /// naming the field). Nothing was written.
+    #[error("{message}")]
+    AlreadyExists {
+        reason: &'static str,
+        field: &'static str,
+        message: String,
+    },
     /// A concurrent change won (`ABORTED`): re-read and retry.
     #[error("{message}")]
     Aborted { reason: &'static str, message: String },
@@ -62,6 +70,7 @@ impl AppError {
             AppError::InvalidArgument(_)
             | AppError::NotFound(_)
             | AppError::FailedPrecondition { .. }
+            | AppError::AlreadyExists { .. }
             | AppError::Internal(_)
             | AppError::SlowConsumer { .. }
             | AppError::ShuttingDown { .. } => false,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{Actor, App, AppError, AppResult, MAX_ATTEMPTS, RequestKey, backoff, idempotency_record, now};
 use crate::domain::audit::AuditEntry;
 use crate::domain::audit::ENGINE_ACTOR;
-use crate::domain::engine::{self, Command, Context, Decision, EventInput};
+use crate::domain::engine::{self, Command, Context, Decision, EventInput, ProfileField, ProfileValues};
 use crate::domain::lead::Lead;
 use crate::domain::query::{LeadField, LeadOrder, ListQuery};
 use crate::domain::sla::{self, SlaState};
@@ -105,6 +105,7 @@ impl App {
                     let command = Command::Resubmit {
                         source: submission.profile.source.clone(),
                         events: submission.events.clone(),
+                        profile: ProfileValues::of(&submission.profile),
                     };
                     (engine::apply(lead, command, &ctx)?, Some(lead.revision))
                 }
@@ -161,6 +162,7 @@ impl App {
             {
                 return Err(etag_mismatch());
             }
+            self.check_email_free(&lead, &command).await?;
             let now = now();
             let applied = engine::apply(&lead, command.clone(), &self.context(actor, key.as_ref(), now))?;
             let change = LeadChange {
@@ -168,6 +170,11 @@ impl App {
                 created: false,
                 lead: self.view(applied.lead, now),
             };
+            // A correction that changes nothing (and nothing fell due): nothing to write, and no
+            // answer kept for its request id (a retry reads the lead as it is then).
+            if applied.entries.is_empty() {
+                return Ok(change);
+            }
             let answer = key.as_ref().map(|k| (actor, k, &change));
             let outcome = self
                 .commit(
@@ -181,13 +188,32 @@ impl App {
             match outcome {
                 WriteOutcome::Written => return Ok(change),
                 WriteOutcome::RevisionConflict if etag.is_some() => return Err(etag_mismatch()),
-                WriteOutcome::RevisionConflict | WriteOutcome::EmailTaken => continue,
+                WriteOutcome::RevisionConflict => continue,
+                // Only a corrected email can be taken: another lead got it first.
+                WriteOutcome::EmailTaken => return Err(email_taken()),
                 WriteOutcome::RequestIdTaken => {
                     return self.stored_answer_after_conflict(actor, key.as_ref()).await;
                 }
             }
         }
         Err(contention())
+    }
+
+    /// Refuses a correction to an email another lead has, before anything is decided (the unique
+    /// index still refuses one taken meanwhile).
+    async fn check_email_free(&self, lead: &Lead, command: &Command) -> AppResult<()> {
+        let Command::UpdateProfile(update) = command else {
+            return Ok(());
+        };
+        let Some(email) = update.values.email.as_ref().filter(|e| {
+            update.fields.contains(&ProfileField::ContactEmail) && **e != lead.profile.contact.email
+        }) else {
+            return Ok(());
+        };
+        match self.store.find_lead_by_email(email).await? {
+            Some(other) if other.id != lead.id => Err(email_taken()),
+            _ => Ok(()),
+        }
     }
 
     /// Records what has fallen due on one lead (SLA breach, nurture revisit). Returns whether
@@ -274,6 +300,14 @@ fn etag_mismatch() -> AppError {
     AppError::Aborted {
         reason: "ETAG_MISMATCH",
         message: "the lead changed since the etag was read: read it again and retry".into(),
+    }
+}
+
+fn email_taken() -> AppError {
+    AppError::AlreadyExists {
+        reason: "EMAIL_TAKEN",
+        field: "lead.contact.email",
+        message: "another lead has this email: each email is one lead".into(),
     }
 }
 

@@ -10,7 +10,7 @@ named_enum! {
     pub enum Role {
         /// Sends leads and engagement signals (forms, scanners, ad platforms, webinar tools).
         Submitter => "submitter",
-        /// Works leads: discovery findings, contact attempts, conversions; reads leads.
+        /// Works leads: discovery findings, contact attempts, corrections, conversions; reads leads.
         Sales => "sales",
         /// Decides against or ahead of the engine; reads leads.
         Manager => "manager",
@@ -34,6 +34,8 @@ pub const fn roles(rpc: Rpc) -> &'static [Role] {
         Rpc::ExplainLead => &[Sales, Manager, Analyst],
         Rpc::RecordDiscoveryCall => &[Sales],
         Rpc::RecordContactAttempt => &[Sales],
+        // Corrections come from the people who talk to the contact.
+        Rpc::UpdateLead => &[Sales],
         Rpc::ConvertLead => &[Sales, Manager],
         Rpc::OverrideLeadState => &[Manager],
         Rpc::ReleaseLeadOverride => &[Manager],
@@ -172,5 +174,14 @@ mod tests {
         assert!(r.has(Role::Sales) && r.has(Role::Analyst) && !r.has(Role::Admin));
         assert_eq!(r.names(), ["sales", "analyst"]);
         assert!(Role::ALL.iter().all(|role| Roles::ALL.has(*role)));
+    }
+
+    #[test]
+    fn corrections_need_the_role_that_works_leads() {
+        assert_eq!(roles(Rpc::UpdateLead), roles(Rpc::RecordContactAttempt));
+        assert_eq!(
+            access("/leadgate.v1.LeadService/UpdateLead"),
+            Access::Roles(&[Role::Sales])
+        );
     }
 }

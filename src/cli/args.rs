@@ -128,6 +128,29 @@ pub enum LeadsCommand {
     /// Several options must all hold.
     #[command(group = clap::ArgGroup::new("what").required(true).multiple(true))]
     Search(SearchArgs),
+    /// Correct a lead's contact or company data (UpdateLead); prints the lead after it.
+    ///
+    /// Each --set names a field and its new value; an empty value clears the field (the email
+    /// cannot be cleared). Fields: contact.email, contact.given_name, contact.family_name,
+    /// contact.phone, contact.job_title, contact.seniority (e.g. DIRECTOR), contact.job_function,
+    /// company.name, company.domain, company.industry, company.employee_count (0: unknown),
+    /// company.country_code.
+    #[command(
+        after_help = "Example:\n  leadgate leads update leads/0190… --set contact.phone='+33 6 12 34 56 78' \\\n    --set company.name='Acme Industrie SA' --etag '\"3\"' --request-id fix-42"
+    )]
+    Update {
+        /// leads/{id}, or just the id.
+        name: String,
+        /// FIELD=VALUE, for example contact.phone=+33612345678; repeat for several fields.
+        #[arg(long = "set", value_name = "FIELD=VALUE", required = true)]
+        sets: Vec<String>,
+        /// Only if the lead's etag is still this one (as `leads show` prints it).
+        #[arg(long)]
+        etag: Option<String>,
+        /// An idempotency key: retrying with it changes nothing twice.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
 }
 
 /// What `leads search` looks for.

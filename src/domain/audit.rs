@@ -40,6 +40,7 @@ named_enum! {
         SlaBreached => "SLA_BREACHED",
         NurtureRevisited => "NURTURE_REVISITED",
         PolicyActivated => "POLICY_ACTIVATED",
+        LeadUpdated => "LEAD_UPDATED",
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Rules {
     pub engagement: EngagementRules,
     pub qualification: QualificationRules,
     pub sla: SlaRules,
+    /// Left out of the canonical form while it is the default, so policies written before it
+    /// keep their version.
+    #[serde(skip_serializing_if = "ResubmissionRules::is_default")]
+    pub resubmission: ResubmissionRules,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -172,6 +176,30 @@ pub struct SlaRules {
     pub min_attempts_before_recycle: u32,
 }
 
+/// What a resubmission of a known email does with the contact and company values it brings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileRule {
+    /// Fills only the fields the lead does not have yet.
+    #[default]
+    FillEmpty,
+    /// Every value the resubmission gives replaces the lead's.
+    NewestWins,
+    /// Changes nothing: corrections go through UpdateLead.
+    Keep,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ResubmissionRules {
+    pub profile: ProfileRule,
+}
+
+impl ResubmissionRules {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// One problem in a policy document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolicyProblem {
@@ -208,6 +236,15 @@ struct RawPolicy {
     engagement: RawEngagement,
     qualification: RawQualification,
     sla: RawSla,
+    #[serde(default)]
+    resubmission: RawResubmission,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResubmission {
+    #[serde(default)]
+    profile: ProfileRule,
 }
 
 #[derive(Deserialize)]
@@ -645,6 +682,9 @@ impl Policy {
             },
             qualification,
             sla,
+            resubmission: ResubmissionRules {
+                profile: raw.resubmission.profile,
+            },
         };
         let canonical = serde_json::to_vec(&rules).expect("policy rules serialise");
         let version = super::hex::to_hex(&Sha256::digest(&canonical)[..8]);
@@ -761,5 +801,26 @@ mod tests {
             "{}",
             canonical(EngagementKind::Unsubscribe)
         );
+    }
+
+    #[test]
+    fn the_resubmission_rule_defaults_to_fill_empty_and_keeps_the_version_it_had() {
+        let policy = Policy::default_policy();
+        assert_eq!(policy.rules.resubmission.profile, ProfileRule::FillEmpty);
+        let without = DEFAULT_POLICY.replace("profile = \"fill_empty\"\n", "");
+        assert!(without != DEFAULT_POLICY, "the shipped policy names its rule");
+        assert_eq!(Policy::parse(&without).unwrap().version, policy.version);
+        let newest = DEFAULT_POLICY.replace("profile = \"fill_empty\"", "profile = \"newest_wins\"");
+        let newest = Policy::parse(&newest).unwrap();
+        assert_eq!(newest.rules.resubmission.profile, ProfileRule::NewestWins);
+        assert_ne!(newest.version, policy.version);
+    }
+
+    #[test]
+    fn an_unknown_resubmission_rule_is_reported_with_its_path() {
+        let bad = DEFAULT_POLICY.replace("profile = \"fill_empty\"", "profile = \"latest\"");
+        let problems = Policy::parse(&bad).unwrap_err();
+        assert_eq!(problems[0].key, "resubmission.profile", "{problems:?}");
+        assert!(problems[0].message.contains("newest_wins"), "{problems:?}");
     }
 }

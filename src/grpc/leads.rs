@@ -109,6 +109,10 @@ impl pb::lead_service_server::LeadService for LeadService {
         self.change(request).await
     }
 
+    async fn update_lead(&self, request: Request<pb::UpdateLeadRequest>) -> Answer<pb::Lead> {
+        self.change(request).await
+    }
+
     async fn explain_lead(&self, request: Request<pb::ExplainLeadRequest>) -> Answer<pb::LeadExplanation> {
         let pb::ExplainLeadRequest { name } = request.into_inner();
         let mut v = Violations::default();

@@ -115,6 +115,15 @@ impl From<AppError> for Status {
             AppError::FailedPrecondition { reason, message } => {
                 status(Code::FailedPrecondition, reason, message, ErrorDetails::new())
             }
+            AppError::AlreadyExists {
+                reason,
+                field,
+                message,
+            } => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation(field, message.as_str());
+                status(Code::AlreadyExists, reason, message, details)
+            }
             AppError::Aborted { reason, message } => {
                 status(Code::Aborted, reason, message, ErrorDetails::new())
             }

@@ -281,7 +281,10 @@ impl Dialect for Postgres {
                 b.push(LEAD_END);
             }
             Some(revision) => {
-                b.push("UPDATE leads SET state = ").push_bind(c.state);
+                // The email too: UpdateLead may correct it (`leads_email_key` refuses another's).
+                // An unchanged email touches no index: PostgreSQL compares the values.
+                b.push("UPDATE leads SET email = ").push_bind(&c.email);
+                b.push(", state = ").push_bind(c.state);
                 b.push(", source_channel = ").push_bind(c.source_channel);
                 b.push(", fit_grade = ").push_bind(c.fit_grade);
                 b.push(", combined_points = ").push_bind(c.combined_points);

@@ -25,6 +25,15 @@ pub const UPDATE_LEAD: &str = "UPDATE leads SET state = $3, source_channel = $4,
      document = $12, company_domain = $13, company_name_folded = $14, source_campaign = $15, \
      external_reference = $16 WHERE id = $1 AND email = $2 AND create_time = $7 AND revision = $17";
 
+/// [`UPDATE_LEAD`] for a lead whose email changed (UpdateLead): SQLite's only when that one finds
+/// no row, so that other writes do not rewrite the email's unique index entry (it costs them
+/// more than twice the time).
+pub const UPDATE_LEAD_EMAIL: &str = "UPDATE leads SET email = $2, state = $3, source_channel = $4, \
+     fit_grade = $5, combined_points = $6, update_time = $8, revision = $9, sla_due_time = $10, \
+     revisit_time = $11, document = $12, company_domain = $13, company_name_folded = $14, \
+     source_campaign = $15, external_reference = $16 WHERE id = $1 AND create_time = $7 \
+     AND revision = $17";
+
 pub static INSERT_INBOX: LazyLock<String> = LazyLock::new(|| statements::AUDIT_INBOX.sql());
 
 pub static INSERT_IDEMPOTENCY: LazyLock<String> = LazyLock::new(|| statements::IDEMPOTENCY_KEYS.sql());
@@ -128,7 +137,7 @@ impl LeadColumns {
         }
     }
 
-    /// Binds `$1..$16` in the order of [`INSERT_LEAD`] and [`UPDATE_LEAD`].
+    /// Binds `$1..$16` in the order of [`INSERT_LEAD`], [`UPDATE_LEAD`] and [`UPDATE_LEAD_EMAIL`].
     pub fn bind<'q, DB>(&'q self, sql: &'q str) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
     where
         DB: Database,

@@ -102,6 +102,14 @@ pub(super) fn classify(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// The message of a unique violation. SQLite names the columns, not the constraint: "UNIQUE
+/// constraint failed: leads.email".
+fn unique_violation(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .filter(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+        .map(|d| d.message().to_owned())
+}
+
 /// Runs an insert; a unique violation on a lead's email or a request id is an answer.
 async fn insert_or_conflict<'c>(
     conn: &mut SqliteConnection,
@@ -109,18 +117,11 @@ async fn insert_or_conflict<'c>(
 ) -> StoreResult<Option<WriteOutcome>> {
     match conn.execute(query).await {
         Ok(_) => Ok(None),
-        Err(e) => {
-            // SQLite names the columns, not the constraint: "UNIQUE constraint failed: leads.email".
-            let message = e
-                .as_database_error()
-                .filter(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation)
-                .map(|d| d.message().to_owned());
-            match message {
-                Some(m) if m.contains("leads.email") => Ok(Some(WriteOutcome::EmailTaken)),
-                Some(m) if m.contains("idempotency_keys.") => Ok(Some(WriteOutcome::RequestIdTaken)),
-                _ => Err(classify(e)),
-            }
-        }
+        Err(e) => match unique_violation(&e) {
+            Some(m) if m.contains("leads.email") => Ok(Some(WriteOutcome::EmailTaken)),
+            Some(m) if m.contains("idempotency_keys.") => Ok(Some(WriteOutcome::RequestIdTaken)),
+            _ => Err(classify(e)),
+        },
     }
 }
 
@@ -146,7 +147,25 @@ pub(super) async fn write_rows(
                 .execute(&mut *connection)
                 .await
                 .map_err(classify)?;
-            (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict)
+            if done.rows_affected() > 0 {
+                None
+            } else {
+                // No row: the lead changed since it was read, or its email did (UpdateLead); this
+                // one finds the row in the second case only.
+                match columns
+                    .bind(sql::UPDATE_LEAD_EMAIL)
+                    .bind(revision)
+                    .execute(&mut *connection)
+                    .await
+                {
+                    Ok(done) => (done.rows_affected() == 0).then_some(WriteOutcome::RevisionConflict),
+                    // Another lead has the corrected email.
+                    Err(e) if unique_violation(&e).is_some_and(|m| m.contains("leads.email")) => {
+                        Some(WriteOutcome::EmailTaken)
+                    }
+                    Err(e) => return Err(classify(e)),
+                }
+            }
         }
     };
     if conflict.is_some() {

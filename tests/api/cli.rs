@@ -86,6 +86,69 @@ async fn leads_are_listed_shown_and_explained() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_is_corrected_with_leads_update() {
+    let (app, name) = app_with_history().await;
+    let read = |app: &TestApp| {
+        let mut leads = app.leads.clone();
+        let name = name.clone();
+        async move {
+            leads
+                .get_lead(pb::GetLeadRequest { name })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let before = read(&app).await;
+    let out = stdout(
+        &run(
+            &app,
+            &[
+                "leads",
+                "update",
+                name.strip_prefix("leads/").unwrap(),
+                "--set",
+                "contact.given_name=Claire-Marie",
+                "--set",
+                "company.employee_count=12",
+                "--etag",
+                &before.etag,
+                "--request-id",
+                "cli-fix-1",
+            ],
+        )
+        .await,
+    );
+    assert!(
+        out.contains("Claire-Marie Martin") && out.contains("12 employees"),
+        "{out}"
+    );
+    let after = read(&app).await;
+    assert_eq!(after.contact.unwrap().given_name, "Claire-Marie");
+    assert_ne!(after.etag, before.etag);
+    // The etag it was given is stale now.
+    let stale = run(
+        &app,
+        &[
+            "leads",
+            "update",
+            &name,
+            "--set",
+            "contact.phone=+33 6 00 00 00 00",
+            "--etag",
+            &before.etag,
+        ],
+    )
+    .await;
+    assert!(!stale.status.success());
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("Aborted"));
+    // A field it does not change is refused before any call.
+    let refused = run(&app, &["leads", "update", &name, "--set", "state=LEAD"]).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a field"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trail_is_exported_as_a_table_csv_and_json_lines() {
     let (app, name) = app_with_history().await;
     let table = stdout(&run(&app, &["audit", "list"]).await);

@@ -21,3 +21,4 @@ mod security;
 mod sla;
 mod storage;
 mod streams;
+mod update;

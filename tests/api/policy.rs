@@ -60,6 +60,16 @@ contract! {
 
         let empty = client.validate_policy(pb::ValidatePolicyRequest { content: " ".into() }).await.unwrap_err();
         assert_eq!(bad_fields(&empty), ["content"]);
+
+        // The resubmission rule: one of three names, and a rule of its own is a version of its own.
+        let latest = DEFAULT_POLICY.replace("profile = \"fill_empty\"", "profile = \"latest\"");
+        let answer = client.validate_policy(pb::ValidatePolicyRequest { content: latest }).await.unwrap().into_inner();
+        assert!(!answer.valid);
+        assert_eq!(answer.problems[0].key, "resubmission.profile");
+        let newest = DEFAULT_POLICY.replace("profile = \"fill_empty\"", "profile = \"newest_wins\"");
+        let answer = client.validate_policy(pb::ValidatePolicyRequest { content: newest }).await.unwrap().into_inner();
+        assert!(answer.valid);
+        assert_ne!(answer.version, Policy::default_policy().version);
     }
 
     async fn simulate_policy_reports_what_would_change_and_changes_nothing(backend: Backend) {

@@ -275,6 +275,7 @@ enum Write {
     NewLead,
     Resubmission,
     Engagement,
+    Update,
 }
 
 async fn send(app: &TestApp, write: Write, known: &str, n: usize) -> Result<String, tonic::Status> {
@@ -282,7 +283,9 @@ async fn send(app: &TestApp, write: Write, known: &str, n: usize) -> Result<Stri
         Write::NewLead | Write::Resubmission => {
             let email = match write {
                 Write::NewLead => format!("fault-{n}@acme-industrie.fr"),
-                Write::Resubmission | Write::Engagement => "known@acme-industrie.fr".to_string(),
+                Write::Resubmission | Write::Engagement | Write::Update => {
+                    "known@acme-industrie.fr".to_string()
+                }
             };
             let mut request = cfo_demo_request(&email);
             request.request_id = format!("write-{n}");
@@ -298,6 +301,17 @@ async fn send(app: &TestApp, write: Write, known: &str, n: usize) -> Result<Stri
             };
             let answer = app.leads.clone().record_engagement(request).await?.into_inner();
             Ok(answer.lead.unwrap().name)
+        }
+        Write::Update => {
+            // A phone of its own per case, so that each is a change.
+            let contact = pb::Contact {
+                phone: format!("+33 6 {n:08}"),
+                ..Default::default()
+            };
+            let mut request =
+                crate::update::update(known, "", contact, pb::Company::default(), &["contact.phone"]);
+            request.request_id = format!("write-{n}");
+            Ok(app.leads.clone().update_lead(request).await?.into_inner().name)
         }
     }
 }
@@ -328,6 +342,10 @@ contract! {
             (Write::Engagement, Fault::Update("leads")),
             (Write::Engagement, Fault::Insert("audit_inbox")),
             (Write::Engagement, Fault::CommitAfterInsert("idempotency_keys")),
+            (Write::Update, Fault::Insert("idempotency_keys")),
+            (Write::Update, Fault::Update("leads")),
+            (Write::Update, Fault::Insert("audit_inbox")),
+            (Write::Update, Fault::CommitAfterInsert("audit_inbox")),
         ];
         for (n, (write, fault)) in cases.into_iter().enumerate() {
             app.db.wait_until_chained().await;

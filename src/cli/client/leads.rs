@@ -1,10 +1,11 @@
-//! `leadgate leads list|show|explain|search`.
+//! `leadgate leads list|show|explain|search|update`.
 
 use std::process::ExitCode;
 
 use super::format::{channel, grade, state, time};
 use super::{Connection, describe, fail, lead_name};
 use crate::cli::args::{ClientArgs, LeadsCommand, SearchArgs};
+use crate::domain::engine::ProfileField;
 use crate::domain::sla::SlaState;
 use crate::domain::values::CriterionStatus;
 use crate::grpc::pb;
@@ -22,9 +23,10 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
             order_by: search.order_by,
             limit: search.limit,
         },
-        other @ (LeadsCommand::List { .. } | LeadsCommand::Show { .. } | LeadsCommand::Explain { .. }) => {
-            other
-        }
+        other @ (LeadsCommand::List { .. }
+        | LeadsCommand::Show { .. }
+        | LeadsCommand::Explain { .. }
+        | LeadsCommand::Update { .. }) => other,
     };
     match command {
         LeadsCommand::List {
@@ -94,7 +96,92 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
             Err(status) => fail(describe(&status)),
         },
         LeadsCommand::Search(_) => unreachable!("a search runs as a list"),
+        LeadsCommand::Update {
+            name,
+            sets,
+            etag,
+            request_id,
+        } => {
+            let request = match update_request(&name, &sets, etag, request_id) {
+                Ok(request) => request,
+                Err(e) => return fail(e),
+            };
+            match client.update_lead(request).await {
+                Ok(lead) => {
+                    print!("{}", show(&lead.into_inner()));
+                    ExitCode::SUCCESS
+                }
+                Err(status) => fail(describe(&status)),
+            }
+        }
     }
+}
+
+/// An UpdateLead from `--set FIELD=VALUE` pairs: the mask is the fields, in the order given.
+fn update_request(
+    name: &str,
+    sets: &[String],
+    etag: Option<String>,
+    request_id: Option<String>,
+) -> Result<pb::UpdateLeadRequest, String> {
+    let mut contact = pb::Contact::default();
+    let mut company = pb::Company::default();
+    let mut paths = Vec::new();
+    for set in sets {
+        let Some((path, value)) = set.split_once('=') else {
+            return Err(format!("--set {set:?}: expected FIELD=VALUE"));
+        };
+        let (path, value) = (path.trim(), value.to_owned());
+        match path {
+            "contact.email" => contact.email = value,
+            "contact.given_name" => contact.given_name = value,
+            "contact.family_name" => contact.family_name = value,
+            "contact.phone" => contact.phone = value,
+            "contact.job_title" => contact.job_title = value,
+            "contact.job_function" => contact.job_function = value,
+            "contact.seniority" => {
+                contact.seniority = match value.trim() {
+                    "" => 0,
+                    v => pb::Seniority::from_str_name(&format!("SENIORITY_{}", v.to_uppercase()))
+                        .or_else(|| pb::Seniority::from_str_name(&v.to_uppercase()))
+                        .ok_or_else(|| format!("--set contact.seniority: {v:?} is not a seniority"))?
+                        as i32,
+                }
+            }
+            "company.name" => company.name = value,
+            "company.domain" => company.domain = value,
+            "company.industry" => company.industry = value,
+            "company.country_code" => company.country_code = value,
+            "company.employee_count" => {
+                company.employee_count = match value.trim() {
+                    "" => 0,
+                    v => v
+                        .parse()
+                        .map_err(|_| format!("--set company.employee_count: {v:?} is not a number"))?,
+                }
+            }
+            other => {
+                return Err(format!(
+                    "--set {other:?}: not a field leads update changes (one of {})",
+                    ProfileField::NAMES.join(", ")
+                ));
+            }
+        }
+        if !paths.iter().any(|p| p == path) {
+            paths.push(path.to_owned());
+        }
+    }
+    Ok(pb::UpdateLeadRequest {
+        lead: Some(pb::Lead {
+            name: lead_name(name),
+            etag: etag.unwrap_or_default(),
+            contact: Some(contact),
+            company: Some(company),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask { paths }),
+        request_id: request_id.unwrap_or_default(),
+    })
 }
 
 /// The ListLeads filter of `leads search`: every option given, joined by AND.
@@ -238,5 +325,56 @@ mod tests {
             )),
             r#"contact.email = "a@b.co" AND (state = LEAD OR state = LOST) AND x = 1"#
         );
+    }
+
+    fn sets(pairs: &[&str]) -> Vec<String> {
+        pairs.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_mask_is_the_fields_set_and_the_values_go_where_they_belong() {
+        let request = update_request(
+            "0190",
+            &sets(&[
+                "contact.phone=+33 6 12 34 56 78",
+                "company.employee_count=250",
+                "contact.seniority=director",
+                "company.industry=",
+            ]),
+            Some("\"3\"".into()),
+            Some("fix-1".into()),
+        )
+        .unwrap();
+        let lead = request.lead.unwrap();
+        assert_eq!(lead.name, "leads/0190");
+        assert_eq!(lead.etag, "\"3\"");
+        assert_eq!(lead.contact.as_ref().unwrap().phone, "+33 6 12 34 56 78");
+        assert_eq!(
+            lead.contact.as_ref().unwrap().seniority,
+            pb::Seniority::Director as i32
+        );
+        assert_eq!(lead.company.as_ref().unwrap().employee_count, 250);
+        assert_eq!(
+            request.update_mask.unwrap().paths,
+            [
+                "contact.phone",
+                "company.employee_count",
+                "contact.seniority",
+                "company.industry"
+            ]
+        );
+        assert_eq!(request.request_id, "fix-1");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_pairs_are_refused_before_calling() {
+        for bad in [
+            "state=LEAD",
+            "contact.phone",
+            "company.employee_count=many",
+            "contact.seniority=boss",
+        ] {
+            assert!(update_request("x", &sets(&[bad]), None, None).is_err(), "{bad}");
+        }
     }
 }

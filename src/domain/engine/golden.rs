@@ -44,6 +44,7 @@ fn trails(p: &Policy) -> Vec<(Vec<AuditEntry>, Lead)> {
             campaign: "salon".into(),
         },
         events: vec![event(K::WebinarAttended, at(5))],
+        profile: Default::default(),
     };
     step(&mut lead, &mut entries, resubmit, 10);
     let engagement = Command::RecordEngagement {
@@ -131,6 +132,30 @@ fn trails(p: &Policy) -> Vec<(Vec<AuditEntry>, Lead)> {
         reason: "they came back".into(),
     };
     step(&mut lead, &mut entries, release, 5);
+    // A correction, then a resubmission that fills what the lead lacks (the default rule).
+    let mut corrected = ProfileValues::of(&cfo().build());
+    corrected.email = Some(crate::domain::values::Email::parse("associee@cabinet-avocats.fr").unwrap());
+    corrected.phone.clear();
+    let update = Command::UpdateProfile(ProfileUpdate {
+        fields: [
+            ProfileField::ContactEmail,
+            ProfileField::ContactPhone,
+            ProfileField::CompanyIndustry,
+            ProfileField::CompanyEmployeeCount,
+        ]
+        .into(),
+        values: corrected,
+    });
+    step(&mut lead, &mut entries, update, 6);
+    let resubmit = Command::Resubmit {
+        source: Source {
+            channel: SourceChannel::Website,
+            campaign: String::new(),
+        },
+        events: vec![],
+        profile: ProfileValues::of(&cfo().build()),
+    };
+    step(&mut lead, &mut entries, resubmit, 7);
     trails.push((entries, lead));
     trails
 }
@@ -148,7 +173,7 @@ fn policy_activation(p: &Policy) -> String {
 }
 
 /// The trails' bodies, in order, as the engine wrote them when this test was written.
-const PINNED: [(AuditKind, &str); 14] = [
+const PINNED: [(AuditKind, &str); 16] = [
     (
         AuditKind::LeadSubmitted,
         r#"{"inputs":{"company":{"country":"FR","employee_count":300,"industry":"manufacturing","name":"Company"},"email_domain":"acme-industrie.fr","events":[{"kind":"DEMO_REQUEST","occurred_at":"2026-03-02T09:00:00Z","subject":"pricing"}],"external_reference":"crm-42","job_function":"finance","seniority":"EXECUTIVE","source":{"campaign":"spring","channel":"WEBSITE"}},"scores_after":{"fit":4000,"grade":"A","engagement":3000,"combined":7000,"threshold":5000,"evaluated_at":"2026-03-02T09:00:00Z"},"reasons":[{"rule_id":"score.threshold","message":"combined score 70.00 reached the threshold 50.00"}],"sla":{"number":1,"trigger":"DEMO_REQUEST","started_at":"2026-03-02T09:00:00Z","due_at":"2026-03-02T09:05:00Z","attempts":0}}"#,
@@ -204,6 +229,14 @@ const PINNED: [(AuditKind, &str); 14] = [
     (
         AuditKind::OverrideReleased,
         r#"{"inputs":{"reason":"they came back"},"scores_before":{"fit":0,"grade":"D","engagement":0,"combined":0,"threshold":5000,"evaluated_at":"2026-03-02T09:04:00Z"},"scores_after":{"fit":0,"grade":"D","engagement":0,"combined":0,"threshold":5000,"evaluated_at":"2026-03-02T09:05:00Z"},"reasons":[{"rule_id":"override","message":"decided by rep-1: went with a competitor"}],"recommended_state":"NURTURING","disqualification":"LOST_TO_COMPETITOR"}"#,
+    ),
+    (
+        AuditKind::LeadUpdated,
+        r#"{"inputs":{"company":{"employee_count":300,"industry":"manufacturing"},"email_domain":"cabinet-avocats.fr","fields":["contact.email","contact.phone","company.industry","company.employee_count"]},"scores_before":{"fit":0,"grade":"D","engagement":0,"combined":0,"threshold":5000,"evaluated_at":"2026-03-02T09:05:00Z"},"scores_after":{"fit":4000,"grade":"A","engagement":0,"combined":4000,"threshold":5000,"evaluated_at":"2026-03-02T09:06:00Z"},"reasons":[{"rule_id":"override","message":"decided by rep-1: went with a competitor"}],"recommended_state":"LEAD","disqualification":"LOST_TO_COMPETITOR"}"#,
+    ),
+    (
+        AuditKind::LeadResubmitted,
+        r#"{"inputs":{"events":[],"profile":{"fields":["contact.phone"]},"source":{"channel":"WEBSITE"}},"scores_before":{"fit":4000,"grade":"A","engagement":0,"combined":4000,"threshold":5000,"evaluated_at":"2026-03-02T09:06:00Z"},"scores_after":{"fit":4000,"grade":"A","engagement":500,"combined":4500,"threshold":5000,"evaluated_at":"2026-03-02T09:07:00Z"},"reasons":[{"rule_id":"override","message":"decided by rep-1: went with a competitor"}],"recommended_state":"LEAD","disqualification":"LOST_TO_COMPETITOR"}"#,
     ),
 ];
 

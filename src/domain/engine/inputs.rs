@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{OverrideRequest, SubmissionInputs};
+use super::{OverrideRequest, ProfileChange, SubmissionInputs};
 use crate::domain::audit::AuditKind;
 use crate::domain::facts::{ContactAttempt, DiscoveryCall, EngagementEvent};
 use crate::domain::values::{SlaTrigger, Source, Timestamp};
@@ -37,6 +37,8 @@ pub enum AuditInputs {
     NurtureRevisited(NurtureRevisit),
     /// `POLICY_ACTIVATED`.
     PolicyActivated(PolicyActivation),
+    /// `LEAD_UPDATED`: the fields corrected, without personal values.
+    Updated(ProfileChange),
 }
 
 /// A known email submitted again: through which source, with which signals.
@@ -44,6 +46,9 @@ pub enum AuditInputs {
 pub struct Resubmission {
     pub source: Source,
     pub events: Vec<EngagementEvent>,
+    /// The contact and company fields it changed (left out when none, as before it existed).
+    #[serde(default, skip_serializing_if = "ProfileChange::is_empty")]
+    pub profile: ProfileChange,
 }
 
 /// Signals recorded on a lead.
@@ -99,6 +104,7 @@ impl AuditInputs {
             AuditInputs::SlaBreached(_) => AuditKind::SlaBreached,
             AuditInputs::NurtureRevisited(_) => AuditKind::NurtureRevisited,
             AuditInputs::PolicyActivated(_) => AuditKind::PolicyActivated,
+            AuditInputs::Updated(_) => AuditKind::LeadUpdated,
         }
     }
 
@@ -122,6 +128,7 @@ impl AuditInputs {
             AuditKind::SlaBreached => AuditInputs::SlaBreached(read(inputs)?),
             AuditKind::NurtureRevisited => AuditInputs::NurtureRevisited(read(inputs)?),
             AuditKind::PolicyActivated => AuditInputs::PolicyActivated(read(inputs)?),
+            AuditKind::LeadUpdated => AuditInputs::Updated(read(inputs)?),
         })
     }
 }

@@ -66,7 +66,13 @@ pub enum Command {
     Resubmit {
         source: Source,
         events: Vec<EventInput>,
+        /// The contact and company it brings; the policy's `[resubmission] profile` rule says
+        /// which of them change the lead.
+        #[serde(default)]
+        profile: ProfileValues,
     },
+    /// Corrects contact and company data (UpdateLead).
+    UpdateProfile(ProfileUpdate),
     RecordEngagement {
         events: Vec<EventInput>,
     },
@@ -655,10 +661,16 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
 
     // Resolve times first so nothing is touched when the request is invalid.
     let command = match command {
-        Command::Resubmit { source, events } => Resolved::Resubmit {
+        Command::Resubmit {
+            source,
+            events,
+            profile,
+        } => Resolved::Resubmit {
             events: resolve_events(&events, "events", now, &mut violations),
             source,
+            profile,
         },
+        Command::UpdateProfile(update) => Resolved::Update(update),
         Command::RecordEngagement { events } => {
             Resolved::Engagement(resolve_events(&events, "events", now, &mut violations))
         }
@@ -711,10 +723,16 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
         Resolved::Tick => {
             return Ok(finish(lead, current, rec, state_before, ctx));
         }
-        Resolved::Resubmit { source, events } => {
+        Resolved::Resubmit {
+            source,
+            events,
+            profile,
+        } => {
+            let change = profile::resubmit(&mut lead.profile, &profile, rules.resubmission.profile);
             let inputs = AuditInputs::Resubmitted(Resubmission {
                 source: source.clone(),
                 events: events.clone(),
+                profile: change,
             });
             // A resubmission is itself a signal of interest.
             lead.events.push(EngagementEvent {
@@ -726,6 +744,15 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
             reevaluate(&mut lead, ctx);
             demo_triggers(&mut lead, &events, rules);
             inputs
+        }
+        Resolved::Update(update) => {
+            let change = profile::update(&mut lead.profile, &update.fields, &update.values);
+            // Nothing to correct: nothing of its own is written (what fell due still is).
+            if change.is_empty() {
+                return Ok(finish(lead, current, rec, state_before, ctx));
+            }
+            reevaluate(&mut lead, ctx);
+            AuditInputs::Updated(change)
         }
         Resolved::Engagement(events) => {
             let inputs = AuditInputs::Engagement(Engagement {
@@ -818,7 +845,9 @@ enum Resolved {
     Resubmit {
         source: Source,
         events: Vec<EngagementEvent>,
+        profile: ProfileValues,
     },
+    Update(ProfileUpdate),
     Engagement(Vec<EngagementEvent>),
     DiscoveryCall(DiscoveryCall),
     ContactAttempt(ContactAttempt),
@@ -909,6 +938,7 @@ pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target
 
 mod explain;
 mod inputs;
+mod profile;
 // Replay rebuilds leads from their trails to prove the trail explains every decision; only the
 // engine's tests run it.
 #[cfg(test)]
@@ -917,6 +947,7 @@ pub use explain::{Explanation, explain};
 pub use inputs::{
     AuditInputs, Conversion, Engagement, NurtureRevisit, PolicyActivation, Release, Resubmission, SlaBreach,
 };
+pub use profile::{ProfileChange, ProfileField, ProfileUpdate, ProfileValues};
 #[cfg(test)]
 pub use replay::{ReplayError, replay};
 

@@ -12,7 +12,7 @@ use super::*;
 use crate::domain::audit::AuditKind;
 use crate::domain::facts::{AuthorityFinding, BudgetFinding, NeedFinding, TimingFinding};
 use crate::domain::values::{
-    ContactChannel, ContactOutcome, CriterionStatus, DecisionMakerInvolvement, SourceChannel,
+    ContactChannel, ContactOutcome, CriterionStatus, DecisionMakerInvolvement, Email, SourceChannel,
 };
 
 /// The policies histories run under: the shipped one, N of 4, and one that disqualifies leads
@@ -26,6 +26,7 @@ static POLICIES: LazyLock<Vec<Policy>> = LazyLock::new(|| {
             ("need_required = true", "need_required = false"),
         ]),
         policy_with(&[("on_poor_fit = \"nurture\"", "on_poor_fit = \"disqualify\"")]),
+        policy_with(&[("profile = \"fill_empty\"", "profile = \"newest_wins\"")]),
     ]
 });
 
@@ -33,8 +34,12 @@ static POLICIES: LazyLock<Vec<Policy>> = LazyLock::new(|| {
 enum Action {
     /// Signals, each as (kind, seconds before now).
     Engagement(Vec<(usize, i64)>),
-    /// The email submitted again through a channel, with or without a demo request.
-    Resubmit(usize, bool),
+    /// The email submitted again through a channel, with or without a demo request, bringing
+    /// the contact and company of one of the profiles.
+    Resubmit(usize, bool, usize),
+    /// A correction: the fields of a mask (one bit per `ProfileField`), to the values of one of
+    /// the profiles (its email made unique to the step).
+    Update(usize, u16),
     /// Statuses of need, budget, authority, timing; the decision-maker; budget and timing dates
     /// (days from now).
     Call([Option<usize>; 4], Option<usize>, Option<i64>, Option<i64>),
@@ -61,7 +66,9 @@ fn action() -> impl Strategy<Value = Action> {
     let days = proptest::option::of(-100i64..400);
     prop_oneof![
         4 => proptest::collection::vec(kind, 1..4).prop_map(Action::Engagement),
-        2 => (0..SourceChannel::ALL.len(), any::<bool>()).prop_map(|(c, demo)| Action::Resubmit(c, demo)),
+        2 => (0..SourceChannel::ALL.len(), any::<bool>(), 0..5usize)
+            .prop_map(|(c, demo, profile)| Action::Resubmit(c, demo, profile)),
+        2 => (0..5usize, any::<u16>()).prop_map(|(profile, mask)| Action::Update(profile, mask)),
         2 => ([status.clone(), status.clone(), status.clone(), status], decision_maker, days.clone(), days)
             .prop_map(|(s, decision_maker, budget, timing)| Action::Call(s, decision_maker, budget, timing)),
         3 => (0..ContactOutcome::ALL.len()).prop_map(Action::Attempt),
@@ -114,7 +121,23 @@ fn command(action: &Action, now: Timestamp) -> Command {
         Action::Engagement(events) => Command::RecordEngagement {
             events: events.iter().map(signal).collect(),
         },
-        Action::Resubmit(channel, demo) => Command::Resubmit {
+        Action::Update(profile, mask) => {
+            let built = profiles()[*profile].build();
+            let mut values = ProfileValues::of(&built);
+            let domain = built.contact.email.domain();
+            values.email = Email::parse(&format!("corrected.{}@{domain}", now.timestamp())).ok();
+            Command::UpdateProfile(ProfileUpdate {
+                fields: ProfileField::ALL
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, f)| *f)
+                    .collect(),
+                values,
+            })
+        }
+        Action::Resubmit(channel, demo, profile) => Command::Resubmit {
+            profile: ProfileValues::of(&profiles()[*profile].build()),
             source: Source {
                 channel: SourceChannel::ALL[*channel],
                 campaign: "again".into(),
@@ -254,7 +277,8 @@ proptest! {
                 | AuditKind::OverrideReleased
                 | AuditKind::SlaBreached
                 | AuditKind::NurtureRevisited
-                | AuditKind::PolicyActivated => Mover::Engine,
+                | AuditKind::PolicyActivated
+                | AuditKind::LeadUpdated => Mover::Engine,
             };
             match entry.state_before {
                 None => prop_assert!(after == LeadState::Lead || check_transition(LeadState::Lead, after, Mover::Engine).is_ok()),

@@ -105,11 +105,16 @@ pub fn replay<'p>(
                     | AuditKind::ContactAttemptRecorded
                     | AuditKind::StateOverridden
                     | AuditKind::OverrideReleased
-                    | AuditKind::LeadConverted => match inputs(entry, index)? {
+                    | AuditKind::LeadConverted
+                    | AuditKind::LeadUpdated => match inputs(entry, index)? {
                         AuditInputs::Resubmitted(r) => Command::Resubmit {
                             source: r.source,
                             events: replayed_events(r.events),
+                            profile: r.profile.replayed(index).map_err(fail)?.values,
                         },
+                        AuditInputs::Updated(change) => {
+                            Command::UpdateProfile(change.replayed(index).map_err(fail)?)
+                        }
                         AuditInputs::Engagement(e) => Command::RecordEngagement {
                             events: replayed_events(e.events),
                         },

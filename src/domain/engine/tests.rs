@@ -1006,6 +1006,7 @@ fn a_resubmission_counts_as_engagement() {
         Command::Resubmit {
             source,
             events: vec![],
+            profile: Default::default(),
         },
         &p,
         at(1),

@@ -6,7 +6,11 @@ use sha2::{Digest, Sha256};
 
 use super::enums::{optional_enum, required_enum};
 use crate::app::{AppError, RequestKey};
-use crate::domain::engine::{Command, EventInput, OverrideRequest};
+use std::collections::BTreeSet;
+
+use crate::domain::engine::{
+    Command, EventInput, OverrideRequest, ProfileField, ProfileUpdate, ProfileValues,
+};
 use crate::domain::facts::{
     AuthorityFinding, BudgetFinding, ContactAttempt, DiscoveryCall, Money, NeedFinding, TimingFinding,
 };
@@ -134,7 +138,11 @@ pub fn optional_etag(etag: String) -> Option<String> {
 }
 
 pub fn contact(v: &mut Violations, c: Option<pb::Contact>) -> Option<Contact> {
-    let Some(pb::Contact {
+    let Some(c) = c else {
+        v.add("contact.email", "is required");
+        return None;
+    };
+    let ProfileValues {
         email,
         given_name,
         family_name,
@@ -142,19 +150,8 @@ pub fn contact(v: &mut Violations, c: Option<pb::Contact>) -> Option<Contact> {
         job_title,
         seniority,
         job_function,
-    }) = c
-    else {
-        v.add("contact.email", "is required");
-        return None;
-    };
-    // Every field is checked before any is given up on, so all bad fields are reported.
-    let email = v.check("contact.email", Email::parse(&email));
-    let given_name = text(v, "contact.given_name", given_name, 100);
-    let family_name = text(v, "contact.family_name", family_name, 100);
-    let phone = optional(v, "contact.phone", &phone, values::parse_phone).unwrap_or_default();
-    let job_title = text(v, "contact.job_title", job_title, 200);
-    let seniority = optional_enum(v, "contact.seniority", seniority);
-    let job_function = optional(v, "contact.job_function", &job_function, Code::parse);
+        company: _,
+    } = contact_values(v, "", c);
     Some(Contact {
         email: email?,
         given_name,
@@ -166,7 +163,39 @@ pub fn contact(v: &mut Violations, c: Option<pb::Contact>) -> Option<Contact> {
     })
 }
 
+/// A contact's fields, each checked and reported at its path under `prefix` (`lead.` in an
+/// UpdateLead); the company is left empty.
+fn contact_values(v: &mut Violations, prefix: &str, c: pb::Contact) -> ProfileValues {
+    let pb::Contact {
+        email,
+        given_name,
+        family_name,
+        phone,
+        job_title,
+        seniority,
+        job_function,
+    } = c;
+    let at = |field: &str| format!("{prefix}contact.{field}");
+    // Every field is checked before any is given up on, so all bad fields are reported.
+    ProfileValues {
+        email: v.check(at("email"), Email::parse(&email)),
+        given_name: text(v, &at("given_name"), given_name, 100),
+        family_name: text(v, &at("family_name"), family_name, 100),
+        phone: optional(v, &at("phone"), &phone, values::parse_phone).unwrap_or_default(),
+        job_title: text(v, &at("job_title"), job_title, 200),
+        seniority: optional_enum(v, &at("seniority"), seniority),
+        job_function: optional(v, &at("job_function"), &job_function, Code::parse),
+        company: Company::default(),
+    }
+}
+
 pub fn company(v: &mut Violations, c: Option<pb::Company>) -> Company {
+    company_at(v, "", c)
+}
+
+/// A company, each field checked and reported at its path under `prefix`.
+fn company_at(v: &mut Violations, prefix: &str, c: Option<pb::Company>) -> Company {
+    let at = |field: &str| format!("{prefix}company.{field}");
     let pb::Company {
         name,
         domain,
@@ -178,19 +207,16 @@ pub fn company(v: &mut Violations, c: Option<pb::Company>) -> Company {
         0 => None,
         n if (1..=10_000_000).contains(&n) => Some(n as u32),
         _ => {
-            v.add(
-                "company.employee_count",
-                "must be between 0 (unknown) and 10000000",
-            );
+            v.add(at("employee_count"), "must be between 0 (unknown) and 10000000");
             None
         }
     };
     Company {
-        name: text(v, "company.name", name, 200),
-        domain: optional(v, "company.domain", &domain, DomainName::parse),
-        industry: optional(v, "company.industry", &industry, Code::parse),
+        name: text(v, &at("name"), name, 200),
+        domain: optional(v, &at("domain"), &domain, DomainName::parse),
+        industry: optional(v, &at("industry"), &industry, Code::parse),
         employee_count,
-        country: optional(v, "company.country_code", &country_code, CountryCode::parse),
+        country: optional(v, &at("country_code"), &country_code, CountryCode::parse),
     }
 }
 
@@ -443,6 +469,7 @@ idempotent! {
     OverrideLeadStateRequest => OverrideLeadState,
     ReleaseLeadOverrideRequest => ReleaseLeadOverride,
     ConvertLeadRequest => ConvertLead,
+    UpdateLeadRequest => UpdateLead,
 }
 
 /// An idempotent request, validated whole: its request id first, then every field by `decode`,
@@ -617,6 +644,123 @@ impl LeadCommandRequest for pb::ConvertLeadRequest {
             },
         })
     }
+}
+
+impl LeadCommandRequest for pb::UpdateLeadRequest {
+    fn decode(self, v: &mut Violations) -> Option<LeadCommand> {
+        let pb::UpdateLeadRequest {
+            lead,
+            update_mask,
+            request_id: _,
+        } = self;
+        let fields = update_mask_fields(v, update_mask);
+        let Some(lead) = lead else {
+            v.add("lead", "is required");
+            return None;
+        };
+        // Only `name`, `etag` and the masked fields are read: AIP-134 ignores the rest.
+        let pb::Lead {
+            name,
+            contact,
+            company,
+            etag,
+            source: _,
+            external_reference: _,
+            state: _,
+            state_reasons: _,
+            state_change_time: _,
+            disqualification_reason: _,
+            revisit_time: _,
+            scores: _,
+            bant: _,
+            sla: _,
+            r#override: _,
+            recommendation: _,
+            opportunity_reference: _,
+            policy_version: _,
+            create_time: _,
+            update_time: _,
+        } = lead;
+        let id = lead_name(v, "lead.name", &name);
+        // Validated as on submission; only the masked fields' violations count (an email left out
+        // of the mask may well be empty here).
+        let mut checked = Violations::default();
+        let mut values = contact_values(&mut checked, "lead.", contact.unwrap_or_default());
+        values.company = company_at(&mut checked, "lead.", company);
+        for violation in checked.iter() {
+            let path = violation.field.strip_prefix("lead.").unwrap_or_default();
+            if ProfileField::from_name(path).is_some_and(|f| fields.contains(&f)) {
+                v.add(violation.field.clone(), violation.description.clone());
+            }
+        }
+        Some(LeadCommand {
+            lead: id?,
+            etag: optional_etag(etag),
+            command: Command::UpdateProfile(ProfileUpdate { fields, values }),
+        })
+    }
+}
+
+/// The fields an UpdateLead's mask names; every path that is not one is reported on
+/// `update_mask`. `contact` and `company` stand for all their fields; `*` is refused, so that a
+/// caller always says what it changes.
+fn update_mask_fields(v: &mut Violations, mask: Option<prost_types::FieldMask>) -> BTreeSet<ProfileField> {
+    const OUTPUT_ONLY: &[&str] = &[
+        "name",
+        "state",
+        "state_reasons",
+        "state_change_time",
+        "disqualification_reason",
+        "revisit_time",
+        "scores",
+        "bant",
+        "sla",
+        "override",
+        "recommendation",
+        "opportunity_reference",
+        "policy_version",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+    let paths = mask.map(|m| m.paths).unwrap_or_default();
+    if paths.is_empty() {
+        v.add("update_mask", "must name at least one field to change");
+    }
+    fn all_of(prefix: &'static str) -> impl Iterator<Item = ProfileField> {
+        ProfileField::ALL
+            .iter()
+            .copied()
+            .filter(move |f| f.as_str().starts_with(prefix))
+    }
+    let mut fields = BTreeSet::new();
+    for path in paths {
+        match path.as_str() {
+            "*" => v.add("update_mask", "`*` is not accepted: name the fields to change"),
+            "contact" => fields.extend(all_of("contact.")),
+            "company" => fields.extend(all_of("company.")),
+            p => match ProfileField::from_name(p) {
+                Some(field) => {
+                    fields.insert(field);
+                }
+                None => {
+                    let top = p.split('.').next().unwrap_or_default();
+                    let why = if OUTPUT_ONLY.contains(&top) {
+                        "is output only".to_owned()
+                    } else if top == "source" || top == "external_reference" {
+                        "cannot be changed: it records where the lead came from".to_owned()
+                    } else {
+                        format!(
+                            "is not a field UpdateLead changes (one of {}, or contact, company)",
+                            ProfileField::NAMES.join(", ")
+                        )
+                    };
+                    v.add("update_mask", format!("{:?} {why}", values::clip(p)));
+                }
+            },
+        }
+    }
+    fields
 }
 
 /// Reports the collected violations, or goes on.

@@ -256,6 +256,13 @@ lead_change_response!(
     ConvertLeadResponse,
 );
 
+/// UpdateLead answers the lead alone (AIP-134).
+impl LeadChangeResponse for pb::Lead {
+    fn from_change(c: &LeadChange) -> Self {
+        lead(&c.lead)
+    }
+}
+
 /// JSON as `google.protobuf.Value`.
 pub fn json_value(value: &serde_json::Value) -> prost_types::Value {
     use prost_types::value::Kind;

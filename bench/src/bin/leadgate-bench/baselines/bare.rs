@@ -66,6 +66,7 @@ canned_lead_service! {
     override_lead_state(pb::OverrideLeadStateRequest) -> pb::OverrideLeadStateResponse;
     release_lead_override(pb::ReleaseLeadOverrideRequest) -> pb::ReleaseLeadOverrideResponse;
     convert_lead(pb::ConvertLeadRequest) -> pb::ConvertLeadResponse;
+    update_lead(pb::UpdateLeadRequest) -> pb::Lead;
     explain_lead(pb::ExplainLeadRequest) -> pb::LeadExplanation;
 }
 
