@@ -115,15 +115,15 @@ contract! {
         let request = update(&lead.name, &lead.etag, phone(""), company, &["company.name", "company.domain"]);
         let updated = app.leads.clone().update_lead(request).await.unwrap().into_inner();
         for filter in ["company.domain = \"brightwave.io\"", "company.name : \"brightwave\""] {
-            assert_eq!(found(&app, filter).await, [lead.name.clone()], "{filter}");
+            assert_eq!(found(&app, filter).await, [lead.name.as_str()], "{filter}");
         }
         assert!(found(&app, "company.name : \"acme\"").await.is_empty());
         let request = update(&lead.name, &updated.etag, email("claire@brightwave.io"), pb::Company {
             name: "Brightwave SA".into(), ..Default::default()
         }, &["contact.email", "company.name"]);
         app.leads.clone().update_lead(request).await.unwrap();
-        assert_eq!(found(&app, "contact.email = \"claire@brightwave.io\"").await, [lead.name.clone()]);
-        assert_eq!(found(&app, "company.name = \"brightwave sa\"").await, [lead.name.clone()]);
+        assert_eq!(found(&app, "contact.email = \"claire@brightwave.io\"").await, [lead.name.as_str()]);
+        assert_eq!(found(&app, "company.name = \"brightwave sa\"").await, [lead.name.as_str()]);
         assert!(found(&app, "company.name = \"brightwave labs\"").await.is_empty());
         assert!(found(&app, "contact.email = \"claire.martin@acme-industrie.fr\"").await.is_empty());
     }
