@@ -10,17 +10,6 @@ use tonic::Code;
 use crate::contract;
 use crate::helpers::*;
 
-async fn submit(app: &TestApp, request: pb::SubmitLeadRequest) -> pb::Lead {
-    app.leads
-        .clone()
-        .submit_lead(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap()
-}
-
 fn stage(f: &pb::ChannelFunnel, state: pb::LeadState) -> i64 {
     f.stages
         .iter()
@@ -44,7 +33,7 @@ contract! {
         use pb::LeadState as S;
 
         // WEBSITE: a CFO called within minutes, qualified and converted.
-        let won = submit(&app, cfo_demo_request("won@acme.fr")).await;
+        let won = submitted(&app, cfo_demo_request("won@acme.fr")).await;
         let attempt = pb::RecordContactAttemptRequest {
             name: won.name.clone(),
             attempt: Some(pb::ContactAttempt { channel: pb::ContactChannel::Phone as i32, outcome: pb::ContactOutcome::Connected as i32, ..Default::default() }),
@@ -58,20 +47,20 @@ contract! {
         // WEBSITE: a demo request nobody answered in time.
         let mut late = cfo_demo_request("late@acme.fr");
         late.events[0].occur_time = Some(minutes_from_now(-6));
-        submit(&app, late).await;
+        submitted(&app, late).await;
         // WEBSITE: a lead that stays a lead.
         let mut quiet = cfo_demo_request("quiet@acme.fr");
         quiet.events.clear();
-        submit(&app, quiet).await;
+        submitted(&app, quiet).await;
         // TRADE_SHOW: a law firm (nurtured) and a lead lost to a competitor.
         let mut firm = cfo_demo_request("firm@cabinet.fr");
         firm.company.as_mut().unwrap().industry = "legal_services".into();
         firm.source.as_mut().unwrap().channel = pb::SourceChannel::TradeShow as i32;
-        submit(&app, firm).await;
+        submitted(&app, firm).await;
         let mut lost = cfo_demo_request("lost@acme.fr");
         lost.events.clear();
         lost.source.as_mut().unwrap().channel = pb::SourceChannel::TradeShow as i32;
-        let lost = submit(&app, lost).await;
+        let lost = submitted(&app, lost).await;
         let disqualify = pb::OverrideLeadStateRequest {
             name: lost.name.clone(),
             state: S::Disqualified as i32,

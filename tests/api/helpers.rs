@@ -410,6 +410,18 @@ pub fn cfo_demo_request(email: &str) -> pb::SubmitLeadRequest {
 }
 
 /// The field paths of a status's BadRequest details.
+/// Submits a lead that must be accepted, and gives it as answered.
+pub async fn submitted(app: &TestApp, request: pb::SubmitLeadRequest) -> pb::Lead {
+    app.leads
+        .clone()
+        .submit_lead(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+}
+
 pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
     status

@@ -12,20 +12,8 @@ use pb::policy_service_client::PolicyServiceClient;
 
 use crate::helpers::{
     Options, TestApp, bad_fields, cfo_demo_request, engagement, minimal_submission, spawn_app, spawn_on,
+    submitted,
 };
-
-/// Submits a lead and gives its name.
-async fn submit(app: &TestApp, request: pb::SubmitLeadRequest) -> String {
-    app.leads
-        .clone()
-        .submit_lead(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap()
-        .name
-}
 
 /// A fit lead at a company, from a campaign, with a CRM reference.
 fn at_company(
@@ -63,9 +51,9 @@ fn set(names: &[&String]) -> BTreeSet<String> {
 contract! {
     async fn each_search_field_finds_its_leads_and_no_others(backend: Backend) {
         let app = spawn_app(&backend).await;
-        let jane = submit(&app, at_company("Jane.Doe@ACME.com", "Acme Industrie", "acme-industrie.fr", "demo-form", "CRM-0001")).await;
-        let john = submit(&app, at_company("john@other.example", "ACME Consulting 50%", "AcmeConsulting.Example.", "Spring-Launch", "CRM-0002")).await;
-        let solo = submit(&app, minimal_submission("solo@Solo.Example")).await;
+        let jane = submitted(&app, at_company("Jane.Doe@ACME.com", "Acme Industrie", "acme-industrie.fr", "demo-form", "CRM-0001")).await.name;
+        let john = submitted(&app, at_company("john@other.example", "ACME Consulting 50%", "AcmeConsulting.Example.", "Spring-Launch", "CRM-0002")).await.name;
+        let solo = submitted(&app, minimal_submission("solo@Solo.Example")).await.name;
         let none: &[&String] = &[];
         for (filter, expected) in [
             (r#"contact.email = "Jane.Doe@ACME.com""#, vec![&jane]),
@@ -107,9 +95,9 @@ contract! {
 
     async fn a_policy_simulation_selects_leads_by_the_search_fields(backend: Backend) {
         let app = spawn_app(&backend).await;
-        submit(&app, at_company("a@acme.example", "Acme", "acme.example", "", "CRM-1")).await;
-        submit(&app, at_company("b@acme.example", "Acme", "acme.example", "", "")).await;
-        submit(&app, minimal_submission("c@other.example")).await;
+        submitted(&app, at_company("a@acme.example", "Acme", "acme.example", "", "CRM-1")).await;
+        submitted(&app, at_company("b@acme.example", "Acme", "acme.example", "", "")).await;
+        submitted(&app, minimal_submission("c@other.example")).await;
         let mut client = PolicyServiceClient::new(app.channel.clone());
         for (filter, evaluated) in [
             (r#"company.domain = "ACME.example""#, 2),
@@ -129,8 +117,8 @@ contract! {
         let app = spawn_app(&backend).await;
         let mut acme = Vec::new();
         for i in 0..5 {
-            acme.push(submit(&app, at_company(&format!("p{i}@acme.example"), "Acme", "Acme.Example", "", "")).await);
-            submit(&app, at_company(&format!("q{i}@other.example"), "Other", "other.example", "", "")).await;
+            acme.push(submitted(&app, at_company(&format!("p{i}@acme.example"), "Acme", "Acme.Example", "", "")).await.name);
+            submitted(&app, at_company(&format!("q{i}@other.example"), "Other", "other.example", "", "")).await;
         }
         let filter = r#"company.domain = "acme.example""#;
         let mut seen = Vec::new();
@@ -180,8 +168,8 @@ contract! {
 
     async fn every_lead_write_fills_the_search_columns_and_the_migration_backfills_them(backend: Backend) {
         let mut app = spawn_app(&backend).await;
-        let jane = submit(&app, at_company("jane@acme.example", "ACME Industrie", "Acme.Example", "demo-form", "CRM-7")).await;
-        let solo = submit(&app, minimal_submission("solo@solo.example")).await;
+        let jane = submitted(&app, at_company("jane@acme.example", "ACME Industrie", "Acme.Example", "demo-form", "CRM-7")).await.name;
+        let solo = submitted(&app, minimal_submission("solo@solo.example")).await.name;
         let filled = "SELECT COUNT(*) FROM leads WHERE company_domain = 'acme.example' \
             AND company_name_folded = 'acme industrie' AND source_campaign = 'demo-form' AND external_reference = 'CRM-7'";
         let from_email = "SELECT COUNT(*) FROM leads WHERE company_domain = 'solo.example' \

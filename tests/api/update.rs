@@ -8,17 +8,6 @@ use tonic::Code;
 use crate::contract;
 use crate::helpers::*;
 
-async fn submitted(app: &TestApp, request: pb::SubmitLeadRequest) -> pb::Lead {
-    app.leads
-        .clone()
-        .submit_lead(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap()
-}
-
 /// An UpdateLead of `name` setting the given paths from `lead`'s contact and company.
 pub fn update(
     name: &str,
