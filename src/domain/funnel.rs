@@ -169,13 +169,6 @@ impl FunnelBuilder {
         }
     }
 
-    /// Adds an entry, reading its facts from its body.
-    pub fn add(&mut self, entry: &AuditEntry) {
-        if let Some(facts) = EntryFacts::of(entry) {
-            self.add_facts(&facts);
-        }
-    }
-
     /// Adds what the funnel reads of one entry. Entries that do not [count](EntryFacts::counts)
     /// change nothing, not even the channel a lead is reported under.
     pub fn add_facts(&mut self, entry: &EntryFacts) {
