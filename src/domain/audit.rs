@@ -41,6 +41,7 @@ named_enum! {
         NurtureRevisited => "NURTURE_REVISITED",
         PolicyActivated => "POLICY_ACTIVATED",
         LeadUpdated => "LEAD_UPDATED",
+        LeadErased => "LEAD_ERASED",
     }
 }
 
@@ -362,6 +363,25 @@ impl AuditKeys {
         feed(&mut mac);
         // Constant time.
         mac.verify_slice(&seal.tag).map_err(|_| SealProblem::Mismatch)
+    }
+
+    /// The keyed hashes of an erased email, one per key, the signing key's first: the
+    /// suppression list holds the first; a lookup tries them all, so the list survives a key
+    /// rotation as long as the retired key stays listed (as it must, to verify old seals).
+    pub fn email_hashes(&self, email: &str) -> Vec<[u8; 32]> {
+        let ids = std::iter::once(self.signing.as_str()).chain(
+            self.keys
+                .keys()
+                .map(String::as_str)
+                .filter(|id| *id != self.signing),
+        );
+        ids.filter_map(|id| self.mac(id))
+            .map(|mut mac| {
+                mac.update(b"leadgate-suppressed-email-v1\0");
+                mac.update(email.as_bytes());
+                mac.finalize().into_bytes().into()
+            })
+            .collect()
     }
 
     /// Seals an entry as it is written: proves that leadgate wrote it.

@@ -40,6 +40,9 @@ pub struct Lead {
     pub recommendation: Option<Recommendation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opportunity_reference: Option<String>,
+    /// When the lead's personal data was erased: from then on it is a pseudonymous record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<Timestamp>,
     pub policy_version: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -40,6 +40,9 @@ pub struct Rules {
     /// keep their version.
     #[serde(skip_serializing_if = "ResubmissionRules::is_default")]
     pub resubmission: ResubmissionRules,
+    /// Left out while it is the default, as `resubmission`.
+    #[serde(skip_serializing_if = "PrivacyRules::is_default")]
+    pub privacy: PrivacyRules,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -200,6 +203,30 @@ impl ResubmissionRules {
     }
 }
 
+/// What a submission of an email whose lead was erased does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasedEmailRule {
+    /// Refuses it (FAILED_PRECONDITION, EMAIL_SUPPRESSED): the person asked to be forgotten.
+    #[default]
+    Refuse,
+    /// Creates a new lead, as a new consent; its submission entry says it followed an erasure.
+    Accept,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PrivacyRules {
+    pub erased_email: ErasedEmailRule,
+    /// Erase the personal data of leads no change touched for this many months (0: never).
+    pub erase_inactive_after_months: u32,
+}
+
+impl PrivacyRules {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// One problem in a policy document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolicyProblem {
@@ -238,6 +265,17 @@ struct RawPolicy {
     sla: RawSla,
     #[serde(default)]
     resubmission: RawResubmission,
+    #[serde(default)]
+    privacy: RawPrivacy,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    #[serde(default)]
+    erased_email: ErasedEmailRule,
+    #[serde(default)]
+    erase_inactive_after_months: u32,
 }
 
 #[derive(Default, Deserialize)]
@@ -684,6 +722,10 @@ impl Policy {
             sla,
             resubmission: ResubmissionRules {
                 profile: raw.resubmission.profile,
+            },
+            privacy: PrivacyRules {
+                erased_email: raw.privacy.erased_email,
+                erase_inactive_after_months: raw.privacy.erase_inactive_after_months,
             },
         };
         let canonical = serde_json::to_vec(&rules).expect("policy rules serialise");

@@ -39,6 +39,8 @@ pub enum AuditInputs {
     PolicyActivated(PolicyActivation),
     /// `LEAD_UPDATED`: the fields corrected, without personal values.
     Updated(ProfileChange),
+    /// `LEAD_ERASED`: why, and which fields held personal data (never their values).
+    Erased(Erasure),
 }
 
 /// A known email submitted again: through which source, with which signals.
@@ -82,6 +84,14 @@ pub struct NurtureRevisit {
     pub revisit_at: Option<Timestamp>,
 }
 
+/// A lead's personal data erased.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    pub reason: String,
+    /// The API paths of the fields that held something.
+    pub fields: Vec<String>,
+}
+
 /// The policy a replica activated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyActivation {
@@ -105,6 +115,7 @@ impl AuditInputs {
             AuditInputs::NurtureRevisited(_) => AuditKind::NurtureRevisited,
             AuditInputs::PolicyActivated(_) => AuditKind::PolicyActivated,
             AuditInputs::Updated(_) => AuditKind::LeadUpdated,
+            AuditInputs::Erased(_) => AuditKind::LeadErased,
         }
     }
 
@@ -129,6 +140,7 @@ impl AuditInputs {
             AuditKind::NurtureRevisited => AuditInputs::NurtureRevisited(read(inputs)?),
             AuditKind::PolicyActivated => AuditInputs::PolicyActivated(read(inputs)?),
             AuditKind::LeadUpdated => AuditInputs::Updated(read(inputs)?),
+            AuditKind::LeadErased => AuditInputs::Erased(read(inputs)?),
         })
     }
 }

@@ -85,6 +85,8 @@ pub enum Command {
     Convert {
         opportunity_reference: String,
     },
+    /// Erases the lead's personal data (EraseLead, retention).
+    Erase(ErasureRequest),
     /// Only what has fallen due (the sweeper).
     Tick,
 }
@@ -98,6 +100,9 @@ pub enum Rejection {
     Illegal(#[from] IllegalTransition),
     #[error("{0}")]
     Precondition(String),
+    /// The lead's personal data was erased: it takes no more changes.
+    #[error("lead {0} was erased: it is kept as a pseudonymous record and takes no more changes")]
+    Erased(LeadId),
 }
 
 /// What one command decided.
@@ -572,6 +577,10 @@ pub struct SubmissionInputs {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub external_reference: String,
     pub events: Vec<EngagementEvent>,
+    /// The email was on the suppression list (its lead erased) and the policy accepted it as a
+    /// new consent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_erasure: bool,
 }
 
 impl SubmissionInputs {
@@ -584,6 +593,7 @@ impl SubmissionInputs {
             email_domain: profile.contact.email.domain().to_owned(),
             external_reference: profile.external_reference.clone(),
             events: events.to_vec(),
+            after_erasure: false,
         }
     }
 }
@@ -594,6 +604,18 @@ pub fn create(
     profile: Profile,
     events: &[EventInput],
     ctx: &Context,
+) -> Result<Applied, Rejection> {
+    create_with(id, profile, events, ctx, false)
+}
+
+/// [`create`], for an email whose lead was erased before when `after_erasure` (the entry says
+/// so).
+pub fn create_with(
+    id: LeadId,
+    profile: Profile,
+    events: &[EventInput],
+    ctx: &Context,
+    after_erasure: bool,
 ) -> Result<Applied, Rejection> {
     let mut violations = Violations::default();
     let events = resolve_events(events, "events", ctx.now, &mut violations);
@@ -616,6 +638,7 @@ pub fn create(
         human_override: None,
         recommendation: None,
         opportunity_reference: None,
+        erased_at: None,
         policy_version: ctx.policy.version.clone(),
         created_at: ctx.now,
         updated_at: ctx.now,
@@ -627,7 +650,10 @@ pub fn create(
         ctx,
         entries: Vec::new(),
     };
-    let inputs = AuditInputs::Submitted(SubmissionInputs::of(&lead.profile, &events));
+    let inputs = AuditInputs::Submitted(SubmissionInputs {
+        after_erasure,
+        ..SubmissionInputs::of(&lead.profile, &events)
+    });
     let reasons = lead.state_reasons.clone();
     rec.record(ctx.actor, None, &lead, inputs, reasons);
     Ok(Applied {
@@ -658,6 +684,22 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
     };
     let state_before = lead.state;
     let mut violations = Violations::default();
+
+    // An erased lead only keeps its clocks running; erasing it again changes nothing.
+    if current.erased_at.is_some() {
+        match command {
+            Command::Tick => {}
+            Command::Erase(_) => return Ok(finish(lead, current, rec, state_before, ctx)),
+            Command::Resubmit { .. }
+            | Command::UpdateProfile(_)
+            | Command::RecordEngagement { .. }
+            | Command::RecordDiscoveryCall(_)
+            | Command::RecordContactAttempt(_)
+            | Command::Override(_)
+            | Command::ReleaseOverride { .. }
+            | Command::Convert { .. } => return Err(Rejection::Erased(current.id)),
+        }
+    }
 
     // Resolve times first so nothing is touched when the request is invalid.
     let command = match command {
@@ -711,6 +753,7 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
         Command::Convert {
             opportunity_reference,
         } => Resolved::Convert(opportunity_reference),
+        Command::Erase(request) => Resolved::Erase(request),
         Command::Tick => Resolved::Tick,
     };
     violations.into_result().map_err(Rejection::Invalid)?;
@@ -818,6 +861,15 @@ pub fn apply(current: &Lead, command: Command, ctx: &Context) -> Result<Applied,
             reevaluate(&mut lead, ctx);
             AuditInputs::OverrideReleased(Release { reason })
         }
+        // Not a decision: state, scores and clocks stay as they are.
+        Resolved::Erase(request) => {
+            let fields = erasure::pseudonymise(&mut lead);
+            lead.erased_at = Some(now);
+            AuditInputs::Erased(Erasure {
+                reason: request.reason,
+                fields,
+            })
+        }
         Resolved::Convert(reference) => {
             check_transition(lead.state, LeadState::Converted, Mover::Person)?;
             let inputs = AuditInputs::Converted(Conversion {
@@ -854,6 +906,7 @@ enum Resolved {
     Override(OverrideRequest),
     Release(String),
     Convert(String),
+    Erase(ErasureRequest),
     Tick,
 }
 
@@ -936,6 +989,7 @@ pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target
     (scores, target)
 }
 
+mod erasure;
 mod explain;
 mod inputs;
 mod profile;
@@ -943,9 +997,11 @@ mod profile;
 // engine's tests run it.
 #[cfg(test)]
 mod replay;
+pub use erasure::{ERASED_EMAIL_DOMAIN, ErasureRequest, erased_email};
 pub use explain::{Explanation, explain};
 pub use inputs::{
-    AuditInputs, Conversion, Engagement, NurtureRevisit, PolicyActivation, Release, Resubmission, SlaBreach,
+    AuditInputs, Conversion, Engagement, Erasure, NurtureRevisit, PolicyActivation, Release, Resubmission,
+    SlaBreach,
 };
 pub use profile::{ProfileChange, ProfileField, ProfileUpdate, ProfileValues};
 #[cfg(test)]

@@ -278,7 +278,8 @@ proptest! {
                 | AuditKind::SlaBreached
                 | AuditKind::NurtureRevisited
                 | AuditKind::PolicyActivated
-                | AuditKind::LeadUpdated => Mover::Engine,
+                | AuditKind::LeadUpdated
+                | AuditKind::LeadErased => Mover::Engine,
             };
             match entry.state_before {
                 None => prop_assert!(after == LeadState::Lead || check_transition(LeadState::Lead, after, Mover::Engine).is_ok()),
@@ -370,6 +371,50 @@ proptest! {
         rebuilt.profile.contact = history.lead.profile.contact.clone();
         prop_assert_eq!(&rebuilt, &history.lead);
         prop_assert_eq!(history.lead.revision, history.changes);
+    }
+
+    #[test]
+    fn erasing_after_any_history_keeps_the_decisions_and_no_personal_data(
+        policy in 0..POLICIES.len(), profile in 0..5usize, initial in initial(), steps in steps(),
+    ) {
+        let history = history(policy, profile, &initial, &steps);
+        let (p, lead) = (history.policy, &history.lead);
+        let at = lead.updated_at + Duration::seconds(1);
+        let erase = Command::Erase(ErasureRequest { reason: "DSR-1".into() });
+        let erased = apply(lead, erase.clone(), &person(p, at, "privacy-1")).unwrap();
+        let last = erased.entries.last().unwrap();
+        prop_assert_eq!(last.kind, AuditKind::LeadErased);
+        let after = &erased.lead;
+        // Not a decision: what the reports read stays (a clock that fell due meanwhile aside).
+        prop_assert_eq!(last.state_before, last.state_after);
+        prop_assert_eq!(&after.profile.source, &lead.profile.source);
+        prop_assert_eq!(after.profile.company_domain(), lead.profile.company_domain());
+        // Nothing personal is left.
+        let contact = &after.profile.contact;
+        prop_assert_eq!(&contact.email, &erased_email(lead.id));
+        prop_assert!(contact.given_name.is_empty() && contact.family_name.is_empty());
+        prop_assert!(contact.phone.is_empty() && contact.job_title.is_empty());
+        prop_assert!(after.profile.external_reference.is_empty());
+        prop_assert!(after.events.iter().all(|e| e.subject.is_empty()));
+        let bant = &after.bant;
+        for evidence in [&bant.need.evidence, &bant.budget.evidence, &bant.authority.evidence, &bant.timing.evidence] {
+            prop_assert!(evidence.is_empty());
+        }
+        prop_assert!(after.human_override.iter().all(|o| o.reason.is_empty()));
+        // The trail rebuilds the erased lead exactly (the trail never held the personal data).
+        let mut trail = history.entries.clone();
+        trail.extend(erased.entries.clone());
+        let rebuilt = replay(&trail, |v| (v == p.version).then_some(p)).unwrap();
+        prop_assert_eq!(&rebuilt, after);
+        // Erasing again writes nothing; changes are refused; time still runs.
+        let later = at + Duration::days(400);
+        prop_assert!(apply(after, erase, &person(p, later, "privacy-1")).unwrap().entries.is_empty());
+        let engagement = Command::RecordEngagement { events: Vec::new() };
+        prop_assert_eq!(
+            apply(after, engagement, &person(p, later, "sales-1")).unwrap_err(),
+            Rejection::Erased(lead.id)
+        );
+        prop_assert!(apply(after, Command::Tick, &person(p, later, "engine")).is_ok());
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub fn replay<'p>(
                     | AuditKind::StateOverridden
                     | AuditKind::OverrideReleased
                     | AuditKind::LeadConverted
-                    | AuditKind::LeadUpdated => match inputs(entry, index)? {
+                    | AuditKind::LeadUpdated
+                    | AuditKind::LeadErased => match inputs(entry, index)? {
                         AuditInputs::Resubmitted(r) => Command::Resubmit {
                             source: r.source,
                             events: replayed_events(r.events),
@@ -122,6 +123,7 @@ pub fn replay<'p>(
                         AuditInputs::ContactAttempt(attempt) => Command::RecordContactAttempt(attempt),
                         AuditInputs::Override(request) => Command::Override(request),
                         AuditInputs::OverrideReleased(r) => Command::ReleaseOverride { reason: r.reason },
+                        AuditInputs::Erased(e) => Command::Erase(super::ErasureRequest { reason: e.reason }),
                         AuditInputs::Converted(c) => Command::Convert {
                             opportunity_reference: c.opportunity_reference,
                         },
