@@ -180,6 +180,16 @@ pub enum WriteOutcome {
     RequestIdTaken,
 }
 
+/// What an erasure writes besides the pseudonymous lead and its entry.
+#[derive(Clone, Copy, Debug)]
+pub struct ErasureWrite<'a> {
+    /// The keyed hash of the erased email, for the suppression list.
+    pub suppressed_email: &'a [u8; 32],
+    /// Forget the answers kept for request ids that name the lead (they hold its personal
+    /// data): needless when the lead changed before the oldest answer still kept.
+    pub forget_answers: bool,
+}
+
 /// A lead with something due, and since when (microseconds since the epoch, as stored).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DueLead {
@@ -292,6 +302,21 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a lead if its revision is still `expected_revision`.
     async fn update_lead(&self, write: LeadWrite<'_>, expected_revision: i64) -> StoreResult<WriteOutcome>;
 
+    /// Erases a lead's personal data, if its revision is still `expected_revision`: the
+    /// pseudonymous lead (with its erase time), its entries and idempotency record, the answers
+    /// kept for its other request ids removed, its email's hash on the suppression list. All or
+    /// nothing.
+    async fn erase_lead(
+        &self,
+        write: LeadWrite<'_>,
+        expected_revision: i64,
+        erasure: ErasureWrite<'_>,
+    ) -> StoreResult<WriteOutcome>;
+    /// Whether any of `hashes` (an email's keyed hashes, one per audit key) is suppressed.
+    async fn email_suppressed(&self, hashes: &[[u8; 32]]) -> StoreResult<bool>;
+    /// Up to `limit` leads not erased and unchanged since before `before`, least recently
+    /// changed first (the retention sweep).
+    async fn leads_unchanged_since(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>>;
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>>;
 
     /// The leads among `ids` that exist, in any order (one query for many readers).

@@ -488,6 +488,7 @@ impl Dialect for Postgres {
             format!(
                 "GRANT SELECT, INSERT ON audit_log, audit_quarantine, policies, policy_activations TO {role}"
             ),
+            format!("GRANT SELECT, INSERT ON suppressed_emails TO {role}"),
             format!("GRANT SELECT ON audit_settings, _sqlx_migrations TO {role}"),
             format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA current_schema TO {role}"),
         ];

@@ -38,9 +38,9 @@ use super::notify::HeadListener;
 use super::sql::{self, InboxRow, LogRow};
 use super::tx::WriteTx;
 use super::{
-    Backend, DueLead, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
-    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
-    probe_filler,
+    Backend, DueLead, ErasureWrite, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite,
+    PolicyRecord, PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth,
+    WriteOutcome, probe_filler,
 };
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
@@ -315,6 +315,90 @@ where
         let result = DB::write_lead(self, write, Some(expected_revision)).await;
         self.health.observe(&result);
         result
+    }
+
+    async fn erase_lead(
+        &self,
+        write: LeadWrite<'_>,
+        expected_revision: i64,
+        erasure: ErasureWrite<'_>,
+    ) -> StoreResult<WriteOutcome> {
+        let columns = sql::LeadColumns::of(write.lead);
+        let answers_naming_lead = format!("%{}%", write.lead.id.as_uuid());
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            let updated = columns
+                .bind::<DB>(sql::ERASE_LEAD)
+                .bind(expected_revision)
+                .execute(tx.connection())
+                .await
+                .map_err(DB::classify)?;
+            if DB::rows_affected(&updated) == 0 {
+                tx.rollback().await;
+                return Ok(WriteOutcome::RevisionConflict);
+            }
+            for sealed in write.entries {
+                sql::bind_entry(sealed)
+                    .execute(tx.connection())
+                    .await
+                    .map_err(DB::classify)?;
+            }
+            if erasure.forget_answers {
+                sqlx::query(sql::FORGET_ANSWERS)
+                    .bind(answers_naming_lead.as_str())
+                    .execute(tx.connection())
+                    .await
+                    .map_err(DB::classify)?;
+            }
+            if let Some(record) = write.idempotency {
+                let inserted = sql::bind_idempotency(record).execute(tx.connection()).await;
+                if let Err(error) = inserted {
+                    tx.rollback().await;
+                    // A concurrent request with this id committed first: its answer wins.
+                    return match self.find_idempotency(&record.key).await {
+                        Ok(Some(_)) => Ok(WriteOutcome::RequestIdTaken),
+                        _ => Err(DB::classify(error)),
+                    };
+                }
+            }
+            sqlx::query(sql::INSERT_SUPPRESSION)
+                .bind(erasure.suppressed_email.as_slice())
+                .bind(columns.update_time)
+                .execute(tx.connection())
+                .await
+                .map_err(DB::classify)?;
+            tx.commit().await.map_err(DB::classify)?;
+            Ok(WriteOutcome::Written)
+        }
+        .await;
+        self.health.observe(&result);
+        result
+    }
+
+    async fn email_suppressed(&self, hashes: &[[u8; 32]]) -> StoreResult<bool> {
+        if hashes.is_empty() {
+            return Ok(false);
+        }
+        let select = sql::in_list_sql(sql::SELECT_SUPPRESSED, hashes.len());
+        let found: i64 = hashes
+            .iter()
+            .fold(sqlx::query_scalar(&select), |query, hash| {
+                query.bind(hash.as_slice())
+            })
+            .fetch_one(&self.pool)
+            .await
+            .map_err(DB::classify)?;
+        Ok(found > 0)
+    }
+
+    async fn leads_unchanged_since(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(sql::SELECT_UNCHANGED)
+            .bind(before.timestamp_micros())
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::classify)?;
+        Ok(ids.into_iter().map(LeadId::from_uuid).collect())
     }
 
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>> {

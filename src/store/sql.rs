@@ -34,6 +34,24 @@ pub const UPDATE_LEAD_EMAIL: &str = "UPDATE leads SET email = $2, state = $3, so
      source_campaign = $15, external_reference = $16 WHERE id = $1 AND create_time = $7 \
      AND revision = $17";
 
+/// [`UPDATE_LEAD_EMAIL`] for an erasure: the erase time is the update time.
+pub const ERASE_LEAD: &str = "UPDATE leads SET erase_time = $8, email = $2, state = $3, \
+     source_channel = $4, fit_grade = $5, combined_points = $6, update_time = $8, revision = $9, \
+     sla_due_time = $10, revisit_time = $11, document = $12, company_domain = $13, \
+     company_name_folded = $14, source_campaign = $15, external_reference = $16 WHERE id = $1 \
+     AND create_time = $7 AND revision = $17";
+
+/// The answers kept for request ids whose response names a lead (`$1`: `%<lead id>%`).
+pub const FORGET_ANSWERS: &str = "DELETE FROM idempotency_keys WHERE response LIKE $1";
+
+pub const INSERT_SUPPRESSION: &str = "INSERT INTO suppressed_emails (email_hash, suppress_time) \
+     VALUES ($1, $2) ON CONFLICT (email_hash) DO NOTHING";
+
+pub const SELECT_SUPPRESSED: &str = "SELECT COUNT(*) FROM suppressed_emails WHERE email_hash";
+
+pub const SELECT_UNCHANGED: &str = "SELECT id FROM leads WHERE erase_time IS NULL \
+     AND update_time < $1 ORDER BY update_time, id LIMIT $2";
+
 pub static INSERT_INBOX: LazyLock<String> = LazyLock::new(|| statements::AUDIT_INBOX.sql());
 
 pub static INSERT_IDEMPOTENCY: LazyLock<String> = LazyLock::new(|| statements::IDEMPOTENCY_KEYS.sql());

@@ -356,6 +356,40 @@ contract! {
         assert_eq!(inbox_entries(&*f.store).await, 2 * entries.len() as i64);
     }
 
+    async fn an_erasure_is_revision_checked_forgets_the_leads_answers_and_suppresses_its_email(
+        backend: Backend
+    ) {
+        let f = migrated(&backend).await;
+        let (lead, entries) = new_lead(1, "claire@acme.fr", t0());
+        // An answer naming the lead, and one about another.
+        let mut naming = request("form-1", t0());
+        naming.response = format!("{{\"lead\":{{\"id\":\"{}\"}}}}", lead.id.as_uuid());
+        insert(&*f.store, &lead, &entries, Some(&naming)).await;
+        let (other, other_entries) = new_lead(2, "other@acme.fr", t0());
+        insert(&*f.store, &other, &other_entries, Some(&request("form-2", t0()))).await;
+        let hash = [9u8; 32];
+        assert!(!f.store.email_suppressed(&[hash]).await.unwrap());
+
+        let erased = Lead { erased_at: Some(minutes(5)), ..changed(&lead) };
+        let write = |lead| LeadWrite { lead, entries: &entries, idempotency: None };
+        let erasure = leadgate::store::ErasureWrite { suppressed_email: &hash, forget_answers: true };
+        let stale = f.store.erase_lead(write(&erased), 7, erasure).await.unwrap();
+        assert_eq!(stale, WriteOutcome::RevisionConflict);
+        assert!(!f.store.email_suppressed(&[hash]).await.unwrap(), "nothing written");
+        assert!(f.store.find_idempotency(&naming.key).await.unwrap().is_some());
+
+        assert_eq!(f.store.erase_lead(write(&erased), 1, erasure).await.unwrap(), WriteOutcome::Written);
+        assert_eq!(f.store.get_lead(lead.id).await.unwrap(), Some(erased));
+        assert!(f.store.email_suppressed(&[[1; 32], hash]).await.unwrap());
+        assert!(f.store.find_idempotency(&naming.key).await.unwrap().is_none(), "its answer forgotten");
+        assert!(f.store.find_idempotency(&request("form-2", t0()).key).await.unwrap().is_some());
+
+        // The retention sweep lists leads not erased, least recently changed first.
+        let unchanged = f.store.leads_unchanged_since(minutes(60), 10).await.unwrap();
+        assert_eq!(unchanged, [other.id]);
+        assert_eq!(f.store.leads_unchanged_since(t0(), 10).await.unwrap(), []);
+    }
+
     async fn an_update_under_a_used_request_id_is_request_id_taken_from_any_revision(backend: Backend) {
         let f = migrated(&backend).await;
         let first = request("req-1", t0());
