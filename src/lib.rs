@@ -10,16 +10,18 @@
 //!   - `lifecycle`: the state transition table; `policy`: the qualification policy (TOML);
 //!     `scoring`, `sla`, `funnel`: fit and engagement points, due times, the funnel report.
 //!   - `engine`: the decisions (`create`, `apply`), their typed audit inputs (`inputs`), `explain`,
-//!     contact and company corrections (`profile`).
+//!     contact and company corrections (`profile`), the pseudonymous record an erasure leaves
+//!     (`erasure`).
 //!   - `audit`: entries, the hash chain, seals, verification; `query`: typed list filters,
 //!     orders and page tokens per resource (a new filter field is a variant in
 //!     `query::resources` and its column in `store::list`).
 //!   - `hex`, `duration`, `names` (the `named_enum!` closed sets): small shared helpers.
 //! - [`app`]: use cases. Loads state, runs the engine, commits the change with its audit entries
 //!   and idempotency record in one transaction (`leads`), retries lost races; audit queries and
-//!   watches (`audit`, `watch`, `heads`), policies, reports; the background work (`background`:
-//!   audit sequencer, SLA/revisit sweeper, idempotency purge, write probe); writes paced to the
-//!   sequencer (`pacing`).
+//!   watches (`audit`, `watch`, `heads`), policies, reports; personal data (`privacy`: erasure,
+//!   the suppression list, export, retention); the background work (`background`: audit
+//!   sequencer, SLA/revisit sweeper, retention sweep, idempotency purge, write probe); writes
+//!   paced to the sequencer (`pacing`).
 //! - [`store`]: the [`store::Store`] trait and one body for both backends (`shared`, generic over
 //!   sqlx's database; `sqlite` and `postgres` say what differs), its statements (`sql`,
 //!   `statements`, `list`), the write transaction (`tx`), SQLite's group commit (`group_commit`);

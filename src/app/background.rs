@@ -27,6 +27,7 @@ pub fn spawn_background(app: &App, stop: CancellationToken) -> Vec<JoinHandle<()
         tokio::spawn(sequencer(app.clone(), stop.clone())),
         tokio::spawn(sweeper(app.clone(), stop.clone())),
         tokio::spawn(purger(app.clone(), stop.clone())),
+        tokio::spawn(retention(app.clone(), stop.clone())),
         tokio::spawn(gauges(app.clone(), stop.clone())),
     ];
     handles.extend(super::heads::follow_heads(app, stop));
@@ -145,6 +146,20 @@ async fn sweeper(app: App, stop: CancellationToken) {
         after = None;
         tokio::select! {
             _ = tokio::time::sleep(app.settings.sweep_interval) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+}
+
+async fn retention(app: App, stop: CancellationToken) {
+    loop {
+        match app.erase_inactive_leads().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(erased = n, "personal data of inactive leads erased (retention)"),
+            Err(error) => tracing::warn!(%error, "the retention sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(app.settings.retention_interval) => {}
             _ = stop.cancelled() => break,
         }
     }

@@ -108,6 +108,10 @@ impl From<Rejection> for AppError {
                 reason: "PRECONDITION_NOT_MET",
                 message,
             },
+            erased @ Rejection::Erased(_) => AppError::FailedPrecondition {
+                reason: "LEAD_ERASED",
+                message: erased.to_string(),
+            },
         }
     }
 }

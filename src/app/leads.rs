@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::privacy::Suppression;
 use super::{Actor, App, AppError, AppResult, MAX_ATTEMPTS, RequestKey, backoff, idempotency_record, now};
 use crate::domain::audit::AuditEntry;
 use crate::domain::audit::ENGINE_ACTOR;
@@ -47,7 +48,7 @@ pub struct Submission {
 }
 
 impl App {
-    fn view(&self, lead: Lead, at: Timestamp) -> LeadView {
+    pub(super) fn view(&self, lead: Lead, at: Timestamp) -> LeadView {
         LeadView {
             sla_state: sla::state_at(lead.sla.as_ref(), &self.policy.rules, at),
             min_attempts_before_recycle: self.policy.rules.sla.min_attempts_before_recycle,
@@ -56,7 +57,12 @@ impl App {
         }
     }
 
-    fn context<'a>(&'a self, actor: &'a Actor, key: Option<&'a RequestKey>, now: Timestamp) -> Context<'a> {
+    pub(super) fn context<'a>(
+        &'a self,
+        actor: &'a Actor,
+        key: Option<&'a RequestKey>,
+        now: Timestamp,
+    ) -> Context<'a> {
         Context {
             now,
             actor: &actor.principal,
@@ -73,6 +79,16 @@ impl App {
         key: Option<RequestKey>,
     ) -> AppResult<LeadChange> {
         let email = submission.profile.contact.email.clone();
+        // An erased person's email: refused, or accepted as a new consent (the policy says).
+        let after_erasure = match self.check_suppression(&email).await {
+            Ok(Suppression::None) => false,
+            Ok(Suppression::Accepted) => true,
+            // A lead re-created since keeps taking its resubmissions.
+            Err(refused) => match self.store.find_lead_by_email(&email).await? {
+                Some(_) => false,
+                None => return Err(refused),
+            },
+        };
         // Most submissions are new leads under new request ids: the first attempt writes without
         // reading, and the store says whether the email or the request id was taken. Later
         // attempts read what they need; the second follows a known email, not a race: no pause.
@@ -97,7 +113,13 @@ impl App {
                 None => {
                     let id = LeadId::from_uuid(Uuid::now_v7());
                     (
-                        engine::create(id, submission.profile.clone(), &submission.events, &ctx)?,
+                        engine::create_with(
+                            id,
+                            submission.profile.clone(),
+                            &submission.events,
+                            &ctx,
+                            after_erasure,
+                        )?,
                         None,
                     )
                 }
@@ -265,7 +287,7 @@ impl App {
         Ok(outcome)
     }
 
-    async fn load(&self, id: LeadId) -> AppResult<Lead> {
+    pub(super) async fn load(&self, id: LeadId) -> AppResult<Lead> {
         self.loader
             .get(id)
             .await?

@@ -10,6 +10,7 @@ mod leads;
 mod loader;
 mod pacing;
 mod policy;
+mod privacy;
 mod report;
 mod watch;
 
@@ -24,6 +25,7 @@ pub use background::spawn_background;
 pub use error::{AppError, AppResult};
 pub use leads::{LeadChange, LeadPage, LeadView, Submission};
 pub use policy::{PolicySelector, PolicyView, SimulatedLead, Simulation};
+pub use privacy::{Erased, ExportSubject, ExportedEntry, PersonalDataExport};
 pub use report::FunnelReport;
 pub use watch::{WATCH_BUFFER_BYTES, Watch, WatchStart, WatchTerms};
 
@@ -62,6 +64,8 @@ pub struct AppSettings {
     pub idempotency_retention: Duration,
     /// How often due SLA breaches and nurture revisits are looked for.
     pub sweep_interval: Duration,
+    /// How often the retention sweep looks for leads to erase.
+    pub retention_interval: Duration,
     /// The keys that seal audit entries when they are written and links when they are chained.
     pub audit_keys: Arc<AuditKeys>,
     /// Until then, the sequencer also chains unsealed entries (written by an earlier version of
@@ -71,6 +75,9 @@ pub struct AppSettings {
     /// back a resume token (sooner if the call's deadline is closer).
     pub verify_call_budget: Duration,
 }
+
+/// How often the retention sweep usually looks for leads to erase (when the policy asks it to).
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(600);
 
 /// The usual `verify_call_budget`: a third of the server's usual 30 s call cap, so a call
 /// answers well within it.
@@ -82,6 +89,7 @@ impl AppSettings {
         Self {
             idempotency_retention: Duration::from_secs(72 * 3600),
             sweep_interval: Duration::from_secs(1),
+            retention_interval: DEFAULT_RETENTION_INTERVAL,
             audit_keys: Arc::new(audit_keys),
             accept_unsealed_until: None,
             verify_call_budget: DEFAULT_VERIFY_CALL_BUDGET,

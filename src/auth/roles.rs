@@ -18,10 +18,13 @@ named_enum! {
         Analyst => "analyst",
         /// Manages policies.
         Admin => "admin",
+        /// Answers data-subject requests: erases and exports a person's data. Nothing else, and
+        /// no other role may: an erasure cannot be undone.
+        Privacy => "privacy",
     }
 }
 
-use Role::{Admin, Analyst, Manager, Sales, Submitter};
+use Role::{Admin, Analyst, Manager, Privacy, Sales, Submitter};
 
 /// The roles that may call `rpc`. Every RPC of the contract is matched here, with no catch-all:
 /// an RPC added to the protos does not compile until it is given its roles.
@@ -36,6 +39,8 @@ pub const fn roles(rpc: Rpc) -> &'static [Role] {
         Rpc::RecordContactAttempt => &[Sales],
         // Corrections come from the people who talk to the contact.
         Rpc::UpdateLead => &[Sales],
+        Rpc::EraseLead => &[Privacy],
+        Rpc::ExportLeadData => &[Privacy],
         Rpc::ConvertLead => &[Sales, Manager],
         Rpc::OverrideLeadState => &[Manager],
         Rpc::ReleaseLeadOverride => &[Manager],
@@ -79,7 +84,7 @@ pub const OPEN_TO_ALL: &[&str] = &["/grpc.health.v1.Health/"];
 pub struct Roles(u8);
 
 impl Roles {
-    pub const ALL: Roles = Roles(0b1_1111);
+    pub const ALL: Roles = Roles((1 << Role::ALL.len()) - 1);
 
     pub fn of(roles: &[Role]) -> Roles {
         Roles(roles.iter().fold(0, |bits, r| bits | (1 << *r as u8)))

@@ -151,6 +151,34 @@ pub enum LeadsCommand {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Erase a lead's personal data (EraseLead, role privacy); prints the lead after it.
+    ///
+    /// Contact details, the external reference and free text go; a pseudonymous record stays for
+    /// the reports and the audit trail. It cannot be undone. Erasing an erased lead changes
+    /// nothing.
+    #[command(
+        after_help = "Example:\n  leadgate leads erase leads/0190… --reason 'data subject request DSR-2041'"
+    )]
+    Erase {
+        /// leads/{id}, or just the id.
+        name: String,
+        /// Why (a ticket number): recorded in the audit trail, so no personal data.
+        #[arg(long)]
+        reason: String,
+        /// An idempotency key: retrying with it changes nothing twice.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Print everything leadgate holds about one person as JSON (ExportLeadData, role privacy).
+    #[command(group = clap::ArgGroup::new("whose").required(true))]
+    Export {
+        /// leads/{id}, or just the id.
+        #[arg(group = "whose")]
+        name: Option<String>,
+        /// The person's email instead of the lead's name.
+        #[arg(long, group = "whose")]
+        email: Option<String>,
+    },
 }
 
 /// What `leads search` looks for.

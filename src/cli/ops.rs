@@ -93,6 +93,7 @@ impl TryFrom<&ServeArgs> for ServerConfig {
             app: AppSettings {
                 idempotency_retention: args.idempotency_retention,
                 sweep_interval: args.sweep_interval,
+                retention_interval: crate::app::DEFAULT_RETENTION_INTERVAL,
                 audit_keys: Arc::new(audit_keys),
                 accept_unsealed_until: args.audit_accept_unsealed_until,
                 verify_call_budget: crate::app::DEFAULT_VERIFY_CALL_BUDGET,

@@ -4,9 +4,10 @@ use tonic::{Request, Response};
 
 use super::convert::{self, LeadChangeResponse, LeadCommand, LeadCommandRequest, ensure_valid, validated};
 use super::{Answer, actor, pb};
-use crate::app::{App, LeadChange};
+use crate::app::{App, ExportSubject, LeadChange};
 use crate::domain::query::{LeadField, LeadOrder, parse_list};
 use crate::domain::validation::Violations;
+use crate::domain::values::Email;
 
 pub struct LeadService {
     app: App,
@@ -111,6 +112,51 @@ impl pb::lead_service_server::LeadService for LeadService {
 
     async fn update_lead(&self, request: Request<pb::UpdateLeadRequest>) -> Answer<pb::Lead> {
         self.change(request).await
+    }
+
+    async fn erase_lead(&self, request: Request<pb::EraseLeadRequest>) -> Answer<pb::EraseLeadResponse> {
+        let actor = actor(&request);
+        let ((id, reason), key) = convert::erasure(request.into_inner())?;
+        let erased = self.app.erase_lead(&actor, id, reason, key).await?;
+        Ok(Response::new(pb::EraseLeadResponse {
+            lead: Some(convert::lead(&erased.change.lead)),
+            erased: erased.erased_now,
+        }))
+    }
+
+    async fn export_lead_data(
+        &self,
+        request: Request<pb::ExportLeadDataRequest>,
+    ) -> Answer<pb::ExportLeadDataResponse> {
+        let pb::ExportLeadDataRequest { name, email } = request.into_inner();
+        let mut v = Violations::default();
+        let subject = match (name.is_empty(), email.is_empty()) {
+            (false, true) => convert::lead_name(&mut v, "name", &name).map(ExportSubject::Lead),
+            (true, false) => match Email::parse(&email) {
+                Ok(email) => Some(ExportSubject::Email(email)),
+                Err(problem) => {
+                    v.add("email", problem);
+                    None
+                }
+            },
+            (true, true) => {
+                v.add("name", "is required (or give email)");
+                None
+            }
+            (false, false) => {
+                v.add("email", "must be empty when name is given");
+                None
+            }
+        };
+        ensure_valid(v)?;
+        let export = self.app.export_lead_data(validated(subject)?).await?;
+        let data = serde_json::to_string_pretty(&export)
+            .map_err(|e| crate::app::AppError::Internal(format!("export: {e}")))?;
+        Ok(Response::new(pb::ExportLeadDataResponse {
+            lead: export.lead.id.name(),
+            content_type: "application/json".into(),
+            data,
+        }))
     }
 
     async fn explain_lead(&self, request: Request<pb::ExplainLeadRequest>) -> Answer<pb::LeadExplanation> {

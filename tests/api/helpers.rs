@@ -236,6 +236,7 @@ pub async fn spawn_on(db: Arc<TestDatabase>, options: Options) -> TestApp {
         app: AppSettings {
             idempotency_retention: Duration::from_secs(24 * 3600),
             sweep_interval: options.sweep_interval,
+            retention_interval: options.sweep_interval,
             audit_keys: Arc::new(test_audit_keys()),
             accept_unsealed_until: None,
             verify_call_budget: options.verify_call_budget,

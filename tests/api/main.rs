@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod origin;
 mod policy;
+mod privacy;
 mod process;
 mod scenarios;
 mod search;

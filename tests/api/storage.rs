@@ -381,6 +381,50 @@ contract! {
         assert!(verification.ok, "{verification:?}");
     }
 
+    async fn an_erasure_failing_at_any_step_erases_nothing_and_succeeds_once_healed(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let cases = [
+            Fault::Update("leads"),
+            Fault::Insert("audit_inbox"),
+            Fault::Insert("idempotency_keys"),
+            Fault::Insert("suppressed_emails"),
+            Fault::CommitAfterInsert("suppressed_emails"),
+        ];
+        for (n, fault) in cases.into_iter().enumerate() {
+            // A lead of its own per case, with an answer kept for its request id.
+            let email = format!("erased-{n}@acme-industrie.fr");
+            let mut submission = cfo_demo_request(&email);
+            submission.request_id = format!("form-{n}");
+            let lead = submitted(&app, submission).await;
+            app.db.wait_until_chained().await;
+            let before = stored(&app.db).await;
+            let suppressed = || app.db.count("SELECT COUNT(*) FROM suppressed_emails");
+            let suppressed_before = suppressed().await;
+            let erase = || pb::EraseLeadRequest {
+                name: lead.name.clone(),
+                reason: "DSR".into(),
+                request_id: format!("erase-{n}"),
+            };
+            inject(&app.db, fault).await;
+            let refused = app.leads.clone().erase_lead(erase()).await;
+            let status = refused.expect_err(&format!("erasing with {fault:?} is refused"));
+            assert_eq!(status.code(), Code::Internal, "{fault:?}: {status:?}");
+            assert_eq!(stored(&app.db).await, before, "{fault:?}: nothing written");
+            assert_eq!(suppressed().await, suppressed_before, "{fault:?}: nothing suppressed");
+            let read = app.leads.clone().get_lead(pb::GetLeadRequest { name: lead.name.clone() }).await.unwrap();
+            assert_eq!(read.into_inner().contact.unwrap().email, email, "{fault:?}: not erased");
+
+            heal(&app.db, fault).await;
+            let answer = app.leads.clone().erase_lead(erase()).await.unwrap().into_inner();
+            assert!(answer.erased, "{fault:?} healed: erased now");
+            assert_eq!(suppressed().await, suppressed_before + 1);
+            let after = stored(&app.db).await;
+            // The submission's answer forgotten, the erasure's kept.
+            assert_eq!(after.keys, before.keys, "{fault:?} healed");
+            assert_eq!(after.entries, before.entries + 1, "{fault:?} healed");
+        }
+    }
+
     async fn concurrent_writes_beside_a_failing_one_are_each_answered_for_what_was_stored(backend: Backend) {
         // Concurrent writes share transactions (SQLite's group commit): a write failing in a
         // statement fails alone; one failing at COMMIT may take the writes of its transaction

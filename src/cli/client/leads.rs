@@ -1,4 +1,4 @@
-//! `leadgate leads list|show|explain|search|update`.
+//! `leadgate leads list|show|explain|search|update|erase|export`.
 
 use std::process::ExitCode;
 
@@ -26,7 +26,9 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
         other @ (LeadsCommand::List { .. }
         | LeadsCommand::Show { .. }
         | LeadsCommand::Explain { .. }
-        | LeadsCommand::Update { .. }) => other,
+        | LeadsCommand::Update { .. }
+        | LeadsCommand::Erase { .. }
+        | LeadsCommand::Export { .. }) => other,
     };
     match command {
         LeadsCommand::List {
@@ -109,6 +111,41 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
             match client.update_lead(request).await {
                 Ok(lead) => {
                     print!("{}", show(&lead.into_inner()));
+                    ExitCode::SUCCESS
+                }
+                Err(status) => fail(describe(&status)),
+            }
+        }
+        LeadsCommand::Erase {
+            name,
+            reason,
+            request_id,
+        } => {
+            let request = pb::EraseLeadRequest {
+                name: lead_name(&name),
+                reason,
+                request_id: request_id.unwrap_or_default(),
+            };
+            match client.erase_lead(request).await {
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    if !answer.erased {
+                        eprintln!("the lead had been erased before: nothing changed");
+                    }
+                    print!("{}", show(&answer.lead.unwrap_or_default()));
+                    ExitCode::SUCCESS
+                }
+                Err(status) => fail(describe(&status)),
+            }
+        }
+        LeadsCommand::Export { name, email } => {
+            let request = pb::ExportLeadDataRequest {
+                name: name.as_deref().map(lead_name).unwrap_or_default(),
+                email: email.unwrap_or_default(),
+            };
+            match client.export_lead_data(request).await {
+                Ok(export) => {
+                    println!("{}", export.into_inner().data);
                     ExitCode::SUCCESS
                 }
                 Err(status) => fail(describe(&status)),
@@ -223,6 +260,12 @@ fn show(lead: &pb::Lead) -> String {
     };
     let mut out = String::new();
     out.push_str(&format!("{}\n", lead.name));
+    if lead.erase_time.is_some() {
+        out.push_str(&format!(
+            "  erased      {} (a pseudonymous record)\n",
+            time(&lead.erase_time)
+        ));
+    }
     out.push_str(&format!(
         "  contact     {} {} <{}>\n",
         contact.given_name, contact.family_name, contact.email

@@ -409,6 +409,20 @@ pub fn contact_attempt(v: &mut Violations, a: Option<pb::ContactAttempt>) -> Opt
     })
 }
 
+/// An EraseLead request, validated: the lead and why.
+pub fn erasure(request: pb::EraseLeadRequest) -> Result<((LeadId, String), Option<RequestKey>), AppError> {
+    decode_idempotent(request, |v, request| {
+        let pb::EraseLeadRequest {
+            name,
+            reason,
+            request_id: _,
+        } = request;
+        let id = lead_name(v, "name", &name);
+        let reason = required_text(v, "reason", reason, 500);
+        Some((id?, reason))
+    })
+}
+
 /// A SubmitLead request, validated: every bad field is reported at once.
 pub fn submission(
     request: pb::SubmitLeadRequest,
@@ -470,6 +484,7 @@ idempotent! {
     ReleaseLeadOverrideRequest => ReleaseLeadOverride,
     ConvertLeadRequest => ConvertLead,
     UpdateLeadRequest => UpdateLead,
+    EraseLeadRequest => EraseLead,
 }
 
 /// An idempotent request, validated whole: its request id first, then every field by `decode`,
@@ -680,6 +695,7 @@ impl LeadCommandRequest for pb::UpdateLeadRequest {
             policy_version: _,
             create_time: _,
             update_time: _,
+            erase_time: _,
         } = lead;
         let id = lead_name(v, "lead.name", &name);
         // Validated as on submission; only the masked fields' violations count (an email left out

@@ -165,6 +165,7 @@ pub fn lead(view: &LeadView) -> pb::Lead {
         policy_version: l.policy_version.clone(),
         create_time: Some(time_to_proto(l.created_at)),
         update_time: Some(time_to_proto(l.updated_at)),
+        erase_time: l.erased_at.map(time_to_proto),
         etag: l.etag(),
     }
 }

@@ -68,6 +68,8 @@ canned_lead_service! {
     convert_lead(pb::ConvertLeadRequest) -> pb::ConvertLeadResponse;
     update_lead(pb::UpdateLeadRequest) -> pb::Lead;
     explain_lead(pb::ExplainLeadRequest) -> pb::LeadExplanation;
+    erase_lead(pb::EraseLeadRequest) -> pb::EraseLeadResponse;
+    export_lead_data(pb::ExportLeadDataRequest) -> pb::ExportLeadDataResponse;
 }
 
 /// Serves the bare server's health checks and, given `lead_file`, its canned GetLead.

@@ -1,0 +1,304 @@
+//! Erasure (EraseLead and the retention sweep), the suppression list, and ExportLeadData: the
+//! person's data leaves every table leadgate keeps, the lead stays as a pseudonymous record, and
+//! the audit chain still verifies.
+
+use leadgate::grpc::pb;
+use pb::audit_service_client::AuditServiceClient;
+use tonic::Code;
+
+use crate::contract;
+use crate::helpers::*;
+
+/// What the CFO's submission says that identifies her.
+const PERSONAL: [&str; 5] = [
+    "claire.martin@acme-industrie.fr",
+    "Claire",
+    "Martin",
+    "+33 1 23 45 67 89",
+    "Directrice",
+];
+
+fn erase(name: &str, request_id: &str) -> pb::EraseLeadRequest {
+    pb::EraseLeadRequest {
+        name: name.into(),
+        reason: "data subject request DSR-7".into(),
+        request_id: request_id.into(),
+    }
+}
+
+/// Rows of every table leadgate writes that hold `text`, by table.
+async fn rows_holding(db: &TestDatabase, text: &str) -> Vec<(&'static str, i64)> {
+    let pattern = text.replace('\'', "''");
+    let mut found = Vec::new();
+    for (table, columns) in [
+        ("leads", "email || document || external_reference"),
+        ("idempotency_keys", "response"),
+        ("audit_inbox", "body"),
+        ("audit_log", "body"),
+    ] {
+        let n = db
+            .count(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE {columns} LIKE '%{pattern}%'"
+            ))
+            .await;
+        if n > 0 {
+            found.push((table, n));
+        }
+    }
+    found
+}
+
+/// Whether the lead's row holds neither `text` nor its email, and has its pseudonymous email.
+async fn row_is_pseudonymous(db: &TestDatabase, id: uuid::Uuid, text: &str) -> bool {
+    let n = db
+        .count(&format!(
+            "SELECT COUNT(*) FROM leads WHERE email = '{}@erased.invalid' AND external_reference = '' \
+             AND document NOT LIKE '%{text}%' AND erase_time IS NOT NULL",
+            id.simple()
+        ))
+        .await;
+    n == 1
+}
+
+async fn verified(app: &TestApp) -> pb::VerifyAuditTrailResponse {
+    app.db.wait_until_chained().await;
+    AuditServiceClient::new(app.channel.clone())
+        .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+contract! {
+    async fn an_erased_lead_keeps_no_personal_data_anywhere_and_the_chain_still_verifies(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut leads = app.leads.clone();
+        let mut request = cfo_demo_request("claire.martin@acme-industrie.fr");
+        request.external_reference = "crm-4711".into();
+        request.request_id = "form-1".into();
+        let lead = leads.submit_lead(request).await.unwrap().into_inner().lead.unwrap();
+        // A second submission, kept as a resubmission's answer too.
+        let mut again = cfo_demo_request("claire.martin@acme-industrie.fr");
+        again.request_id = "form-2".into();
+        leads.submit_lead(again).await.unwrap();
+        let call = pb::RecordDiscoveryCallRequest {
+            name: lead.name.clone(),
+            findings: Some(pb::DiscoveryCallFindings {
+                budget: Some(pb::BudgetFinding {
+                    status: pb::CriterionStatus::Met as i32,
+                    evidence: "budget signed off by the board".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            request_id: "call-1".into(),
+            ..Default::default()
+        };
+        let lead = leads.record_discovery_call(call).await.unwrap().into_inner().lead.unwrap();
+        for text in PERSONAL {
+            assert!(!rows_holding(&app.db, text).await.is_empty(), "{text} is stored before");
+        }
+
+        let answer = leads.erase_lead(erase(&lead.name, "dsr-7")).await.unwrap().into_inner();
+        assert!(answer.erased);
+        let erased = answer.lead.unwrap();
+        assert!(erased.erase_time.is_some());
+        let contact = erased.contact.clone().unwrap();
+        assert!(contact.email.ends_with("@erased.invalid"), "{}", contact.email);
+        assert_eq!((contact.given_name.as_str(), contact.family_name.as_str(), contact.phone.as_str()), ("", "", ""));
+        assert_eq!(erased.external_reference, "");
+        // The pseudonymous record keeps what the reports read.
+        assert_eq!(erased.state, lead.state);
+        assert_eq!(erased.scores, lead.scores);
+        assert_eq!(erased.company.unwrap().domain, "acme-industrie.fr");
+
+        for text in PERSONAL {
+            assert_eq!(rows_holding(&app.db, text).await, vec![], "{text} is gone");
+        }
+        // The CRM reference leaves the lead (submission entries record it, as company facts).
+        let id = lead_uuid(&lead.name);
+        // The CRM reference and free text leave the lead and the kept answers; the submission
+        // and signal entries recorded them (hash-chained, they stay).
+        for text in ["crm-4711", "demo form", "budget signed off by the board"] {
+            let holding = rows_holding(&app.db, text).await;
+            assert!(holding.iter().all(|(table, _)| table.starts_with("audit")), "{text}: {holding:?}");
+            assert!(row_is_pseudonymous(&app.db, id, text).await, "{text}");
+        }
+        assert_eq!(app.db.entries_of_kind("LEAD_ERASED").await, 1);
+        let read = leads
+            .get_lead(pb::GetLeadRequest { name: lead.name.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(read.contact, erased.contact);
+        let verification = verified(&app).await;
+        assert!(verification.ok && verification.complete, "{verification:?}");
+    }
+
+    async fn erasing_twice_is_harmless_and_an_erased_lead_takes_no_more_changes(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut leads = app.leads.clone();
+        let lead = submitted(&app, cfo_demo_request("claire.martin@acme-industrie.fr")).await;
+        let first = leads.erase_lead(erase(&lead.name, "")).await.unwrap().into_inner();
+        let second = leads.erase_lead(erase(&lead.name, "")).await.unwrap().into_inner();
+        assert!(first.erased);
+        assert!(!second.erased, "nothing to erase the second time");
+        assert_eq!(second.lead, first.lead);
+        assert_eq!(app.db.entries_of_kind("LEAD_ERASED").await, 1);
+
+        // A retry under the same request id answers the first erasure.
+        let retried = leads.erase_lead(erase(&lead.name, "dsr-9")).await.unwrap().into_inner();
+        let replayed = leads.erase_lead(erase(&lead.name, "dsr-9")).await.unwrap().into_inner();
+        assert_eq!(retried, replayed);
+
+        let engagement = pb::RecordEngagementRequest {
+            name: lead.name.clone(),
+            events: vec![engagement(pb::EngagementKind::WebinarAttended, None)],
+            ..Default::default()
+        };
+        let refused = leads.record_engagement(engagement).await.unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert_eq!(error_reason(&refused), "LEAD_ERASED");
+        assert_eq!(app.db.entries_of_kind("ENGAGEMENT_RECORDED").await, 0);
+    }
+
+    async fn an_erased_email_is_refused_by_default_and_accepted_as_a_new_consent_when_the_policy_says(backend: Backend) {
+        let db = std::sync::Arc::new(TestDatabase::create(&backend).await);
+        let app = spawn_on(db.clone(), Options::default()).await;
+        app.wait_until_serving().await;
+        let mut leads = app.leads.clone();
+        let lead = submitted(&app, cfo_demo_request("claire.martin@acme-industrie.fr")).await;
+        leads.erase_lead(erase(&lead.name, "")).await.unwrap();
+
+        // Any spelling of the address is the same person.
+        let refused = leads
+            .submit_lead(minimal_submission("Claire.Martin@ACME-industrie.fr"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert_eq!(error_reason(&refused), "EMAIL_SUPPRESSED");
+        assert_eq!(db.leads().await, 1, "nothing written");
+        // Other people are not affected.
+        submitted(&app, minimal_submission("someone.else@acme-industrie.fr")).await;
+        drop(app);
+
+        let accepting = policy_with(&[(r#"erased_email = "refuse""#, r#"erased_email = "accept""#)]);
+        let app = spawn_on(db.clone(), Options { policy: accepting, ..Options::default() }).await;
+        app.wait_until_serving().await;
+        let back = app
+            .leads
+            .clone()
+            .submit_lead(minimal_submission("claire.martin@acme-industrie.fr"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(back.created, "a new lead, not the erased one");
+        let back = back.lead.unwrap();
+        assert_ne!(back.name, lead.name);
+        let bodies = db.audit_bodies_of(&back.name).await;
+        assert_eq!(bodies[0].2["inputs"]["after_erasure"], true, "{bodies:?}");
+    }
+
+    async fn an_export_holds_the_lead_and_its_history_and_only_the_privacy_role_may_erase(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut leads = app.leads.clone();
+        let lead = submitted(&app, cfo_demo_request("claire.martin@acme-industrie.fr")).await;
+        app.db.wait_until_chained().await;
+        let by_email = leads
+            .export_lead_data(pb::ExportLeadDataRequest {
+                email: "CLAIRE.martin@acme-industrie.fr".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(by_email.lead, lead.name);
+        assert_eq!(by_email.content_type, "application/json");
+        let export: serde_json::Value = serde_json::from_str(&by_email.data).unwrap();
+        assert_eq!(export["lead"]["profile"]["contact"]["given_name"], "Claire");
+        let history = export["history"].as_array().unwrap();
+        assert_eq!(history[0]["kind"], "LEAD_SUBMITTED");
+        assert!(history[0]["hash"].as_str().unwrap().len() == 64);
+
+        let both = leads
+            .export_lead_data(pb::ExportLeadDataRequest {
+                name: lead.name.clone(),
+                email: "claire.martin@acme-industrie.fr".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad_fields(&both), ["email"]);
+        let unknown = leads
+            .export_lead_data(pb::ExportLeadDataRequest {
+                email: "nobody@acme-industrie.fr".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound);
+        let no_reason = leads
+            .erase_lead(pb::EraseLeadRequest { name: lead.name.clone(), ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(bad_fields(&no_reason), ["reason"]);
+        assert_eq!(app.db.entries_of_kind("LEAD_ERASED").await, 0);
+
+        for rpc in ["EraseLead", "ExportLeadData"] {
+            let path = format!("/leadgate.v1.LeadService/{rpc}");
+            let (_, allowed) = leadgate::auth::RPC_ROLES.iter().find(|(p, _)| *p == path).unwrap();
+            assert_eq!(*allowed, [leadgate::auth::Role::Privacy], "{rpc}");
+        }
+    }
+
+    async fn the_retention_sweep_erases_leads_unchanged_for_the_policys_months_and_only_those(backend: Backend) {
+        let db = std::sync::Arc::new(TestDatabase::create(&backend).await);
+        let app = spawn_on(db.clone(), Options::default()).await;
+        app.wait_until_serving().await;
+        let old = submitted(&app, cfo_demo_request("claire.martin@acme-industrie.fr")).await;
+        let recent = submitted(&app, minimal_submission("recent@acme-industrie.fr")).await;
+        drop(app);
+        // The old lead was last changed three years ago.
+        let long_ago = chrono::Utc::now() - chrono::Duration::days(3 * 365);
+        let id = lead_uuid(&old.name);
+        let (document, key) = if db.is_sqlite() {
+            (format!("json_set(document, '$.updated_at', '{}')", long_ago.to_rfc3339()), format!("X'{}'", id.simple()))
+        } else {
+            (format!("jsonb_set(document::jsonb, '{{updated_at}}', '\"{}\"')::text", long_ago.to_rfc3339()), format!("'{id}'::uuid"))
+        };
+        db.try_execute(&format!(
+            "UPDATE leads SET update_time = {}, document = {document} WHERE id = {key}",
+            long_ago.timestamp_micros()
+        ))
+        .await
+        .unwrap();
+
+        let retention = policy_with(&[("erase_inactive_after_months = 0", "erase_inactive_after_months = 24")]);
+        let app = spawn_on(db.clone(), Options { policy: retention, ..Options::default() }).await;
+        app.wait_until_serving().await;
+        let erased = eventually(std::time::Duration::from_secs(10), || async {
+            db.entries_of_kind("LEAD_ERASED").await == 1
+        })
+        .await;
+        assert!(erased, "the sweep erased the old lead");
+        let mut leads = app.leads.clone();
+        let read = |name: String| {
+            let mut leads = leads.clone();
+            async move { leads.get_lead(pb::GetLeadRequest { name }).await.unwrap().into_inner() }
+        };
+        assert!(read(old.name.clone()).await.erase_time.is_some());
+        assert!(read(recent.name.clone()).await.erase_time.is_none());
+        let bodies = db.audit_bodies_of(&old.name).await;
+        let (kind, _, body) = bodies.last().unwrap();
+        assert_eq!(kind, "LEAD_ERASED");
+        let by_engine = db
+            .count("SELECT COUNT(*) FROM audit_log WHERE kind = 'LEAD_ERASED' AND actor = 'engine'")
+            .await
+            + db.count("SELECT COUNT(*) FROM audit_inbox WHERE kind = 'LEAD_ERASED' AND actor = 'engine'").await;
+        assert_eq!(by_engine, 1);
+        assert_eq!(body["inputs"]["reason"], "retention: unchanged for 24 months");
+        // Later passes find nothing more to do.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(db.entries_of_kind("LEAD_ERASED").await, 1);
+        let _ = leads.get_lead(pb::GetLeadRequest { name: recent.name }).await.unwrap();
+    }
+}
