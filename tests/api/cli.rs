@@ -380,3 +380,36 @@ async fn leads_are_searched_by_email_domain_reference_and_name() {
         assert!(help.contains(flag), "{flag}: {help}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_is_exported_then_erased_with_leads_export_and_leads_erase() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let lead = submitted(&app, cfo_demo_request("claire.martin@acme-industrie.fr")).await;
+    app.db.wait_until_chained().await;
+
+    let export = run(
+        &app,
+        &["leads", "export", "--email", "Claire.Martin@acme-industrie.fr"],
+    )
+    .await;
+    assert!(export.status.success(), "{export:?}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&export)).unwrap();
+    assert_eq!(json["lead"]["id"], lead_uuid(&lead.name).to_string());
+    assert_eq!(json["history"][0]["kind"], "LEAD_SUBMITTED");
+    let neither = run(&app, &["leads", "export"]).await;
+    assert!(!neither.status.success(), "a lead or an email is required");
+
+    let erased = run(&app, &["leads", "erase", &lead.name, "--reason", "DSR-12"]).await;
+    assert!(erased.status.success(), "{erased:?}");
+    let shown = stdout(&erased);
+    assert!(shown.contains("erased "), "{shown}");
+    assert!(
+        !shown.contains("Claire") && shown.contains("@erased.invalid>"),
+        "{shown}"
+    );
+    let again = run(&app, &["leads", "erase", &lead.name, "--reason", "DSR-12"]).await;
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("erased before"));
+    let missing_reason = run(&app, &["leads", "erase", &lead.name]).await;
+    assert!(!missing_reason.status.success());
+}
