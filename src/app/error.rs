@@ -108,6 +108,7 @@ impl From<Rejection> for AppError {
                 reason: "PRECONDITION_NOT_MET",
                 message,
             },
+            Rejection::Refused { reason, message } => AppError::FailedPrecondition { reason, message },
         }
     }
 }

@@ -41,6 +41,8 @@ named_enum! {
         NurtureRevisited => "NURTURE_REVISITED",
         PolicyActivated => "POLICY_ACTIVATED",
         LeadUpdated => "LEAD_UPDATED",
+        LeadsMerged => "LEADS_MERGED",
+        LeadMergedInto => "LEAD_MERGED_INTO",
     }
 }
 

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{OverrideRequest, ProfileChange, SubmissionInputs};
+use super::{LeadsMerged, MergedInto, OverrideRequest, ProfileChange, SubmissionInputs};
 use crate::domain::audit::AuditKind;
 use crate::domain::facts::{ContactAttempt, DiscoveryCall, EngagementEvent};
 use crate::domain::values::{SlaTrigger, Source, Timestamp};
@@ -39,6 +39,10 @@ pub enum AuditInputs {
     PolicyActivated(PolicyActivation),
     /// `LEAD_UPDATED`: the fields corrected, without personal values.
     Updated(ProfileChange),
+    /// `LEADS_MERGED`: the duplicate merged in, and what it brought (counts and paths).
+    LeadsMerged(LeadsMerged),
+    /// `LEAD_MERGED_INTO`: the lead this one was merged into.
+    MergedInto(MergedInto),
 }
 
 /// A known email submitted again: through which source, with which signals.
@@ -105,6 +109,8 @@ impl AuditInputs {
             AuditInputs::NurtureRevisited(_) => AuditKind::NurtureRevisited,
             AuditInputs::PolicyActivated(_) => AuditKind::PolicyActivated,
             AuditInputs::Updated(_) => AuditKind::LeadUpdated,
+            AuditInputs::LeadsMerged(_) => AuditKind::LeadsMerged,
+            AuditInputs::MergedInto(_) => AuditKind::LeadMergedInto,
         }
     }
 
@@ -129,6 +135,8 @@ impl AuditInputs {
             AuditKind::NurtureRevisited => AuditInputs::NurtureRevisited(read(inputs)?),
             AuditKind::PolicyActivated => AuditInputs::PolicyActivated(read(inputs)?),
             AuditKind::LeadUpdated => AuditInputs::Updated(read(inputs)?),
+            AuditKind::LeadsMerged => AuditInputs::LeadsMerged(read(inputs)?),
+            AuditKind::LeadMergedInto => AuditInputs::MergedInto(read(inputs)?),
         })
     }
 }

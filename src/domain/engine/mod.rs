@@ -98,6 +98,9 @@ pub enum Rejection {
     Illegal(#[from] IllegalTransition),
     #[error("{0}")]
     Precondition(String),
+    /// Refused for a reason of its own (e.g. `LEAD_MERGED`), named for callers.
+    #[error("{message}")]
+    Refused { reason: &'static str, message: String },
 }
 
 /// What one command decided.
@@ -620,6 +623,7 @@ pub fn create(
         created_at: ctx.now,
         updated_at: ctx.now,
         revision: 1,
+        merged_into: None,
     };
     reevaluate(&mut lead, ctx);
     demo_triggers(&mut lead, &events, rules);
@@ -938,6 +942,7 @@ pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target
 
 mod explain;
 mod inputs;
+mod merge;
 mod profile;
 // Replay rebuilds leads from their trails to prove the trail explains every decision; only the
 // engine's tests run it.
@@ -947,6 +952,7 @@ pub use explain::{Explanation, explain};
 pub use inputs::{
     AuditInputs, Conversion, Engagement, NurtureRevisit, PolicyActivation, Release, Resubmission, SlaBreach,
 };
+pub use merge::{LeadsMerged, Merged, MergedInto, check_mergeable, merge};
 pub use profile::{ProfileChange, ProfileField, ProfileUpdate, ProfileValues};
 #[cfg(test)]
 pub use replay::{ReplayError, replay};

@@ -278,7 +278,9 @@ proptest! {
                 | AuditKind::SlaBreached
                 | AuditKind::NurtureRevisited
                 | AuditKind::PolicyActivated
-                | AuditKind::LeadUpdated => Mover::Engine,
+                | AuditKind::LeadUpdated
+                | AuditKind::LeadsMerged
+                | AuditKind::LeadMergedInto => Mover::Engine,
             };
             match entry.state_before {
                 None => prop_assert!(after == LeadState::Lead || check_transition(LeadState::Lead, after, Mover::Engine).is_ok()),
