@@ -48,6 +48,11 @@ pub const SELECT_LEAD: &str = "SELECT document FROM leads WHERE id = $1";
 pub const SELECT_LEAD_DOCUMENTS: &str = "SELECT document FROM leads WHERE id";
 pub const SELECT_LEAD_BY_EMAIL: &str = "SELECT document FROM leads WHERE email = $1";
 
+/// Where a merged lead's merges end (NULL: not merged).
+pub const SELECT_MERGE_TARGET: &str = "SELECT merged_into FROM leads WHERE id = $1";
+/// Makes the loser (`$2`) and every lead merged into it before aliases of the winner (`$1`).
+pub const REPOINT_ALIASES: &str = "UPDATE leads SET merged_into = $1 WHERE id = $2 OR merged_into = $2";
+
 /// Due leads after a (due, id) cursor, in that order; each half reads its partial index in order.
 pub const SELECT_DUE: &str = "SELECT due, id FROM ( \
      SELECT sla_due_time AS due, id FROM leads WHERE sla_due_time <= $1 \
@@ -697,7 +702,8 @@ pub fn tip_from(row: Option<(i64, Vec<u8>, i64)>) -> StoreResult<ChainTip> {
 }
 
 pub const INBOX_STATS: &str = "SELECT COUNT(*), MIN(record_time) FROM audit_inbox";
-pub const LEADS_BY_STATE: &str = "SELECT state, COUNT(*) FROM leads GROUP BY state";
+/// Merged leads are aliases: not counted.
+pub const LEADS_BY_STATE: &str = "SELECT state, COUNT(*) FROM leads WHERE merged_into IS NULL GROUP BY state";
 
 pub fn inbox_stats(row: (i64, Option<i64>)) -> StoreResult<super::InboxStats> {
     Ok(super::InboxStats {
