@@ -254,6 +254,7 @@ lead_change_response!(
     OverrideLeadStateResponse,
     ReleaseLeadOverrideResponse,
     ConvertLeadResponse,
+    MergeLeadsResponse,
 );
 
 /// UpdateLead answers the lead alone (AIP-134).
