@@ -1,4 +1,4 @@
-//! `leadgate leads list|show|explain|search|update`.
+//! `leadgate leads list|show|explain|search|update|merge`.
 
 use std::process::ExitCode;
 
@@ -26,7 +26,8 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
         other @ (LeadsCommand::List { .. }
         | LeadsCommand::Show { .. }
         | LeadsCommand::Explain { .. }
-        | LeadsCommand::Update { .. }) => other,
+        | LeadsCommand::Update { .. }
+        | LeadsCommand::Merge { .. }) => other,
     };
     match command {
         LeadsCommand::List {
@@ -109,6 +110,33 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
             match client.update_lead(request).await {
                 Ok(lead) => {
                     print!("{}", show(&lead.into_inner()));
+                    ExitCode::SUCCESS
+                }
+                Err(status) => fail(describe(&status)),
+            }
+        }
+        LeadsCommand::Merge {
+            winner,
+            loser,
+            reason,
+            winner_etag,
+            loser_etag,
+            request_id,
+        } => {
+            let request = pb::MergeLeadsRequest {
+                winner: lead_name(&winner),
+                loser: lead_name(&loser),
+                winner_etag: winner_etag.unwrap_or_default(),
+                loser_etag: loser_etag.unwrap_or_default(),
+                reason,
+                request_id: request_id.unwrap_or_default(),
+            };
+            let loser = request.loser.clone();
+            match client.merge_leads(request).await {
+                Ok(answer) => {
+                    let lead = answer.into_inner().lead.unwrap_or_default();
+                    println!("merged {loser} into {}", lead.name);
+                    print!("{}", show(&lead));
                     ExitCode::SUCCESS
                 }
                 Err(status) => fail(describe(&status)),
