@@ -380,3 +380,45 @@ async fn leads_are_searched_by_email_domain_reference_and_name() {
         assert!(help.contains(flag), "{flag}: {help}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_is_merged_with_leads_merge() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let winner = submitted(&app, cfo_demo_request("claire@acme.fr")).await;
+    let loser = submitted(&app, minimal_submission("claire.martin@gmail.com")).await;
+    let out = stdout(
+        &run(
+            &app,
+            &[
+                "leads",
+                "merge",
+                winner.name.strip_prefix("leads/").unwrap(),
+                &loser.name,
+                "--reason",
+                "same person",
+                "--request-id",
+                "cli-merge-1",
+            ],
+        )
+        .await,
+    );
+    assert!(
+        out.contains(&format!("merged {} into {}", loser.name, winner.name)),
+        "{out}"
+    );
+    let read = app
+        .leads
+        .clone()
+        .get_lead(pb::GetLeadRequest {
+            name: loser.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.name, winner.name);
+    // Merging it again is refused, and the error says why.
+    let again = run(&app, &["leads", "merge", &winner.name, &loser.name]).await;
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already merged"), "{stderr}");
+}
