@@ -401,11 +401,12 @@ fn funnel_sql(channels: usize) -> [String; 2] {
         n => format!(" AND source_channel IN ({})", placeholders(4, n)),
     };
     let submitted = AuditKind::LeadSubmitted.as_str();
+    let merged = AuditKind::LeadMergedInto.as_str();
     let select = format!(
         "SELECT lead_id, kind, record_time, state_before, state_after, source_channel, \
          {FUNNEL_FACT_COLUMNS} FROM audit_log \
          WHERE record_time >= $1 AND record_time < $2 AND lead_id IS NOT NULL{channel_filter} \
-         AND (kind = '{submitted}' OR sla_number IS NOT NULL \
+         AND (kind IN ('{submitted}', '{merged}') OR sla_number IS NOT NULL \
               OR (state_after IS NOT NULL AND (state_before IS NULL OR state_before <> state_after)))"
     );
     [
