@@ -115,9 +115,9 @@ contract! {
             assert_eq!(read(&app, alias).await.name, c.name, "{alias}");
         }
         // The store keeps one step from b to c: no chain to walk.
-        let target = app.db.count(&format!(
-            "SELECT COUNT(*) FROM leads WHERE merged_into = (SELECT id FROM leads WHERE email = 'c@acme-industrie.fr')"
-        )).await;
+        let target = app.db.count(
+            "SELECT COUNT(*) FROM leads WHERE merged_into = (SELECT id FROM leads WHERE email = 'c@acme-industrie.fr')",
+        ).await;
         assert_eq!(target, 2);
         // b's signals reached c through a.
         assert_eq!(c_after.name, c.name);

@@ -400,7 +400,11 @@ contract! {
             let winner = submitted(&app, cfo_demo_request(&format!("merge-winner-{n}@acme-industrie.fr"))).await;
             let loser_email = match fault {
                 Fault::UpdateLead(email) => email.to_owned(),
-                _ => format!("merge-loser-{n}@acme-industrie.fr"),
+                Fault::Insert(_)
+                | Fault::Update(_)
+                | Fault::CommitAfterInsert(_)
+                | Fault::InsertLead(_)
+                | Fault::CommitAfterLead(_) => format!("merge-loser-{n}@acme-industrie.fr"),
             };
             let loser = submitted(&app, minimal_submission(&loser_email)).await;
             let request = pb::MergeLeadsRequest {
