@@ -478,6 +478,31 @@ mod tests {
         assert!(message.contains("winner"), "{message}");
     }
 
+    /// The inputs are hash-chained: their JSON is pinned here, byte for byte.
+    #[test]
+    fn the_inputs_of_both_entries_are_pinned() {
+        let p = policy();
+        let winner = run(&lead(1, &cfo(), &[]), found(Some(C::Met), None, 10), &p, at(10)).lead;
+        let mut loser = lead(2, &duplicate(), &[event(K::WebinarAttended, at(-5))]);
+        loser = run(&loser, found(None, Some(C::Met), 20), &p, at(20)).lead;
+        loser.profile.company.name = "Acme".into();
+        let mut winner = winner;
+        winner.profile.company.name.clear();
+        let m = merged(&winner, &loser, 30);
+        let inputs: Vec<String> = m
+            .entries
+            .iter()
+            .map(|e| e.parsed_body().inputs.to_string())
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                r#"{"attempts":0,"events":1,"findings":["budget"],"loser":"00000000-0000-0000-0000-000000000002","profile":{"company":{"name":"Acme"},"fields":["company.name"]},"reason":"same person"}"#,
+                r#"{"reason":"same person","winner":"00000000-0000-0000-0000-000000000001"}"#,
+            ]
+        );
+    }
+
     fn signals() -> impl Strategy<Value = Vec<(usize, i64)>> {
         let back = prop_oneof![3 => 0i64..600, 2 => 0i64..200 * 86_400];
         proptest::collection::vec((0..K::ALL.len(), back), 0..8)
