@@ -10,8 +10,8 @@
 //!   - `lifecycle`: the state transition table; `policy`: the qualification policy (TOML);
 //!     `scoring`, `sla`, `funnel`: fit and engagement points, due times, the funnel report.
 //!   - `engine`: the decisions (`create`, `apply`), their typed audit inputs (`inputs`), `explain`,
-//!     contact and company corrections (`profile`), the pseudonymous record an erasure leaves
-//!     (`erasure`).
+//!     contact and company corrections (`profile`), merging a duplicate into another lead
+//!     (`merge`), the pseudonymous record an erasure leaves (`erasure`).
 //!   - `audit`: entries, the hash chain, seals, verification; `query`: typed list filters,
 //!     orders and page tokens per resource (a new filter field is a variant in
 //!     `query::resources` and its column in `store::list`).

@@ -112,6 +112,7 @@ impl From<Rejection> for AppError {
                 reason: "LEAD_ERASED",
                 message: erased.to_string(),
             },
+            Rejection::Refused { reason, message } => AppError::FailedPrecondition { reason, message },
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::domain::lead::Lead;
 use crate::domain::query::{LeadField, LeadOrder, ListQuery};
 use crate::domain::sla::{self, SlaState};
 use crate::domain::values::{LeadId, Profile, Timestamp};
-use crate::store::{LeadWrite, WriteOutcome};
+use crate::store::{LeadWrite, MergeWrite, WriteOutcome};
 
 /// A lead as readers see it at a given time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +39,23 @@ pub struct LeadPage {
     pub leads: Vec<LeadView>,
     pub next_page_token: String,
 }
+
+/// A validated MergeLeads request.
+#[derive(Clone, Debug)]
+pub struct MergeRequest {
+    pub winner: LeadId,
+    pub loser: LeadId,
+    /// The etags the caller read the leads at, when it sent them.
+    pub winner_etag: Option<String>,
+    pub loser_etag: Option<String>,
+    /// Why the leads are one person (may be empty).
+    pub reason: String,
+}
+
+/// How many merges a read follows at most to find the lead an alias stands for. The store keeps
+/// every alias pointing at the end of its merges, so one is followed; more only when a merge
+/// commits between the reads.
+const MAX_ALIAS_HOPS: usize = 4;
 
 /// A validated submission.
 #[derive(Clone, Debug)]
@@ -107,7 +124,11 @@ impl App {
             let ctx = self.context(actor, key.as_ref(), now);
             let existing = match attempt {
                 0 => None,
-                _ => self.store.find_lead_by_email(&email).await?,
+                // The email of a lead merged into another resubmits the lead it was merged into.
+                _ => match self.store.find_lead_by_email(&email).await? {
+                    Some(lead) if lead.merged_into.is_some() => Some(self.resolve(lead).await?),
+                    found => found,
+                },
             };
             let (applied, expected_revision) = match &existing {
                 None => {
@@ -287,11 +308,100 @@ impl App {
         Ok(outcome)
     }
 
+    /// The lead `id` names: the lead itself, or for a lead merged into another, the lead its
+    /// merges end at (reads and changes sent to an alias go there).
     pub(super) async fn load(&self, id: LeadId) -> AppResult<Lead> {
+        let lead = self.load_own(id).await?;
+        self.resolve(lead).await
+    }
+
+    /// The lead itself, merged or not.
+    pub(super) async fn load_own(&self, id: LeadId) -> AppResult<Lead> {
         self.loader
             .get(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("lead {id} does not exist")))
+    }
+
+    /// The lead a merged lead stands for (a lead not merged stands for itself).
+    async fn resolve(&self, mut lead: Lead) -> AppResult<Lead> {
+        for _ in 0..MAX_ALIAS_HOPS {
+            if lead.merged_into.is_none() {
+                return Ok(lead);
+            }
+            let target = self.store.merge_target(lead.id).await?.ok_or_else(|| {
+                AppError::Internal(format!("lead {} is merged but has no merge target", lead.id))
+            })?;
+            lead = self.load_own(target).await?;
+        }
+        Err(AppError::Internal(format!(
+            "lead {} is merged but its merges did not end after {MAX_ALIAS_HOPS} reads",
+            lead.id
+        )))
+    }
+
+    /// Merges a duplicate into another lead (see `engine::merge`), both leads and their entries
+    /// in one transaction; answers the winner after the merge.
+    pub async fn merge_leads(
+        &self,
+        actor: &Actor,
+        request: MergeRequest,
+        key: Option<RequestKey>,
+    ) -> AppResult<LeadChange> {
+        if let Some(key) = &key
+            && let Some(replayed) = self.stored_answer(actor, key).await?
+        {
+            return Ok(replayed);
+        }
+        let etags_given = request.winner_etag.is_some() || request.loser_etag.is_some();
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            self.pacer.wait().await;
+            // Not resolved: a merged lead is refused by name, never silently replaced.
+            let winner = self.load_own(request.winner).await?;
+            let loser = self.load_own(request.loser).await?;
+            for (etag, lead) in [(&request.winner_etag, &winner), (&request.loser_etag, &loser)] {
+                if etag.as_ref().is_some_and(|etag| *etag != lead.etag()) {
+                    return Err(etag_mismatch());
+                }
+            }
+            let now = now();
+            let ctx = self.context(actor, key.as_ref(), now);
+            let merged = engine::merge(&winner, &loser, &request.reason, &ctx)?;
+            let change = LeadChange {
+                decision: merged.decision,
+                created: false,
+                lead: self.view(merged.winner, now),
+            };
+            let record = key.as_ref().map(|k| idempotency_record(actor, k, &change, now));
+            let sealed = self.seal(&merged.entries);
+            let outcome = self
+                .store
+                .merge_leads(MergeWrite {
+                    winner: &change.lead.lead,
+                    winner_revision: winner.revision,
+                    loser: &merged.loser,
+                    loser_revision: loser.revision,
+                    entries: &sealed,
+                    idempotency: record.as_ref(),
+                })
+                .await?;
+            match outcome {
+                WriteOutcome::Written => {
+                    self.written(&merged.entries);
+                    return Ok(change);
+                }
+                WriteOutcome::RevisionConflict if etags_given => return Err(etag_mismatch()),
+                WriteOutcome::RevisionConflict => continue,
+                WriteOutcome::EmailTaken => {
+                    return Err(AppError::Internal("a merge changes no email".into()));
+                }
+                WriteOutcome::RequestIdTaken => {
+                    return self.stored_answer_after_conflict(actor, key.as_ref()).await;
+                }
+            }
+        }
+        Err(contention())
     }
 
     pub async fn get_lead(&self, id: LeadId) -> AppResult<LeadView> {

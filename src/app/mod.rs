@@ -23,9 +23,9 @@ use tokio::sync::Notify;
 pub use audit::{AuditPage, QuarantinePage, Verification, VerifyRequest};
 pub use background::spawn_background;
 pub use error::{AppError, AppResult};
-pub use leads::{LeadChange, LeadPage, LeadView, Submission};
+pub use leads::{LeadChange, LeadPage, LeadView, MergeRequest, Submission};
 pub use policy::{PolicySelector, PolicyView, SimulatedLead, Simulation};
-pub use privacy::{Erased, ExportSubject, ExportedEntry, PersonalDataExport};
+pub use privacy::{Erased, ExportSubject, ExportedEntry, ExportedLead, PersonalDataExport};
 pub use report::FunnelReport;
 pub use watch::{WATCH_BUFFER_BYTES, Watch, WatchStart, WatchTerms};
 

@@ -26,10 +26,20 @@ pub struct Erased {
     pub erased_now: bool,
 }
 
-/// Everything leadgate holds about one person: the lead and every audit entry about it.
+/// Everything leadgate holds about one person: the lead and every audit entry about it, and the
+/// same for each lead merged into it (duplicates of the person).
 #[derive(Clone, Debug, Serialize)]
 pub struct PersonalDataExport {
     pub export_time: Timestamp,
+    pub lead: Lead,
+    pub history: Vec<ExportedEntry>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged_leads: Vec<ExportedLead>,
+}
+
+/// A lead merged into the exported one, with its own history.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportedLead {
     pub lead: Lead,
     pub history: Vec<ExportedEntry>,
 }
@@ -62,10 +72,9 @@ pub enum Suppression {
 }
 
 impl App {
-    /// Erases a lead's personal data: its contact details and free text go, a pseudonymous
-    /// record stays (state, scores, clocks, source, company facts) with a `LEAD_ERASED` entry,
-    /// the answers kept for its request ids are forgotten, and its email's keyed hash goes on the
-    /// suppression list. Erasing an erased lead changes nothing.
+    /// Erases a person's data: the lead `id` names (for an alias, the lead it was merged into)
+    /// and every lead merged into it, each with [`App::erase_one`]. The aliases go first, so a
+    /// retry after a crash finds the rest to do. Erasing an erased lead changes nothing.
     pub async fn erase_lead(
         &self,
         actor: &Actor,
@@ -78,9 +87,27 @@ impl App {
         {
             return Ok(replayed);
         }
+        let lead = self.load(id).await?;
+        for alias in self.store.aliases(lead.id).await? {
+            self.erase_one(actor, alias, reason.clone(), None).await?;
+        }
+        self.erase_one(actor, lead.id, reason, key).await
+    }
+
+    /// Erases one lead's own record: its contact details and free text go, a pseudonymous record
+    /// stays (state, scores, clocks, source, company facts) with a `LEAD_ERASED` entry, the
+    /// answers kept for its request ids are forgotten, and its email's keyed hash goes on the
+    /// suppression list.
+    async fn erase_one(
+        &self,
+        actor: &Actor,
+        id: LeadId,
+        reason: String,
+        key: Option<RequestKey>,
+    ) -> AppResult<Erased> {
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt).await;
-            let lead = self.load(id).await?;
+            let lead = self.load_own(id).await?;
             let now = now();
             let ctx = self.context(actor, key.as_ref(), now);
             let applied = engine::apply(
@@ -155,17 +182,33 @@ impl App {
         }
     }
 
-    /// Everything held about the lead `id`, or about the person with `email`.
+    /// Everything held about the lead `id`, or about the person with `email` (for an alias, the
+    /// lead it was merged into), and about the leads merged into it.
     pub async fn export_lead_data(&self, lead: ExportSubject) -> AppResult<PersonalDataExport> {
         let lead = match lead {
             ExportSubject::Lead(id) => self.load(id).await?,
-            ExportSubject::Email(email) => self
-                .store
-                .find_lead_by_email(&email)
-                .await?
-                .ok_or_else(|| AppError::NotFound("no lead has this email".into()))?,
+            ExportSubject::Email(email) => match self.store.find_lead_by_email(&email).await? {
+                Some(lead) => self.load(lead.id).await?,
+                None => return Err(AppError::NotFound("no lead has this email".into())),
+            },
         };
-        let filter = format!("lead = \"{}\"", lead.id);
+        let mut merged_leads = Vec::new();
+        for alias in self.store.aliases(lead.id).await? {
+            let alias = self.load_own(alias).await?;
+            let history = self.history(alias.id).await?;
+            merged_leads.push(ExportedLead { lead: alias, history });
+        }
+        Ok(PersonalDataExport {
+            export_time: now(),
+            history: self.history(lead.id).await?,
+            lead,
+            merged_leads,
+        })
+    }
+
+    /// Every chained audit entry of one lead, in position order.
+    async fn history(&self, id: LeadId) -> AppResult<Vec<ExportedEntry>> {
+        let filter = format!("lead = \"{id}\"");
         let mut history = Vec::new();
         let mut page_token = String::new();
         loop {
@@ -192,11 +235,7 @@ impl App {
             }
             page_token = page.next_page_token;
         }
-        Ok(PersonalDataExport {
-            export_time: now(),
-            lead,
-            history,
-        })
+        Ok(history)
     }
 
     /// One pass of the retention sweep: erases the leads no change touched for the policy's

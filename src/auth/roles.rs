@@ -42,6 +42,10 @@ pub const fn roles(rpc: Rpc) -> &'static [Role] {
         Rpc::EraseLead => &[Privacy],
         Rpc::ExportLeadData => &[Privacy],
         Rpc::ConvertLead => &[Sales, Manager],
+        // Duplicates are found by the people who work leads (sales, who meet the same person
+        // twice) and by those who oversee them (managers cleaning up a team's pipeline); a merge
+        // moves a lead's history, so submitters and analysts may not.
+        Rpc::MergeLeads => &[Sales, Manager],
         Rpc::OverrideLeadState => &[Manager],
         Rpc::ReleaseLeadOverride => &[Manager],
         Rpc::ListAuditEvents => &[Analyst],
@@ -179,6 +183,14 @@ mod tests {
         assert!(r.has(Role::Sales) && r.has(Role::Analyst) && !r.has(Role::Admin));
         assert_eq!(r.names(), ["sales", "analyst"]);
         assert!(Role::ALL.iter().all(|role| Roles::ALL.has(*role)));
+    }
+
+    #[test]
+    fn merges_need_sales_or_a_manager() {
+        assert_eq!(
+            access("/leadgate.v1.LeadService/MergeLeads"),
+            Access::Roles(&[Role::Sales, Role::Manager])
+        );
     }
 
     #[test]

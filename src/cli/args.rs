@@ -179,6 +179,30 @@ pub enum LeadsCommand {
         #[arg(long, group = "whose")]
         email: Option<String>,
     },
+    /// Merge a duplicate (LOSER) into another lead (WINNER) (MergeLeads); prints the winner after
+    /// it. The winner takes the loser's signals, findings and contact attempts and fills its empty
+    /// fields from the loser's; the loser's name and email lead to the winner from then on.
+    #[command(after_help = "Example:
+  leadgate leads merge leads/0190…a leads/0190…b --reason 'same person, two emails' \
+    --request-id merge-17")]
+    Merge {
+        /// The lead that stays: leads/{id}, or just the id.
+        winner: String,
+        /// The duplicate merged into it: leads/{id}, or just the id.
+        loser: String,
+        /// Why they are one person, recorded in the audit trail.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Only if the winner's etag is still this one (as `leads show` prints it).
+        #[arg(long)]
+        winner_etag: Option<String>,
+        /// Only if the loser's etag is still this one.
+        #[arg(long)]
+        loser_etag: Option<String>,
+        /// An idempotency key: retrying with it merges nothing twice.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
 }
 
 /// What `leads search` looks for.

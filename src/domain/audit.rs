@@ -42,6 +42,8 @@ named_enum! {
         PolicyActivated => "POLICY_ACTIVATED",
         LeadUpdated => "LEAD_UPDATED",
         LeadErased => "LEAD_ERASED",
+        LeadsMerged => "LEADS_MERGED",
+        LeadMergedInto => "LEAD_MERGED_INTO",
     }
 }
 

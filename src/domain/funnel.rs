@@ -1,5 +1,10 @@
 //! The funnel of a period, computed from the audit entries recorded in it: leads entering each
 //! stage, conversion between stages, speed to lead, SLA breaches, disqualification reasons.
+//!
+//! A lead merged into another (its `LEAD_MERGED_INTO` entry recorded by the end of the period)
+//! is the same person as the lead it was merged into: it counts in no lead count of the period
+//! (created, stages, conversions). Its clocks, first touches and disqualifications happened and
+//! still count. A period that ended before the merge counts both, as they were then.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -117,6 +122,8 @@ const STATES: usize = LeadState::ALL.len();
 struct Track {
     channel: Option<SourceChannel>,
     created: bool,
+    /// Merged into another lead in the period: no lead count counts it.
+    merged: bool,
     /// For each state, the order in which it was first entered in the period (1 = first), or 0.
     entered: [u8; STATES],
     entered_count: u8,
@@ -146,10 +153,13 @@ impl EntryFacts {
         self.state_after.filter(|after| self.state_before != Some(*after))
     }
 
-    /// Whether the entry can change a funnel: a submission, a state entered, or an SLA clock. The
-    /// store leaves out the others when it reads a period (see `store::sql::select_funnel_sql`).
+    /// Whether the entry can change a funnel: a submission, a state entered, an SLA clock, or a
+    /// merge into another lead. The store leaves out the others when it reads a period (see
+    /// `store::sql::select_funnel_sql`).
     pub fn counts(&self) -> bool {
-        self.kind == AuditKind::LeadSubmitted || self.entered().is_some() || self.sla.is_some()
+        matches!(self.kind, AuditKind::LeadSubmitted | AuditKind::LeadMergedInto)
+            || self.entered().is_some()
+            || self.sla.is_some()
     }
 }
 
@@ -178,6 +188,7 @@ impl FunnelBuilder {
         let track = self.tracks.entry(entry.lead).or_insert_with(|| Track {
             channel: entry.source_channel,
             created: false,
+            merged: false,
             entered: [0; STATES],
             entered_count: 0,
             clocks: SmallVec::new(),
@@ -187,6 +198,7 @@ impl FunnelBuilder {
             track.created = true;
             track.enter(LeadState::Lead);
         }
+        track.merged |= entry.kind == AuditKind::LeadMergedInto;
         let entered = entry.entered();
         if let Some(state) = entered {
             track.enter(state);
@@ -250,14 +262,16 @@ struct Acc {
 
 impl Acc {
     fn add(&mut self, track: &Track, start: Timestamp, end: Timestamp) {
-        self.created += i64::from(track.created);
-        for (count, order) in self.stages.iter_mut().zip(track.entered) {
-            *count += i64::from(order > 0);
-        }
-        for (counts, (from, to)) in self.conversions.iter_mut().zip(CONVERSIONS) {
-            if let Some(f) = track.entered(*from) {
-                counts.0 += 1;
-                counts.1 += i64::from(track.entered(*to).is_some_and(|t| t > f));
+        if !track.merged {
+            self.created += i64::from(track.created);
+            for (count, order) in self.stages.iter_mut().zip(track.entered) {
+                *count += i64::from(order > 0);
+            }
+            for (counts, (from, to)) in self.conversions.iter_mut().zip(CONVERSIONS) {
+                if let Some(f) = track.entered(*from) {
+                    counts.0 += 1;
+                    counts.1 += i64::from(track.entered(*to).is_some_and(|t| t > f));
+                }
             }
         }
         let in_period = |t: Timestamp| t >= start && t < end;
@@ -338,6 +352,7 @@ mod tests {
         struct Lead {
             channel: Option<SourceChannel>,
             created: bool,
+            merged: bool,
             entered: Vec<LeadState>,
             clocks: BTreeMap<u32, (Timestamp, Timestamp, Option<Timestamp>, bool)>,
             disqualifications: Vec<DisqualificationReason>,
@@ -367,6 +382,9 @@ mod tests {
             if e.kind == AuditKind::LeadSubmitted {
                 lead.created = true;
                 enter(LeadState::Lead);
+            }
+            if e.kind == AuditKind::LeadMergedInto {
+                lead.merged = true;
             }
             let entered = e.state_after.filter(|a| e.state_before != Some(*a));
             if let Some(s) = entered {
@@ -406,9 +424,11 @@ mod tests {
                 .filter(|(_, l)| channel.is_none() || l.channel == channel);
             let chosen: Vec<&Lead> = chosen.map(|(_, l)| l).collect();
             for lead in &chosen {
-                funnel.leads_created += i64::from(lead.created);
-                for s in &lead.entered {
-                    *funnel.stages.entry(*s).or_default() += 1;
+                if !lead.merged {
+                    funnel.leads_created += i64::from(lead.created);
+                    for s in &lead.entered {
+                        *funnel.stages.entry(*s).or_default() += 1;
+                    }
                 }
                 for (started, last_started, touch, breached) in lead.clocks.values() {
                     if *started >= start && *started < end {
@@ -426,7 +446,9 @@ mod tests {
             let rate = |n: i64, d: i64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
             for (from, to) in CONVERSIONS {
                 let position = |l: &Lead, s: LeadState| l.entered.iter().position(|e| *e == s);
-                let entered_from = chosen.iter().filter(|l| position(l, *from).is_some());
+                let entered_from = chosen
+                    .iter()
+                    .filter(|l| !l.merged && position(l, *from).is_some());
                 let from_leads = entered_from.clone().count() as i64;
                 let to_leads = entered_from
                     .filter(|l| position(l, *to).is_some_and(|t| Some(t) > position(l, *from)))
@@ -467,6 +489,7 @@ mod tests {
             AuditKind::StateOverridden,
             AuditKind::SlaBreached,
             AuditKind::NurtureRevisited,
+            AuditKind::LeadMergedInto,
         ];
         let state = proptest::option::of(proptest::sample::select(LeadState::ALL));
         let sla = proptest::option::of((1u32..3, 0i64..40, proptest::option::of(0i64..60), any::<bool>()));

@@ -48,6 +48,11 @@ pub struct Lead {
     pub updated_at: Timestamp,
     /// Incremented by every change; the source of the etag and of optimistic concurrency.
     pub revision: i64,
+    /// Set when this lead was merged into another (MergeLeads): the lead it was merged into then.
+    /// A merged lead keeps its history, but nothing happens to it any more: readers and writers
+    /// are sent to the lead its merges end at (the store keeps that, see `Store::merge_target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<LeadId>,
 }
 
 impl Lead {
@@ -57,8 +62,12 @@ impl Lead {
     }
 
     /// When the speed-to-lead clock breaches if nobody touches the lead: its due time while the
-    /// clock runs (no first touch, no breach recorded yet); `None` when no clock runs.
+    /// clock runs (no first touch, no breach recorded yet); `None` when no clock runs, or the lead
+    /// was merged into another (nothing falls due on an alias).
     pub fn sla_due_at(&self) -> Option<Timestamp> {
+        if self.merged_into.is_some() {
+            return None;
+        }
         self.sla
             .as_ref()
             .filter(|clock| clock.first_touch_at.is_none() && clock.breached_at.is_none())
@@ -66,9 +75,10 @@ impl Lead {
     }
 
     /// When the engine looks at a nurtured lead again: its revisit date, while it is NURTURING
-    /// (a date left on a lead in another state brings nothing back).
+    /// (a date left on a lead in another state, or on a merged lead, brings nothing back).
     pub fn revisit_due_at(&self) -> Option<Timestamp> {
-        self.revisit_at.filter(|_| self.state == LeadState::Nurturing)
+        self.revisit_at
+            .filter(|_| self.state == LeadState::Nurturing && self.merged_into.is_none())
     }
 }
 

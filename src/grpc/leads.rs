@@ -159,6 +159,13 @@ impl pb::lead_service_server::LeadService for LeadService {
         }))
     }
 
+    async fn merge_leads(&self, request: Request<pb::MergeLeadsRequest>) -> Answer<pb::MergeLeadsResponse> {
+        let actor = actor(&request);
+        let (merge, key) = convert::merge_request(request.into_inner())?;
+        let change = self.app.merge_leads(&actor, merge, key).await?;
+        Ok(Response::new(pb::MergeLeadsResponse::from_change(&change)))
+    }
+
     async fn explain_lead(&self, request: Request<pb::ExplainLeadRequest>) -> Answer<pb::LeadExplanation> {
         let pb::ExplainLeadRequest { name } = request.into_inner();
         let mut v = Violations::default();

@@ -158,7 +158,9 @@ fn condition_sql<F: Field>(column: &str, c: &Condition<F>, binds: &mut Vec<Value
 pub fn leads(query: &ListQuery<LeadField, LeadOrder>) -> (String, Vec<Value>) {
     select(
         "document",
-        "leads",
+        // Leads merged into another are aliases, never listed: their names answer the lead they
+        // were merged into.
+        ("leads", Some("merged_into IS NULL")),
         query,
         lead_column,
         lead_order(query.order),
@@ -172,7 +174,7 @@ pub fn leads(query: &ListQuery<LeadField, LeadOrder>) -> (String, Vec<Value>) {
 pub fn audit(query: &ListQuery<AuditField, AuditOrder>) -> (String, Vec<Value>) {
     select(
         LOG_COLUMNS,
-        "audit_log",
+        ("audit_log", None),
         query,
         audit_column,
         audit_order(query.order),
@@ -202,7 +204,14 @@ pub fn policies(query: &ListQuery<NoField, PolicyOrder>) -> (String, Vec<Value>)
             descending: true,
         },
     };
-    select(POLICY_COLUMNS, "policies", query, no_column, order, |_, _, _| {})
+    select(
+        POLICY_COLUMNS,
+        ("policies", None),
+        query,
+        no_column,
+        order,
+        |_, _, _| {},
+    )
 }
 
 /// The quarantined rows, the newest first.
@@ -216,7 +225,7 @@ pub fn quarantine(query: &ListQuery<NoField, QuarantineOrder>) -> (String, Vec<V
     };
     select(
         QUARANTINE_COLUMNS,
-        "audit_quarantine",
+        ("audit_quarantine", None),
         query,
         no_column,
         order,
@@ -225,17 +234,18 @@ pub fn quarantine(query: &ListQuery<NoField, QuarantineOrder>) -> (String, Vec<V
 }
 
 /// `SELECT {columns} FROM {table} WHERE <filter and page> ORDER BY <order> LIMIT <limit + 1>`;
-/// `extra` may add clauses for a group of the filter.
+/// `extra` may add clauses for a group of the filter; `table` comes with a condition every row
+/// listed meets, if any.
 fn select<F: Field, O>(
     columns: &str,
-    table: &str,
+    (table, always): (&str, Option<&str>),
     query: &ListQuery<F, O>,
     column: fn(F) -> &'static str,
     order: OrderColumns,
     extra: impl Fn(&[Condition<F>], &mut Vec<Value>, &mut Vec<String>),
 ) -> (String, Vec<Value>) {
     let mut binds = Vec::new();
-    let mut clauses = Vec::new();
+    let mut clauses: Vec<String> = always.into_iter().map(str::to_owned).collect();
     for group in &query.filter.groups {
         let alternatives: Vec<String> = group
             .iter()
@@ -306,13 +316,25 @@ mod tests {
     fn a_name_prefix_is_a_range_of_the_folded_column() {
         let (sql, binds) = built(r#"company.name = "Acme*""#);
         assert!(
-            sql.contains("WHERE ((company_name_folded >= $1 AND company_name_folded < $2))"),
+            sql.contains(
+                "WHERE merged_into IS NULL AND ((company_name_folded >= $1 AND company_name_folded < $2))"
+            ),
             "{sql}"
         );
         assert_eq!(binds, [text("acme"), text("acmf")]);
         assert_eq!(successor("a\u{10FFFF}").as_deref(), Some("b"));
         assert_eq!(successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
         assert_eq!(successor("\u{10FFFF}"), None);
+    }
+
+    #[test]
+    fn merged_leads_are_never_listed_filter_or_not() {
+        let (sql, binds) = built("");
+        assert!(
+            sql.starts_with("SELECT document FROM leads WHERE merged_into IS NULL ORDER BY"),
+            "{sql}"
+        );
+        assert!(binds.is_empty());
     }
 
     #[test]
@@ -329,7 +351,7 @@ mod tests {
         let (sql, binds) =
             built(r#"NOT state = LEAD AND (contact.email = "a@b.co" OR external_reference = "7")"#);
         assert!(
-            sql.contains("WHERE ((state = $1) IS NOT TRUE) AND ((email = $2) OR (external_reference = $3))"),
+            sql.contains("WHERE merged_into IS NULL AND ((state = $1) IS NOT TRUE) AND ((email = $2) OR (external_reference = $3))"),
             "{sql}"
         );
         assert_eq!(binds, [text("LEAD"), text("a@b.co"), text("7")]);

@@ -168,6 +168,20 @@ pub struct LeadWrite<'a> {
     pub idempotency: Option<&'a IdempotencyRecord>,
 }
 
+/// One atomic merge (MergeLeads): both leads, each updated only if still at the revision it was
+/// read at, the audit entries of both, and the idempotency record of the request that made it.
+#[derive(Clone, Copy, Debug)]
+pub struct MergeWrite<'a> {
+    /// The lead that stays, after the merge.
+    pub winner: &'a Lead,
+    pub winner_revision: i64,
+    /// The lead merged into the winner, after the merge.
+    pub loser: &'a Lead,
+    pub loser_revision: i64,
+    pub entries: &'a [SealedEntry],
+    pub idempotency: Option<&'a IdempotencyRecord>,
+}
+
 /// How a write ended. Anything but `Written` means nothing was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -314,9 +328,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<WriteOutcome>;
     /// Whether any of `hashes` (an email's keyed hashes, one per audit key) is suppressed.
     async fn email_suppressed(&self, hashes: &[[u8; 32]]) -> StoreResult<bool>;
-    /// Up to `limit` leads not erased and unchanged since before `before`, least recently
-    /// changed first (the retention sweep).
+    /// Up to `limit` leads not erased, not merged into another, and unchanged since before
+    /// `before`, least recently changed first (the retention sweep).
     async fn leads_unchanged_since(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>>;
+    /// Writes a merge, all or nothing: both leads (a revision conflict on either writes
+    /// nothing), their entries, the idempotency record; and the loser, with every lead merged
+    /// into it before, becomes an alias of the winner ([`Store::merge_target`]). A request id
+    /// already taken is [`WriteOutcome::RequestIdTaken`] whatever else conflicts.
+    async fn merge_leads(&self, write: MergeWrite<'_>) -> StoreResult<WriteOutcome>;
+
+    /// The lead a merged lead is now an alias of: where its merges end, one read however many
+    /// merges led there. `None` for a lead not merged, or unknown.
+    async fn merge_target(&self, id: LeadId) -> StoreResult<Option<LeadId>>;
+
+    /// The leads merged into `id` (its aliases), in id order.
+    async fn aliases(&self, id: LeadId) -> StoreResult<Vec<LeadId>>;
+
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>>;
 
     /// The leads among `ids` that exist, in any order (one query for many readers).

@@ -35,12 +35,12 @@ use uuid::Uuid;
 use super::held::HeldConnection;
 use super::list;
 use super::notify::HeadListener;
-use super::sql::{self, InboxRow, LogRow};
+use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::tx::WriteTx;
 use super::{
     Backend, DueLead, ErasureWrite, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite,
-    PolicyRecord, PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth,
-    WriteOutcome, probe_filler,
+    MergeWrite, PolicyRecord, PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult,
+    WriteHealth, WriteOutcome, probe_filler,
 };
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
@@ -375,6 +375,63 @@ where
         result
     }
 
+    /// One transaction on the writer, statement by statement: the idempotency record first (a
+    /// taken request id answers before anything else), both leads in the order of their ids (two
+    /// merges of the same pair taken in opposite roles wait for each other rather than deadlock),
+    /// the aliases re-pointed, the entries. Any conflict rolls everything back; any error ends
+    /// the transaction (see [`WriteTx`]).
+    async fn merge_leads(&self, write: MergeWrite<'_>) -> StoreResult<WriteOutcome> {
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            if let Some(record) = write.idempotency
+                && let Err(e) = sql::bind_idempotency(record).execute(tx.connection()).await
+            {
+                let taken = e
+                    .as_database_error()
+                    .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation);
+                if !taken {
+                    return Err(DB::classify(e));
+                }
+                tx.rollback().await;
+                return Ok(WriteOutcome::RequestIdTaken);
+            }
+            let mut leads = [
+                (LeadColumns::of(write.winner), write.winner_revision),
+                (LeadColumns::of(write.loser), write.loser_revision),
+            ];
+            leads.sort_by_key(|(columns, _)| columns.id);
+            for (columns, revision) in &leads {
+                let done = columns
+                    .bind(sql::UPDATE_LEAD)
+                    .bind(*revision)
+                    .execute(tx.connection())
+                    .await
+                    .map_err(DB::classify)?;
+                if DB::rows_affected(&done) == 0 {
+                    tx.rollback().await;
+                    return Ok(WriteOutcome::RevisionConflict);
+                }
+            }
+            sqlx::query(sql::REPOINT_ALIASES)
+                .bind(write.winner.id.as_uuid())
+                .bind(write.loser.id.as_uuid())
+                .execute(tx.connection())
+                .await
+                .map_err(DB::classify)?;
+            for entry in write.entries {
+                sql::bind_entry(entry)
+                    .execute(tx.connection())
+                    .await
+                    .map_err(DB::classify)?;
+            }
+            tx.commit().await.map_err(DB::classify)?;
+            Ok(WriteOutcome::Written)
+        }
+        .await;
+        self.health.observe(&result);
+        result
+    }
+
     async fn email_suppressed(&self, hashes: &[[u8; 32]]) -> StoreResult<bool> {
         if hashes.is_empty() {
             return Ok(false);
@@ -399,6 +456,24 @@ where
             .await
             .map_err(DB::classify)?;
         Ok(ids.into_iter().map(LeadId::from_uuid).collect())
+    }
+
+    async fn aliases(&self, id: LeadId) -> StoreResult<Vec<LeadId>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(sql::SELECT_ALIASES)
+            .bind(id.as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::classify)?;
+        Ok(ids.into_iter().map(LeadId::from_uuid).collect())
+    }
+
+    async fn merge_target(&self, id: LeadId) -> StoreResult<Option<LeadId>> {
+        let target: Option<Option<Uuid>> = sqlx::query_scalar(sql::SELECT_MERGE_TARGET)
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::classify)?;
+        Ok(target.flatten().map(LeadId::from_uuid))
     }
 
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>> {

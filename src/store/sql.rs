@@ -50,7 +50,10 @@ pub const INSERT_SUPPRESSION: &str = "INSERT INTO suppressed_emails (email_hash,
 pub const SELECT_SUPPRESSED: &str = "SELECT COUNT(*) FROM suppressed_emails WHERE email_hash";
 
 pub const SELECT_UNCHANGED: &str = "SELECT id FROM leads WHERE erase_time IS NULL \
-     AND update_time < $1 ORDER BY update_time, id LIMIT $2";
+     AND update_time < $1 AND merged_into IS NULL ORDER BY update_time, id LIMIT $2";
+
+/// The leads merged into `$1` (its aliases).
+pub const SELECT_ALIASES: &str = "SELECT id FROM leads WHERE merged_into = $1 ORDER BY id";
 
 pub static INSERT_INBOX: LazyLock<String> = LazyLock::new(|| statements::AUDIT_INBOX.sql());
 
@@ -65,6 +68,11 @@ pub const SELECT_LEAD: &str = "SELECT document FROM leads WHERE id = $1";
 /// Several leads: `SELECT_LEAD_DOCUMENTS IN (...)`, see [`in_list_sql`].
 pub const SELECT_LEAD_DOCUMENTS: &str = "SELECT document FROM leads WHERE id";
 pub const SELECT_LEAD_BY_EMAIL: &str = "SELECT document FROM leads WHERE email = $1";
+
+/// Where a merged lead's merges end (NULL: not merged).
+pub const SELECT_MERGE_TARGET: &str = "SELECT merged_into FROM leads WHERE id = $1";
+/// Makes the loser (`$2`) and every lead merged into it before aliases of the winner (`$1`).
+pub const REPOINT_ALIASES: &str = "UPDATE leads SET merged_into = $1 WHERE id = $2 OR merged_into = $2";
 
 /// Due leads after a (due, id) cursor, in that order; each half reads its partial index in order.
 pub const SELECT_DUE: &str = "SELECT due, id FROM ( \
@@ -414,11 +422,12 @@ fn funnel_sql(channels: usize) -> [String; 2] {
         n => format!(" AND source_channel IN ({})", placeholders(4, n)),
     };
     let submitted = AuditKind::LeadSubmitted.as_str();
+    let merged = AuditKind::LeadMergedInto.as_str();
     let select = format!(
         "SELECT lead_id, kind, record_time, state_before, state_after, source_channel, \
          {FUNNEL_FACT_COLUMNS} FROM audit_log \
          WHERE record_time >= $1 AND record_time < $2 AND lead_id IS NOT NULL{channel_filter} \
-         AND (kind = '{submitted}' OR sla_number IS NOT NULL \
+         AND (kind IN ('{submitted}', '{merged}') OR sla_number IS NOT NULL \
               OR (state_after IS NOT NULL AND (state_before IS NULL OR state_before <> state_after)))"
     );
     [
@@ -715,7 +724,8 @@ pub fn tip_from(row: Option<(i64, Vec<u8>, i64)>) -> StoreResult<ChainTip> {
 }
 
 pub const INBOX_STATS: &str = "SELECT COUNT(*), MIN(record_time) FROM audit_inbox";
-pub const LEADS_BY_STATE: &str = "SELECT state, COUNT(*) FROM leads GROUP BY state";
+/// Merged leads are aliases: not counted.
+pub const LEADS_BY_STATE: &str = "SELECT state, COUNT(*) FROM leads WHERE merged_into IS NULL GROUP BY state";
 
 pub fn inbox_stats(row: (i64, Option<i64>)) -> StoreResult<super::InboxStats> {
     Ok(super::InboxStats {

@@ -413,3 +413,45 @@ async fn a_person_is_exported_then_erased_with_leads_export_and_leads_erase() {
     let missing_reason = run(&app, &["leads", "erase", &lead.name]).await;
     assert!(!missing_reason.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_is_merged_with_leads_merge() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let winner = submitted(&app, cfo_demo_request("claire@acme.fr")).await;
+    let loser = submitted(&app, minimal_submission("claire.martin@gmail.com")).await;
+    let out = stdout(
+        &run(
+            &app,
+            &[
+                "leads",
+                "merge",
+                winner.name.strip_prefix("leads/").unwrap(),
+                &loser.name,
+                "--reason",
+                "same person",
+                "--request-id",
+                "cli-merge-1",
+            ],
+        )
+        .await,
+    );
+    assert!(
+        out.contains(&format!("merged {} into {}", loser.name, winner.name)),
+        "{out}"
+    );
+    let read = app
+        .leads
+        .clone()
+        .get_lead(pb::GetLeadRequest {
+            name: loser.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.name, winner.name);
+    // Merging it again is refused, and the error says why.
+    let again = run(&app, &["leads", "merge", &winner.name, &loser.name]).await;
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already merged"), "{stderr}");
+}

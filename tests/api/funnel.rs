@@ -116,6 +116,33 @@ contract! {
         assert_eq!(before.total.unwrap().leads_created, 0, "nothing happened before");
     }
 
+    async fn a_merged_pair_counts_as_one_lead_from_the_merge_on(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let start = minutes_from_now(-10);
+        let winner = submitted(&app, cfo_demo_request("claire@acme.fr")).await;
+        let loser = submitted(&app, cfo_demo_request("claire.martin@gmail.com")).await;
+        let now = chrono::Utc::now();
+        let merged_at = prost_types::Timestamp { seconds: now.timestamp(), nanos: now.timestamp_subsec_nanos() as i32 };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        app.leads.clone().merge_leads(crate::merge::merge(&winner, &loser)).await.unwrap();
+        app.db.wait_until_chained().await;
+        let reports = ReportServiceClient::new(app.channel.clone());
+        let report = |end: Option<prost_types::Timestamp>| {
+            let request = pb::GetFunnelReportRequest { start_time: Some(start), end_time: end, ..Default::default() };
+            let mut reports = reports.clone();
+            async move { reports.get_funnel_report(request).await.unwrap().into_inner().total.unwrap() }
+        };
+        let total = report(None).await;
+        assert_eq!(total.leads_created, 1);
+        assert_eq!(stage(&total, pb::LeadState::Lead), 1);
+        assert_eq!(stage(&total, pb::LeadState::MarketingQualified), 1);
+        // Both demo requests started a clock: they did, merged or not.
+        assert_eq!(total.sla_started_count, 2);
+        // A period that ended before the merge saw two leads.
+        let before = report(Some(merged_at)).await;
+        assert_eq!(before.leads_created, 2);
+    }
+
     async fn a_funnel_needs_a_period(backend: Backend) {
         let app = spawn_app(&backend).await;
         let mut reports = ReportServiceClient::new(app.channel.clone());

@@ -12,6 +12,7 @@ mod input;
 mod leads;
 mod lifecycle;
 mod limits;
+mod merge;
 mod origin;
 mod policy;
 mod privacy;

@@ -301,4 +301,53 @@ contract! {
         assert_eq!(db.entries_of_kind("LEAD_ERASED").await, 1);
         let _ = leads.get_lead(pb::GetLeadRequest { name: recent.name }).await.unwrap();
     }
+
+    async fn erasing_a_merged_person_erases_every_lead_merged_into_theirs_and_merges_refuse_erased_leads(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        let mut leads = app.leads.clone();
+        let winner = submitted(&app, cfo_demo_request("claire.martin@acme-industrie.fr")).await;
+        let mut private = cfo_demo_request("claire.martin@gmail.com");
+        private.contact.as_mut().unwrap().phone = "+33 6 11 22 33 44".into();
+        let loser = submitted(&app, private).await;
+        let merge = |winner: &str, loser: &str| pb::MergeLeadsRequest {
+            winner: winner.into(),
+            loser: loser.into(),
+            ..Default::default()
+        };
+        leads.merge_leads(merge(&winner.name, &loser.name)).await.unwrap();
+        app.db.wait_until_chained().await;
+
+        // The export by the duplicate's email is the person's: both leads, each with its history.
+        let export = leads
+            .export_lead_data(pb::ExportLeadDataRequest { email: "claire.martin@gmail.com".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(export.lead, winner.name);
+        let export: serde_json::Value = serde_json::from_str(&export.data).unwrap();
+        assert_eq!(export["merged_leads"][0]["lead"]["id"], lead_uuid(&loser.name).to_string());
+        assert_eq!(export["merged_leads"][0]["history"][0]["kind"], "LEAD_SUBMITTED");
+
+        // Erasing by the duplicate's name erases the person: both records.
+        let answer = leads.erase_lead(erase(&loser.name, "")).await.unwrap().into_inner();
+        assert!(answer.erased);
+        assert_eq!(answer.lead.unwrap().name, winner.name);
+        assert_eq!(app.db.entries_of_kind("LEAD_ERASED").await, 2);
+        for text in ["claire.martin@gmail.com", "+33 6 11 22 33 44"].into_iter().chain(PERSONAL) {
+            assert_eq!(rows_holding(&app.db, text).await, vec![], "{text} is gone");
+        }
+        for email in ["claire.martin@gmail.com", "claire.martin@acme-industrie.fr"] {
+            let refused = leads.submit_lead(minimal_submission(email)).await.unwrap_err();
+            assert_eq!(error_reason(&refused), "EMAIL_SUPPRESSED", "{email}");
+        }
+
+        // An erased lead is merged with nothing.
+        let other = submitted(&app, minimal_submission("someone@acme-industrie.fr")).await;
+        for (w, l) in [(&other.name, &winner.name), (&winner.name, &other.name)] {
+            let refused = leads.merge_leads(merge(w, l)).await.unwrap_err();
+            assert_eq!(error_reason(&refused), "LEAD_ERASED");
+        }
+        let verification = verified(&app).await;
+        assert!(verification.ok && verification.complete, "{verification:?}");
+    }
 }

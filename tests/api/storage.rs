@@ -158,13 +158,15 @@ enum Fault {
     InsertLead(&'static str),
     /// The transaction that inserted the lead with this email fails at COMMIT.
     CommitAfterLead(&'static str),
+    /// Updating the lead with this email fails; other leads are written.
+    UpdateLead(&'static str),
 }
 
 impl Fault {
     fn table(self) -> &'static str {
         match self {
             Fault::Insert(t) | Fault::Update(t) | Fault::CommitAfterInsert(t) => t,
-            Fault::InsertLead(_) | Fault::CommitAfterLead(_) => "leads",
+            Fault::InsertLead(_) | Fault::CommitAfterLead(_) | Fault::UpdateLead(_) => "leads",
         }
     }
 
@@ -174,6 +176,7 @@ impl Fault {
             Fault::InsertLead(email) | Fault::CommitAfterLead(email) => {
                 format!("WHEN (NEW.email = '{email}')")
             }
+            Fault::UpdateLead(email) => format!("WHEN (OLD.email = '{email}')"),
             Fault::Insert(_) | Fault::Update(_) | Fault::CommitAfterInsert(_) => String::new(),
         }
     }
@@ -187,7 +190,7 @@ impl Fault {
 async fn inject(db: &TestDatabase, fault: Fault) {
     let (table, when) = (fault.table(), fault.when());
     let op = match fault {
-        Fault::Update(_) => "UPDATE",
+        Fault::Update(_) | Fault::UpdateLead(_) => "UPDATE",
         Fault::Insert(_) | Fault::CommitAfterInsert(_) | Fault::InsertLead(_) | Fault::CommitAfterLead(_) => {
             "INSERT"
         }
@@ -423,6 +426,66 @@ contract! {
             assert_eq!(after.keys, before.keys, "{fault:?} healed");
             assert_eq!(after.entries, before.entries + 1, "{fault:?} healed");
         }
+    }
+
+    async fn a_merge_failing_at_any_step_acknowledges_nothing_and_leaves_the_store_writable(backend: Backend) {
+        let app = spawn_app(&backend).await;
+        // The loser's email of the case whose fault is on the loser's row.
+        const LOSER: &str = "merge-loser@acme-industrie.fr";
+        let cases = [
+            Fault::Insert("idempotency_keys"),
+            Fault::Update("leads"),
+            Fault::UpdateLead(LOSER),
+            Fault::Insert("audit_inbox"),
+            Fault::CommitAfterInsert("audit_inbox"),
+            Fault::CommitAfterInsert("idempotency_keys"),
+        ];
+        for (n, fault) in cases.into_iter().enumerate() {
+            let winner = submitted(&app, cfo_demo_request(&format!("merge-winner-{n}@acme-industrie.fr"))).await;
+            let loser_email = match fault {
+                Fault::UpdateLead(email) => email.to_owned(),
+                Fault::Insert(_)
+                | Fault::Update(_)
+                | Fault::CommitAfterInsert(_)
+                | Fault::InsertLead(_)
+                | Fault::CommitAfterLead(_) => format!("merge-loser-{n}@acme-industrie.fr"),
+            };
+            let loser = submitted(&app, minimal_submission(&loser_email)).await;
+            let request = pb::MergeLeadsRequest {
+                request_id: format!("merge-{n}"),
+                ..crate::merge::merge(&winner, &loser)
+            };
+            app.db.wait_until_chained().await;
+            let before = stored(&app.db).await;
+            inject(&app.db, fault).await;
+            for _ in 0..3 {
+                let status = app.leads.clone().merge_leads(request.clone()).await.expect_err(&format!("{fault:?}"));
+                assert_eq!(status.code(), Code::Internal, "{fault:?}: {status:?}");
+            }
+            assert_eq!(stored(&app.db).await, before, "{fault:?} wrote nothing");
+            let read = app.leads.clone().get_lead(pb::GetLeadRequest { name: loser.name.clone() }).await.unwrap();
+            assert_eq!(read.into_inner().name, loser.name, "{fault:?}: the loser is no alias");
+
+            heal(&app.db, fault).await;
+            // The same request id now merges for the first time: nothing was kept for it.
+            let merged = app.leads.clone().merge_leads(request).await
+                .unwrap_or_else(|s| panic!("after {fault:?} healed: {s:?}"));
+            assert_eq!(merged.into_inner().lead.unwrap().name, winner.name);
+            let after = stored(&app.db).await;
+            assert_eq!(after.keys, before.keys + 1, "after {fault:?}: its key");
+            assert_eq!(after.revisions, before.revisions + 2, "after {fault:?}: both leads");
+            assert_eq!(after.entries, before.entries + 2, "after {fault:?}: one entry on each");
+            // And other writes go through too.
+            send(&app, Write::NewLead, &winner.name, 2000 + n).await.unwrap();
+        }
+        app.db.wait_until_chained().await;
+        let mut audit = pb::audit_service_client::AuditServiceClient::new(app.channel.clone());
+        let verification = audit
+            .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(verification.ok, "{verification:?}");
     }
 
     async fn concurrent_writes_beside_a_failing_one_are_each_answered_for_what_was_stored(backend: Backend) {

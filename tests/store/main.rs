@@ -29,8 +29,8 @@ use leadgate::domain::values::{
     EngagementKind, LeadId, Profile, Seniority, SlaTrigger, Source, SourceChannel, Timestamp,
 };
 use leadgate::store::{
-    ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, LeadWrite, PolicyRecord, Sequenced, Store,
-    StoreError, WriteOutcome,
+    ConnectOptions, DueLead, IdempotencyKey, IdempotencyRecord, LeadWrite, MergeWrite, PolicyRecord,
+    Sequenced, Store, StoreError, WriteOutcome,
 };
 use sqlx::{Connection, Executor};
 use tokio_stream::StreamExt;
@@ -278,7 +278,98 @@ async fn refuse_writes(db: &TestDatabase, refuse: bool, sqlite_max_size: u64) {
     }
 }
 
+/// `loser` merged into `winner` at `at` by the engine, its entries sealed.
+fn merged(winner: &Lead, loser: &Lead, at: Timestamp) -> (Lead, Lead, Vec<SealedEntry>) {
+    let policy = Policy::default_policy();
+    let ctx = Context {
+        now: at,
+        actor: "store-test",
+        request_id: None,
+        policy: &policy,
+    };
+    let m = engine::merge(winner, loser, "", &ctx).unwrap();
+    (m.winner, m.loser, test_audit_keys().seal_all(&m.entries))
+}
+
+async fn merge_write(
+    store: &dyn Store,
+    (winner, loser, entries): &(Lead, Lead, Vec<SealedEntry>),
+    revisions: (i64, i64),
+    request: Option<&IdempotencyRecord>,
+) -> WriteOutcome {
+    store
+        .merge_leads(MergeWrite {
+            winner,
+            winner_revision: revisions.0,
+            loser,
+            loser_revision: revisions.1,
+            entries,
+            idempotency: request,
+        })
+        .await
+        .unwrap()
+}
+
 contract! {
+    async fn a_merge_writes_both_leads_its_entries_and_its_request_id_or_nothing(backend: Backend) {
+        let f = migrated(&backend).await;
+        let (a, a_entries) = new_lead(1, "a@acme.fr", t0());
+        let (b, b_entries) = new_lead(2, "b@acme.fr", t0());
+        insert(&*f.store, &a, &a_entries, None).await;
+        insert(&*f.store, &b, &b_entries, None).await;
+        let before = inbox_entries(&*f.store).await;
+        let merge = merged(&a, &b, minutes(1));
+
+        // Either lead at another revision: nothing is written, the request id stays free.
+        let first = request("merge-1", minutes(1));
+        for stale in [(a.revision + 1, b.revision), (a.revision, b.revision + 1)] {
+            let outcome = merge_write(&*f.store, &merge, stale, Some(&first)).await;
+            assert_eq!(outcome, WriteOutcome::RevisionConflict, "{stale:?}");
+        }
+        assert_eq!(f.store.get_lead(a.id).await.unwrap().as_ref(), Some(&a));
+        assert_eq!(f.store.get_lead(b.id).await.unwrap().as_ref(), Some(&b));
+        assert_eq!(f.store.merge_target(b.id).await.unwrap(), None);
+        assert_eq!(f.store.find_idempotency(&first.key).await.unwrap(), None);
+        assert_eq!(inbox_entries(&*f.store).await, before);
+
+        let revisions = (a.revision, b.revision);
+        assert_eq!(merge_write(&*f.store, &merge, revisions, Some(&first)).await, WriteOutcome::Written);
+        assert_eq!(f.store.get_lead(a.id).await.unwrap().as_ref(), Some(&merge.0));
+        assert_eq!(f.store.get_lead(b.id).await.unwrap().as_ref(), Some(&merge.1));
+        assert_eq!(f.store.merge_target(b.id).await.unwrap(), Some(a.id));
+        assert_eq!(f.store.merge_target(a.id).await.unwrap(), None);
+        assert_eq!(f.store.find_idempotency(&first.key).await.unwrap(), Some(first.clone()));
+        assert_eq!(inbox_entries(&*f.store).await, before + merge.2.len() as i64);
+        // The loser is not listed any more; its email still finds it (the app follows it).
+        let listed = f.store.list_leads(&page(LeadOrder::CreateTime, 10, None)).await.unwrap();
+        assert_eq!(listed.iter().map(|l| l.id).collect::<Vec<_>>(), [a.id]);
+        assert_eq!(f.store.find_lead_by_email(&b.profile.contact.email).await.unwrap().map(|l| l.id), Some(b.id));
+        // The same request id again answers first, whatever else conflicts.
+        let again = merge_write(&*f.store, &merge, revisions, Some(&first)).await;
+        assert_eq!(again, WriteOutcome::RequestIdTaken);
+    }
+
+    async fn a_lead_merged_in_turn_takes_its_aliases_along(backend: Backend) {
+        let f = migrated(&backend).await;
+        let mut leads = Vec::new();
+        for (n, email) in [(1, "a@acme.fr"), (2, "b@acme.fr"), (3, "c@acme.fr")] {
+            let (lead, entries) = new_lead(n, email, t0());
+            insert(&*f.store, &lead, &entries, None).await;
+            leads.push(lead);
+        }
+        let (a, b, c) = (&leads[0], &leads[1], &leads[2]);
+        let b_into_a = merged(a, b, minutes(1));
+        assert_eq!(merge_write(&*f.store, &b_into_a, (a.revision, b.revision), None).await, WriteOutcome::Written);
+        let a = &b_into_a.0;
+        let a_into_c = merged(c, a, minutes(2));
+        assert_eq!(merge_write(&*f.store, &a_into_c, (c.revision, a.revision), None).await, WriteOutcome::Written);
+        assert_eq!(f.store.merge_target(a.id).await.unwrap(), Some(c.id));
+        assert_eq!(f.store.merge_target(b.id).await.unwrap(), Some(c.id), "one read from b to c");
+        // b's own record still says where it was merged first.
+        assert_eq!(f.store.get_lead(b.id).await.unwrap().unwrap().merged_into, Some(a.id));
+        assert_eq!(f.store.leads_by_state().await.unwrap().iter().map(|(_, n)| n).sum::<i64>(), 1);
+    }
+
     async fn a_new_lead_is_written_with_its_entries_and_its_request_id(backend: Backend) {
         let f = migrated(&backend).await;
         let (lead, entries) = new_lead(1, "claire@acme.fr", t0());

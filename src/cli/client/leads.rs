@@ -1,4 +1,4 @@
-//! `leadgate leads list|show|explain|search|update|erase|export`.
+//! `leadgate leads list|show|explain|search|update|merge|erase|export`.
 
 use std::process::ExitCode;
 
@@ -27,6 +27,7 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
         | LeadsCommand::Show { .. }
         | LeadsCommand::Explain { .. }
         | LeadsCommand::Update { .. }
+        | LeadsCommand::Merge { .. }
         | LeadsCommand::Erase { .. }
         | LeadsCommand::Export { .. }) => other,
     };
@@ -146,6 +147,33 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
             match client.export_lead_data(request).await {
                 Ok(export) => {
                     println!("{}", export.into_inner().data);
+                    ExitCode::SUCCESS
+                }
+                Err(status) => fail(describe(&status)),
+            }
+        }
+        LeadsCommand::Merge {
+            winner,
+            loser,
+            reason,
+            winner_etag,
+            loser_etag,
+            request_id,
+        } => {
+            let request = pb::MergeLeadsRequest {
+                winner: lead_name(&winner),
+                loser: lead_name(&loser),
+                winner_etag: winner_etag.unwrap_or_default(),
+                loser_etag: loser_etag.unwrap_or_default(),
+                reason,
+                request_id: request_id.unwrap_or_default(),
+            };
+            let loser = request.loser.clone();
+            match client.merge_leads(request).await {
+                Ok(answer) => {
+                    let lead = answer.into_inner().lead.unwrap_or_default();
+                    println!("merged {loser} into {}", lead.name);
+                    print!("{}", show(&lead));
                     ExitCode::SUCCESS
                 }
                 Err(status) => fail(describe(&status)),

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{OverrideRequest, ProfileChange, SubmissionInputs};
+use super::{LeadsMerged, MergedInto, OverrideRequest, ProfileChange, SubmissionInputs};
 use crate::domain::audit::AuditKind;
 use crate::domain::facts::{ContactAttempt, DiscoveryCall, EngagementEvent};
 use crate::domain::values::{SlaTrigger, Source, Timestamp};
@@ -41,6 +41,10 @@ pub enum AuditInputs {
     Updated(ProfileChange),
     /// `LEAD_ERASED`: why, and which fields held personal data (never their values).
     Erased(Erasure),
+    /// `LEADS_MERGED`: the duplicate merged in, and what it brought (counts and paths).
+    LeadsMerged(LeadsMerged),
+    /// `LEAD_MERGED_INTO`: the lead this one was merged into.
+    MergedInto(MergedInto),
 }
 
 /// A known email submitted again: through which source, with which signals.
@@ -116,6 +120,8 @@ impl AuditInputs {
             AuditInputs::PolicyActivated(_) => AuditKind::PolicyActivated,
             AuditInputs::Updated(_) => AuditKind::LeadUpdated,
             AuditInputs::Erased(_) => AuditKind::LeadErased,
+            AuditInputs::LeadsMerged(_) => AuditKind::LeadsMerged,
+            AuditInputs::MergedInto(_) => AuditKind::LeadMergedInto,
         }
     }
 
@@ -141,6 +147,8 @@ impl AuditInputs {
             AuditKind::PolicyActivated => AuditInputs::PolicyActivated(read(inputs)?),
             AuditKind::LeadUpdated => AuditInputs::Updated(read(inputs)?),
             AuditKind::LeadErased => AuditInputs::Erased(read(inputs)?),
+            AuditKind::LeadsMerged => AuditInputs::LeadsMerged(read(inputs)?),
+            AuditKind::LeadMergedInto => AuditInputs::MergedInto(read(inputs)?),
         })
     }
 }

@@ -103,6 +103,9 @@ pub enum Rejection {
     /// The lead's personal data was erased: it takes no more changes.
     #[error("lead {0} was erased: it is kept as a pseudonymous record and takes no more changes")]
     Erased(LeadId),
+    /// Refused for a reason of its own (e.g. `LEAD_MERGED`), named for callers.
+    #[error("{message}")]
+    Refused { reason: &'static str, message: String },
 }
 
 /// What one command decided.
@@ -643,6 +646,7 @@ pub fn create_with(
         created_at: ctx.now,
         updated_at: ctx.now,
         revision: 1,
+        merged_into: None,
     };
     reevaluate(&mut lead, ctx);
     demo_triggers(&mut lead, &events, rules);
@@ -992,6 +996,7 @@ pub fn evaluate(lead: &Lead, policy: &Policy, now: Timestamp) -> (Scores, Target
 mod erasure;
 mod explain;
 mod inputs;
+mod merge;
 mod profile;
 // Replay rebuilds leads from their trails to prove the trail explains every decision; only the
 // engine's tests run it.
@@ -1003,6 +1008,7 @@ pub use inputs::{
     AuditInputs, Conversion, Engagement, Erasure, NurtureRevisit, PolicyActivation, Release, Resubmission,
     SlaBreach,
 };
+pub use merge::{LeadsMerged, Merged, MergedInto, check_mergeable, merge};
 pub use profile::{ProfileChange, ProfileField, ProfileUpdate, ProfileValues};
 #[cfg(test)]
 pub use replay::{ReplayError, replay};

@@ -280,6 +280,8 @@ proptest! {
                 | AuditKind::PolicyActivated
                 | AuditKind::LeadUpdated
                 | AuditKind::LeadErased => Mover::Engine,
+                | AuditKind::LeadsMerged
+                | AuditKind::LeadMergedInto => Mover::Engine,
             };
             match entry.state_before {
                 None => prop_assert!(after == LeadState::Lead || check_transition(LeadState::Lead, after, Mover::Engine).is_ok()),

@@ -96,6 +96,10 @@ pub fn replay<'p>(
                     AuditKind::PolicyActivated => {
                         return Err(fail("a policy entry in a lead's trail".into()));
                     }
+                    // A merge needs the other lead's state too: one trail does not rebuild it.
+                    AuditKind::LeadsMerged | AuditKind::LeadMergedInto => {
+                        return Err(fail("a merge, which one lead's trail cannot rebuild".into()));
+                    }
                     // What falls due is derived from time alone: applying "nothing" at the entry's
                     // time records it again (and is a no-op if an earlier step already did).
                     AuditKind::SlaBreached | AuditKind::NurtureRevisited => Command::Tick,
@@ -130,7 +134,9 @@ pub fn replay<'p>(
                         other @ (AuditInputs::Submitted(_)
                         | AuditInputs::SlaBreached(_)
                         | AuditInputs::NurtureRevisited(_)
-                        | AuditInputs::PolicyActivated(_)) => {
+                        | AuditInputs::PolicyActivated(_)
+                        | AuditInputs::LeadsMerged(_)
+                        | AuditInputs::MergedInto(_)) => {
                             unreachable!("{kind} inputs are parsed as {:?}", other.kind())
                         }
                     },

@@ -5,7 +5,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::enums::{optional_enum, required_enum};
-use crate::app::{AppError, RequestKey};
+use crate::app::{AppError, MergeRequest, RequestKey};
 use std::collections::BTreeSet;
 
 use crate::domain::engine::{
@@ -485,6 +485,7 @@ idempotent! {
     ConvertLeadRequest => ConvertLead,
     UpdateLeadRequest => UpdateLead,
     EraseLeadRequest => EraseLead,
+    MergeLeadsRequest => MergeLeads,
 }
 
 /// An idempotent request, validated whole: its request id first, then every field by `decode`,
@@ -500,6 +501,36 @@ fn decode_idempotent<R: Idempotent, T>(
     let decoded = decode(&mut v, request);
     ensure_valid(v)?;
     Ok((validated(decoded)?, key))
+}
+
+/// A MergeLeads request, validated: every bad field is reported at once.
+pub fn merge_request(request: pb::MergeLeadsRequest) -> Result<(MergeRequest, Option<RequestKey>), AppError> {
+    decode_idempotent(request, |v, request| {
+        let pb::MergeLeadsRequest {
+            winner,
+            loser,
+            winner_etag,
+            loser_etag,
+            reason,
+            request_id: _,
+        } = request;
+        let winner = lead_name(v, "winner", &winner);
+        let loser = lead_name(v, "loser", &loser);
+        if winner.is_some() && winner == loser {
+            v.add(
+                "loser",
+                "must name another lead than winner: a lead cannot be merged with itself",
+            );
+        }
+        let reason = multiline_text(v, "reason", reason, 1000);
+        Some(MergeRequest {
+            winner: winner?,
+            loser: loser?,
+            winner_etag: optional_etag(winner_etag),
+            loser_etag: optional_etag(loser_etag),
+            reason,
+        })
+    })
 }
 
 /// A request to change one lead, decoded.

@@ -255,6 +255,7 @@ lead_change_response!(
     OverrideLeadStateResponse,
     ReleaseLeadOverrideResponse,
     ConvertLeadResponse,
+    MergeLeadsResponse,
 );
 
 /// UpdateLead answers the lead alone (AIP-134).

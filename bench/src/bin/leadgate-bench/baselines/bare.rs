@@ -67,6 +67,7 @@ canned_lead_service! {
     release_lead_override(pb::ReleaseLeadOverrideRequest) -> pb::ReleaseLeadOverrideResponse;
     convert_lead(pb::ConvertLeadRequest) -> pb::ConvertLeadResponse;
     update_lead(pb::UpdateLeadRequest) -> pb::Lead;
+    merge_leads(pb::MergeLeadsRequest) -> pb::MergeLeadsResponse;
     explain_lead(pb::ExplainLeadRequest) -> pb::LeadExplanation;
     erase_lead(pb::EraseLeadRequest) -> pb::EraseLeadResponse;
     export_lead_data(pb::ExportLeadDataRequest) -> pb::ExportLeadDataResponse;
