@@ -40,6 +40,10 @@ pub struct Lead {
     pub recommendation: Option<Recommendation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opportunity_reference: Option<String>,
+    /// The key the free text of the lead's audit entries is sealed under (`domain::texts`);
+    /// erasure destroys it. `None` for a lead written before keys existed, and once erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_key: Option<super::texts::TextKey>,
     /// When the lead's personal data was erased: from then on it is a pseudonymous record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased_at: Option<Timestamp>,

@@ -14,5 +14,6 @@ pub mod policy;
 pub mod query;
 pub(crate) mod scoring;
 pub mod sla;
+pub mod texts;
 pub(crate) mod validation;
 pub mod values;

@@ -81,5 +81,10 @@ pub(super) fn pseudonymise(lead: &mut Lead) -> Vec<String> {
         "override.reason",
         &mut lead.human_override.iter_mut().map(|o| &mut o.reason),
     );
+    // The free text of the lead's audit entries was sealed under this key: destroyed, it reads
+    // as erased from then on, and the chain, which hashed the sealed text, stays whole.
+    if lead.text_key.take().is_some() {
+        erased.push("audit.free_text".to_owned());
+    }
     erased
 }

@@ -641,6 +641,7 @@ pub fn create_with(
         human_override: None,
         recommendation: None,
         opportunity_reference: None,
+        text_key: None,
         erased_at: None,
         policy_version: ctx.policy.version.clone(),
         created_at: ctx.now,
