@@ -75,6 +75,7 @@ impl App {
     pub async fn list_audit(&self, query: &ListQuery<AuditField, AuditOrder>) -> AppResult<AuditPage> {
         let mut entries = self.store.list_audit(query).await?;
         let next_page_token = query.page(&mut entries, |last| query.order.key(last.position));
+        self.open_texts(&mut entries).await?;
         Ok(AuditPage {
             entries,
             next_page_token,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::privacy::Suppression;
+use super::texts;
 use super::{Actor, App, AppError, AppResult, MAX_ATTEMPTS, RequestKey, backoff, idempotency_record, now};
 use crate::domain::audit::AuditEntry;
 use crate::domain::audit::ENGINE_ACTOR;
@@ -130,7 +131,7 @@ impl App {
                     found => found,
                 },
             };
-            let (applied, expected_revision) = match &existing {
+            let (mut applied, expected_revision) = match &existing {
                 None => {
                     let id = LeadId::from_uuid(Uuid::now_v7());
                     (
@@ -153,6 +154,7 @@ impl App {
                     (engine::apply(lead, command, &ctx)?, Some(lead.revision))
                 }
             };
+            texts::ensure_key(&mut applied.lead);
             let change = LeadChange {
                 decision: applied.decision,
                 created: existing.is_none(),
@@ -207,7 +209,10 @@ impl App {
             }
             self.check_email_free(&lead, &command).await?;
             let now = now();
-            let applied = engine::apply(&lead, command.clone(), &self.context(actor, key.as_ref(), now))?;
+            let mut applied = engine::apply(&lead, command.clone(), &self.context(actor, key.as_ref(), now))?;
+            if !applied.entries.is_empty() {
+                texts::ensure_key(&mut applied.lead);
+            }
             let change = LeadChange {
                 decision: applied.decision,
                 created: false,
@@ -292,7 +297,7 @@ impl App {
         now: Timestamp,
     ) -> AppResult<WriteOutcome> {
         let record = answer.map(|(actor, key, change)| idempotency_record(actor, key, change, now));
-        let sealed = self.seal(entries);
+        let sealed = self.seal(&[lead], entries);
         let write = LeadWrite {
             lead,
             entries: &sealed,
@@ -367,14 +372,16 @@ impl App {
             }
             let now = now();
             let ctx = self.context(actor, key.as_ref(), now);
-            let merged = engine::merge(&winner, &loser, &request.reason, &ctx)?;
+            let mut merged = engine::merge(&winner, &loser, &request.reason, &ctx)?;
+            texts::ensure_key(&mut merged.winner);
+            texts::ensure_key(&mut merged.loser);
             let change = LeadChange {
                 decision: merged.decision,
                 created: false,
                 lead: self.view(merged.winner, now),
             };
             let record = key.as_ref().map(|k| idempotency_record(actor, k, &change, now));
-            let sealed = self.seal(&merged.entries);
+            let sealed = self.seal(&[&change.lead.lead, &merged.loser], &merged.entries);
             let outcome = self
                 .store
                 .merge_leads(MergeWrite {

@@ -12,6 +12,7 @@ mod pacing;
 mod policy;
 mod privacy;
 mod report;
+mod texts;
 mod watch;
 
 use std::sync::Arc;
@@ -30,10 +31,12 @@ pub use report::FunnelReport;
 pub use watch::{WATCH_BUFFER_BYTES, Watch, WatchStart, WatchTerms};
 
 use crate::domain::audit::{
-    Admission, AuditBody, AuditEntry, AuditKeys, AuditKind, ENGINE_ACTOR, SealedEntry, encode_body,
+    Admission, AuditBody, AuditEntry, AuditKeys, AuditKind, ChainedEntry, ENGINE_ACTOR, SealedEntry,
+    encode_body,
 };
 use crate::domain::engine::{AuditInputs, PolicyActivation};
 use crate::domain::policy::Policy;
+use crate::domain::values::LeadId;
 use crate::domain::values::{Timestamp, to_storage_precision};
 use crate::store::{IdempotencyKey, IdempotencyRecord, PolicyRecord, Store};
 
@@ -151,9 +154,32 @@ impl App {
         }
     }
 
-    /// Seals entries as they are written: the sequencer chains only what leadgate sealed.
-    fn seal(&self, entries: &[AuditEntry]) -> Vec<SealedEntry> {
-        self.settings.audit_keys.seal_all(entries)
+    /// Seals entries as they are written: their free text under the key of their lead (among
+    /// `leads`), then each entry, as the sequencer chains only what leadgate sealed.
+    fn seal(&self, leads: &[&crate::domain::lead::Lead], entries: &[AuditEntry]) -> Vec<SealedEntry> {
+        let mut entries = entries.to_vec();
+        for lead in leads {
+            entries = texts::seal_entries(lead, &entries);
+        }
+        self.settings.audit_keys.seal_all(&entries)
+    }
+
+    /// Opens the free text of entries read from the trail with their leads' keys (text of an
+    /// erased lead reads `[erased]`).
+    async fn open_texts(&self, entries: &mut [ChainedEntry]) -> AppResult<()> {
+        if !texts::any_sealed(entries) {
+            return Ok(());
+        }
+        let mut ids: Vec<LeadId> = entries.iter().filter_map(|e| e.entry.lead).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut keys: std::collections::HashMap<LeadId, Option<crate::domain::texts::TextKey>> =
+            ids.iter().map(|id| (*id, None)).collect();
+        for lead in self.store.get_leads(&ids).await? {
+            keys.insert(lead.id, lead.text_key);
+        }
+        texts::open_entries(entries, &keys);
+        Ok(())
     }
 
     /// What the sequencer admits into the chain now.

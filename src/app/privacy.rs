@@ -133,7 +133,7 @@ impl App {
                 .audit_keys
                 .email_hashes(lead.profile.contact.email.as_str());
             let record = key.as_ref().map(|k| idempotency_record(actor, k, &answer, now));
-            let sealed = self.seal(&applied.entries);
+            let sealed = self.seal(&[&answer.change.lead.lead], &applied.entries);
             // Answers are kept `idempotency_retention`: a lead unchanged for longer has none.
             let kept_since = now
                 - chrono::Duration::from_std(self.settings.idempotency_retention)
@@ -192,9 +192,13 @@ impl App {
                 None => return Err(AppError::NotFound("no lead has this email".into())),
             },
         };
+        let mut lead = lead;
+        // The key of its entries' free text is not the person's data (the texts are, opened).
+        lead.text_key = None;
         let mut merged_leads = Vec::new();
         for alias in self.store.aliases(lead.id).await? {
-            let alias = self.load_own(alias).await?;
+            let mut alias = self.load_own(alias).await?;
+            alias.text_key = None;
             let history = self.history(alias.id).await?;
             merged_leads.push(ExportedLead { lead: alias, history });
         }

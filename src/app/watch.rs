@@ -334,7 +334,11 @@ impl Producer {
 
             let head = *self.heads.borrow_and_update();
             self.query.limit = self.shared.entries_that_fit(typical_bytes);
-            match self.app.store.list_audit(&self.query).await {
+            let read = match self.app.store.list_audit(&self.query).await {
+                Ok(mut entries) => self.app.open_texts(&mut entries).await.map(|()| entries),
+                Err(error) => Err(AppError::from(error)),
+            };
+            match read {
                 Ok(mut entries) => {
                     failing_since = None;
                     pause = FIRST_RETRY_PAUSE;
@@ -354,7 +358,6 @@ impl Producer {
                     self.shared.push(entries);
                 }
                 Err(error) => {
-                    let error = AppError::from(error);
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     if !error.is_transient() || since.elapsed() >= MAX_FAILING {
                         tracing::warn!(%error, "watch: reading the trail failed; ending the stream");

@@ -60,6 +60,27 @@ async fn row_is_pseudonymous(db: &TestDatabase, id: uuid::Uuid, text: &str) -> b
     n == 1
 }
 
+/// The inputs of a lead's audit entries as ListAuditEvents answers them, as one text.
+async fn audit_texts(app: &TestApp, name: &str) -> String {
+    app.db.wait_until_chained().await;
+    let request = pb::ListAuditEventsRequest {
+        filter: format!("lead = \"{name}\""),
+        page_size: 100,
+        ..Default::default()
+    };
+    let events = AuditServiceClient::new(app.channel.clone())
+        .list_audit_events(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    events
+        .iter()
+        .map(|e| format!("{:?}", e.inputs))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 async fn verified(app: &TestApp) -> pb::VerifyAuditTrailResponse {
     app.db.wait_until_chained().await;
     AuditServiceClient::new(app.channel.clone())
@@ -86,7 +107,7 @@ contract! {
             findings: Some(pb::DiscoveryCallFindings {
                 budget: Some(pb::BudgetFinding {
                     status: pb::CriterionStatus::Met as i32,
-                    evidence: "budget signed off by the board".into(),
+                    evidence: "budget signed off by Claire".into(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -98,6 +119,10 @@ contract! {
         for text in PERSONAL {
             assert!(!rows_holding(&app.db, text).await.is_empty(), "{text} is stored before");
         }
+        // Free text is stored sealed in the trail, and read back in the clear.
+        assert_eq!(rows_holding(&app.db, "demo form").await.iter().filter(|(t, _)| t.starts_with("audit")).count(), 0);
+        let trail = audit_texts(&app, &lead.name).await;
+        assert!(trail.contains("demo form") && trail.contains("crm-4711"), "{trail}");
 
         let answer = leads.erase_lead(erase(&lead.name, "dsr-7")).await.unwrap().into_inner();
         assert!(answer.erased);
@@ -115,15 +140,16 @@ contract! {
         for text in PERSONAL {
             assert_eq!(rows_holding(&app.db, text).await, vec![], "{text} is gone");
         }
-        // The CRM reference leaves the lead (submission entries record it, as company facts).
+        // The CRM reference and free text are gone too: from the lead and the kept answers, and
+        // from the audit entries, which hold them sealed under the lead's destroyed key.
         let id = lead_uuid(&lead.name);
-        // The CRM reference and free text leave the lead and the kept answers; the submission
-        // and signal entries recorded them (hash-chained, they stay).
-        for text in ["crm-4711", "demo form", "budget signed off by the board"] {
-            let holding = rows_holding(&app.db, text).await;
-            assert!(holding.iter().all(|(table, _)| table.starts_with("audit")), "{text}: {holding:?}");
+        for text in ["crm-4711", "demo form", "budget signed off by Claire"] {
+            assert_eq!(rows_holding(&app.db, text).await, vec![], "{text} is gone");
             assert!(row_is_pseudonymous(&app.db, id, text).await, "{text}");
         }
+        let trail = audit_texts(&app, &lead.name).await;
+        assert!(!trail.contains("Claire") && !trail.contains("demo form"), "{trail}");
+        assert!(trail.contains("[erased]"), "{trail}");
         assert_eq!(app.db.entries_of_kind("LEAD_ERASED").await, 1);
         let read = leads
             .get_lead(pb::GetLeadRequest { name: lead.name.clone() })
@@ -290,10 +316,13 @@ contract! {
         let bodies = db.audit_bodies_of(&old.name).await;
         let (kind, _, body) = bodies.last().unwrap();
         assert_eq!(kind, "LEAD_ERASED");
+        // One statement: an entry moving from the inbox to the log is counted once.
         let by_engine = db
-            .count("SELECT COUNT(*) FROM audit_log WHERE kind = 'LEAD_ERASED' AND actor = 'engine'")
-            .await
-            + db.count("SELECT COUNT(*) FROM audit_inbox WHERE kind = 'LEAD_ERASED' AND actor = 'engine'").await;
+            .count(
+                "SELECT (SELECT COUNT(*) FROM audit_log WHERE kind = 'LEAD_ERASED' AND actor = 'engine') \
+                 + (SELECT COUNT(*) FROM audit_inbox WHERE kind = 'LEAD_ERASED' AND actor = 'engine')",
+            )
+            .await;
         assert_eq!(by_engine, 1);
         assert_eq!(body["inputs"]["reason"], "retention: unchanged for 24 months");
         // Later passes find nothing more to do.
