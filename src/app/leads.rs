@@ -56,7 +56,12 @@ impl App {
         }
     }
 
-    fn context<'a>(&'a self, actor: &'a Actor, key: Option<&'a RequestKey>, now: Timestamp) -> Context<'a> {
+    pub(super) fn context<'a>(
+        &'a self,
+        actor: &'a Actor,
+        key: Option<&'a RequestKey>,
+        now: Timestamp,
+    ) -> Context<'a> {
         Context {
             now,
             actor: &actor.principal,

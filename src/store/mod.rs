@@ -168,6 +168,14 @@ pub struct LeadWrite<'a> {
     pub idempotency: Option<&'a IdempotencyRecord>,
 }
 
+/// One write of a batch ([`Store::write_leads`]): inserted when `expected_revision` is `None`,
+/// else updated if the lead is still at that revision.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchWrite<'a> {
+    pub write: LeadWrite<'a>,
+    pub expected_revision: Option<i64>,
+}
+
 /// How a write ended. Anything but `Written` means nothing was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -292,12 +300,21 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a lead if its revision is still `expected_revision`.
     async fn update_lead(&self, write: LeadWrite<'_>, expected_revision: i64) -> StoreResult<WriteOutcome>;
 
+    /// Writes a batch in one transaction, in order (a write sees the earlier ones of the batch),
+    /// each write all or nothing in a savepoint of its own: a write that conflicts or fails is
+    /// undone alone and its neighbours go on. An outcome per write; a write answered `Written`
+    /// committed. If the transaction cannot commit, every write is answered with that error.
+    async fn write_leads(&self, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>>;
+
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>>;
 
     /// The leads among `ids` that exist, in any order (one query for many readers).
     async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>>;
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>>;
+
+    /// The leads among `emails` that exist, in any order (one query).
+    async fn find_leads_by_emails(&self, emails: &[Email]) -> StoreResult<Vec<Lead>>;
 
     /// Up to `query.limit + 1` leads (the extra one tells that another page exists).
     async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>>;
@@ -313,6 +330,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<DueLead>>;
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>>;
+
+    /// The records of `principal` among `request_ids` that exist, in any order (one query).
+    async fn find_idempotency_many(
+        &self,
+        principal: &str,
+        request_ids: &[String],
+    ) -> StoreResult<Vec<IdempotencyRecord>>;
 
     /// Forgets idempotency keys created before `before`; returns how many.
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64>;

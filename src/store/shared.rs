@@ -38,9 +38,9 @@ use super::notify::HeadListener;
 use super::sql::{self, InboxRow, LogRow};
 use super::tx::WriteTx;
 use super::{
-    Backend, DueLead, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, PolicyRecord,
-    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
-    probe_filler,
+    Backend, BatchWrite, DueLead, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite,
+    PolicyRecord, PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth,
+    WriteOutcome, probe_filler,
 };
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
@@ -85,6 +85,14 @@ pub trait Dialect: Database {
         write: LeadWrite<'_>,
         expected_revision: Option<i64>,
     ) -> impl Future<Output = StoreResult<WriteOutcome>> + Send;
+
+    /// Writes a batch in one transaction, each write in a savepoint of its own (see
+    /// [`Store::write_leads`]). A conflict may be answered as `EmailTaken` or `RevisionConflict`
+    /// even when the request id was taken too: the caller looks its answers up again.
+    fn write_leads(
+        store: &SqlStore<Self>,
+        writes: &[BatchWrite<'_>],
+    ) -> impl Future<Output = Vec<StoreResult<WriteOutcome>>> + Send;
 
     /// The documents of the leads among `ids` that exist.
     fn lead_documents(
@@ -317,6 +325,17 @@ where
         result
     }
 
+    async fn write_leads(&self, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>> {
+        if writes.is_empty() {
+            return Vec::new();
+        }
+        let outcomes = DB::write_leads(self, writes).await;
+        for outcome in &outcomes {
+            self.health.observe(outcome);
+        }
+        outcomes
+    }
+
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>> {
         let doc: Option<String> = sqlx::query_scalar(sql::SELECT_LEAD)
             .bind(id.as_uuid())
@@ -345,6 +364,22 @@ where
             .await
             .map_err(DB::classify)?;
         doc.as_deref().map(sql::decode_lead).transpose()
+    }
+
+    async fn find_leads_by_emails(&self, emails: &[Email]) -> StoreResult<Vec<Lead>> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let select = sql::in_list_sql(sql::SELECT_LEADS_BY_EMAIL, emails.len());
+        let docs: Vec<String> = emails
+            .iter()
+            .fold(sqlx::query_scalar(&select), |query, email| {
+                query.bind(email.as_str())
+            })
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::classify)?;
+        docs.iter().map(|d| sql::decode_lead(d)).collect()
     }
 
     async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>> {
@@ -389,6 +424,26 @@ where
             .await
             .map_err(DB::classify)?;
         row.map(sql::IdempotencyRow::into_record).transpose()
+    }
+
+    async fn find_idempotency_many(
+        &self,
+        principal: &str,
+        request_ids: &[String],
+    ) -> StoreResult<Vec<IdempotencyRecord>> {
+        if request_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let select = sql::in_list_sql_after(sql::SELECT_IDEMPOTENCY_MANY, 2, request_ids.len());
+        let rows: Vec<sql::IdempotencyRow> = request_ids
+            .iter()
+            .fold(sqlx::query_as(&select).bind(principal), |query, id| {
+                query.bind(id.as_str())
+            })
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::classify)?;
+        rows.into_iter().map(sql::IdempotencyRow::into_record).collect()
     }
 
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64> {

@@ -67,6 +67,7 @@ canned_lead_service! {
     release_lead_override(pb::ReleaseLeadOverrideRequest) -> pb::ReleaseLeadOverrideResponse;
     convert_lead(pb::ConvertLeadRequest) -> pb::ConvertLeadResponse;
     update_lead(pb::UpdateLeadRequest) -> pb::Lead;
+    import_leads(pb::ImportLeadsRequest) -> pb::ImportLeadsResponse;
     explain_lead(pb::ExplainLeadRequest) -> pb::LeadExplanation;
 }
 
