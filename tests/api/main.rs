@@ -8,6 +8,7 @@ mod cli;
 
 mod funnel;
 mod health;
+mod import;
 mod input;
 mod leads;
 mod lifecycle;
