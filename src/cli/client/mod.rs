@@ -4,7 +4,7 @@
 mod audit;
 mod format;
 mod funnel;
-mod import;
+pub mod import;
 mod leads;
 
 use std::process::ExitCode;
