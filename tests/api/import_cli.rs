@@ -207,3 +207,97 @@ contract! {
         assert_eq!(app.db.audit_entries().await, entries + ROWS, "one entry per row: none written twice");
     }
 }
+
+/// `leadgate serve` on `db`, as a process of its own; answers once it is SERVING.
+async fn serve(db: &TestDatabase, port: u16) -> std::process::Child {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let child = Command::new(BINARY)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db.url,
+        ])
+        .env("LEADGATE_AUDIT_KEYS", TEST_AUDIT_KEYS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            let status = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
+                return child;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "SERVING within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+mod server_killed {
+    use super::*;
+
+    contract! {
+        async fn a_server_killed_halfway_through_an_import_and_the_file_run_again_writes_every_row_exactly_once(backend: Backend) {
+            const ROWS: i64 = 20_000;
+            let db = TestDatabase::create(&backend).await;
+            let dir = tempfile::tempdir().unwrap();
+            let file = write(&dir, "big.csv", &csv_rows("crash", ROWS as usize));
+            let port = free_port();
+            let mut server = serve(&db, port).await;
+            let entries = db.audit_entries().await;
+            let import = move || {
+                Command::new(BINARY)
+                    .args(["leads", "import", file.as_str(), "--batch-size", "200", "--in-flight", "2"])
+                    .env("LEADGATE_SERVER", format!("http://127.0.0.1:{port}"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            };
+            let cli = import();
+            let started = Instant::now();
+            while db.leads().await < 1000 {
+                assert!(started.elapsed() < Duration::from_secs(60), "the import started");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // SIGKILL: no drain, calls cut mid-transaction.
+            server.kill().unwrap();
+            server.wait().unwrap();
+            let output = tokio::task::spawn_blocking(move || cli.wait_with_output().unwrap()).await.unwrap();
+            assert_eq!(output.status.code(), Some(1), "the CLI reports the lost server");
+            let stderr = text(&output.stderr);
+            assert!(stderr.contains("run the same command again"), "{stderr}");
+            let partial = db.leads().await;
+            assert!(partial < ROWS, "killed halfway ({partial} rows in)");
+
+            let mut server = serve(&db, port).await;
+            let second = import();
+            let output = tokio::task::spawn_blocking(move || second.wait_with_output().unwrap()).await.unwrap();
+            assert!(output.status.success(), "{}", text(&output.stderr));
+            assert!(
+                text(&output.stdout).contains(&format!("created {ROWS}, deduplicated 0, refused 0 of {ROWS} rows")),
+                "{}",
+                text(&output.stdout)
+            );
+            assert_eq!(db.leads().await, ROWS);
+            assert_eq!(db.count("SELECT COUNT(*) FROM idempotency_keys").await, ROWS);
+            assert_eq!(db.entries_of_kind("LEAD_SUBMITTED").await, ROWS, "one entry per row, none twice");
+            assert!(db.audit_entries().await >= entries + ROWS);
+            server.kill().unwrap();
+            server.wait().unwrap();
+        }
+    }
+}

@@ -85,7 +85,10 @@ async fn import(channel: &tonic::transport::Channel, path: &std::path::Path) -> 
             break;
         };
         let answer = call.await.unwrap().expect("ImportLeads answers").into_inner();
-        assert_eq!(answer.refused_count, 0, "every row of the benchmark's file is valid");
+        assert_eq!(
+            answer.refused_count, 0,
+            "every row of the benchmark's file is valid"
+        );
     }
     started.elapsed()
 }
@@ -122,7 +125,10 @@ async fn run_on(backend: &'static str, url: &str, args: &Args, scratch: &Scratch
     let import_file = scratch.0.join(format!("{backend}-import.csv"));
     std::fs::write(&import_file, csv("imported", rows)).unwrap();
 
-    eprintln!("{backend}: SubmitLead, {rows} leads, one call each from {} callers", channels.len());
+    eprintln!(
+        "{backend}: SubmitLead, {rows} leads, one call each from {} callers",
+        channels.len()
+    );
     let submitted = submit(&channels, read(&submit_file)).await;
     eprintln!("{backend}: ImportLeads, {rows} leads from a CSV, {BATCH} a call, {IN_FLIGHT} in flight");
     let imported = import(&channels[0], &import_file).await;
@@ -189,7 +195,11 @@ pub fn report(figures: &[ImportFigures]) -> bool {
             f.import_rows_per_s,
             f.submit_rows_per_s,
             ratio,
-            if ratio >= 5.0 { "≥ 5× met" } else { "≥ 5× NOT met" }
+            if ratio >= 5.0 {
+                "≥ 5× met"
+            } else {
+                "≥ 5× NOT met"
+            }
         );
     }
     met
