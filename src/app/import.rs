@@ -120,10 +120,7 @@ impl App {
                 Err(v) => results.push(Some(refused(row.row, v.iter().cloned().collect()))),
             }
         }
-        let valid = |index: usize| match &rows[index].submission {
-            Ok(valid) => Some(valid),
-            Err(_) => None,
-        };
+        let valid = |index: usize| rows[index].submission.as_ref().ok();
         for attempt in 0..MAX_ATTEMPTS {
             if open.is_empty() {
                 break;

@@ -208,11 +208,32 @@ contract! {
     }
 }
 
-/// `leadgate serve` on `db`, as a process of its own; answers once it is SERVING.
-async fn serve(db: &TestDatabase, port: u16) -> std::process::Child {
+/// Whether the server on `port` answers SERVING within 30 s.
+async fn serving(port: u16) -> bool {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let child = Command::new(BINARY)
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(endpoint) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            && let Ok(channel) = endpoint.connect().await
+        {
+            let status = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// `leadgate serve` on `db`, as a process of its own; answers once it is SERVING.
+async fn serve(db: &TestDatabase, port: u16) -> std::process::Child {
+    let mut child = Command::new(BINARY)
         .args([
             "serve",
             "--listen",
@@ -225,25 +246,12 @@ async fn serve(db: &TestDatabase, port: u16) -> std::process::Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    loop {
-        if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            let status = HealthClient::new(channel)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
-            if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
-                return child;
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "SERVING within 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if serving(port).await {
+        return child;
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("not SERVING within 30 s");
 }
 
 mod server_killed {
