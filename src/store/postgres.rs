@@ -385,19 +385,16 @@ impl Dialect for Postgres {
 
     /// One transaction, each write's statement (the one `write_lead` runs) in a savepoint: a write
     /// that conflicts or fails is rolled back to its savepoint alone. Committed once, if anything
-    /// was written.
+    /// was written. Two round trips a write: its statement, then the end of its savepoint sent
+    /// with the start of the next one (COMMIT releases the last).
     async fn write_leads(store: &PgStore, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>> {
         let every = |error: StoreError| writes.iter().map(|_| Err(error.clone())).collect();
-        let mut tx = match store.begin_write().await {
+        let mut tx = match WriteTx::begin(store.writer(), "BEGIN; SAVEPOINT write").await {
             Ok(tx) => tx,
-            Err(error) => return every(error),
+            Err(error) => return every(classify(error)),
         };
         let mut outcomes = Vec::with_capacity(writes.len());
-        for w in writes {
-            if let Err(error) = tx.connection().execute("SAVEPOINT write").await {
-                tx.rollback().await;
-                return every(classify(error));
-            }
+        for (i, w) in writes.iter().enumerate() {
             let columns = LeadColumns::of(w.write.lead);
             let mut b = lead_write_statement(&columns, w.write, w.expected_revision);
             let answer = b
@@ -405,12 +402,18 @@ impl Dialect for Postgres {
                 .fetch_one(&mut *tx.connection())
                 .await;
             let outcome = outcome_of(answer, w.expected_revision);
-            let end = if matches!(outcome, Ok(None)) {
-                "RELEASE SAVEPOINT write"
-            } else {
-                "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write"
+            let (kept, last) = (matches!(outcome, Ok(None)), i + 1 == writes.len());
+            let end = match (kept, last) {
+                (true, false) => Some("RELEASE SAVEPOINT write; SAVEPOINT write"),
+                (false, false) => {
+                    Some("ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write; SAVEPOINT write")
+                }
+                (false, true) => Some("ROLLBACK TO SAVEPOINT write"),
+                (true, true) => None,
             };
-            if let Err(error) = tx.connection().execute(end).await {
+            if let Some(end) = end
+                && let Err(error) = tx.connection().execute(end).await
+            {
                 tx.rollback().await;
                 return every(classify(error));
             }
