@@ -17,14 +17,16 @@
 //!     `query::resources` and its column in `store::list`).
 //!   - `hex`, `duration`, `names` (the `named_enum!` closed sets): small shared helpers.
 //! - [`app`]: use cases. Loads state, runs the engine, commits the change with its audit entries
-//!   and idempotency record in one transaction (`leads`), retries lost races; audit queries and
+//!   and idempotency record in one transaction (`leads`), retries lost races; imports, a batch of
+//!   submissions written in one transaction with a request id per row (`import`); audit queries and
 //!   watches (`audit`, `watch`, `heads`), policies, reports; personal data (`privacy`: erasure,
-//!   the suppression list, export, retention); the background work (`background`: audit
-//!   sequencer, SLA/revisit sweeper, retention sweep, idempotency purge, write probe); writes
-//!   paced to the sequencer (`pacing`).
+//!   the suppression list, export, retention; `texts`: the audit's free text sealed per lead); the
+//!   background work (`background`: audit sequencer, SLA/revisit sweeper, retention sweep,
+//!   idempotency purge, write probe); writes paced to the sequencer (`pacing`).
 //! - [`store`]: the [`store::Store`] trait and one body for both backends (`shared`, generic over
 //!   sqlx's database; `sqlite` and `postgres` say what differs), its statements (`sql`,
-//!   `statements`, `list`), the write transaction (`tx`), SQLite's group commit (`group_commit`);
+//!   `statements`, `list`), the write transaction (`tx`), SQLite's group commit (`group_commit`,
+//!   which also carries an import's batch as one item);
 //!   migrations in
 //!   `migrations/{postgres,sqlite}`.
 //! - [`grpc`]: generated code and the `Rpc` names (from the protos, by build.rs), the services
@@ -35,7 +37,8 @@
 //!   of each RPC (`roles`).
 //! - [`server`]: health, reflection, TLS and handshake limits, serving and draining.
 //! - [`cli`]: the command line (`args`), operator commands (`ops`: serve, migrate, policy, auth)
-//!   and the commands that talk to a running server (`client`).
+//!   and the commands that talk to a running server (`client`; `client::import` reads CSV and
+//!   JSONL files for `leads import`).
 //! - [`telemetry`]: logs and traces; `metrics`: the Prometheus exporter and its gauges.
 //!
 //! The benchmark and the soak test are the workspace member `bench/`; the fuzz targets live in

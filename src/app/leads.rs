@@ -329,7 +329,7 @@ impl App {
     }
 
     /// The lead a merged lead stands for (a lead not merged stands for itself).
-    async fn resolve(&self, mut lead: Lead) -> AppResult<Lead> {
+    pub(super) async fn resolve(&self, mut lead: Lead) -> AppResult<Lead> {
         for _ in 0..MAX_ALIAS_HOPS {
             if lead.merged_into.is_none() {
                 return Ok(lead);

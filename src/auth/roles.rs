@@ -31,6 +31,9 @@ use Role::{Admin, Analyst, Manager, Privacy, Sales, Submitter};
 pub const fn roles(rpc: Rpc) -> &'static [Role] {
     match rpc {
         Rpc::SubmitLead => &[Submitter],
+        // An import is many submissions: lists come from the systems and people that submit
+        // (marketing operations, trade-show scanners), not from sales, who correct one lead.
+        Rpc::ImportLeads => &[Submitter],
         Rpc::RecordEngagement => &[Submitter],
         Rpc::GetLead => &[Sales, Manager, Analyst],
         Rpc::ListLeads => &[Sales, Manager, Analyst],

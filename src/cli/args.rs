@@ -203,6 +203,55 @@ pub enum LeadsCommand {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Import leads from a CSV or JSON-lines file (ImportLeads), a result per row.
+    ///
+    /// Columns (CSV header names; JSONL keys): email (required), given_name, family_name, phone,
+    /// job_title, seniority, job_function, company_name, company_domain, industry,
+    /// employee_count, country_code (or country), channel (required, e.g. TRADE_SHOW),
+    /// campaign, external_reference. Rows are numbered from 1 in file order. Prints one summary
+    /// line on stdout; exits with 2 when rows were refused. Sending a file again creates
+    /// nothing twice (each row's request id comes from the import id and its number).
+    #[command(
+        after_help = "Examples:\n  leadgate leads import salon-2026.csv --rejected refused.csv\n  leadgate leads import leads.jsonl --dry-run\n  cat leads.csv | leadgate leads import - --format csv --import-id salon-2026"
+    )]
+    Import(ImportArgs),
+}
+
+/// What `leads import` reads and how it sends it.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file: .csv or .jsonl (or .ndjson); `-` reads stdin (then give --format).
+    pub file: String,
+    /// The file's format, when its name does not say it.
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+    /// The import's id (1 to 100 of A-Z a-z 0-9 . _ -); by default a hash of the file's content,
+    /// so that importing the same file twice creates nothing twice.
+    #[arg(long)]
+    pub import_id: Option<String>,
+    /// Rows per call (1 to 1000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_size: u16,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub in_flight: u8,
+    /// Validate every row and say what would happen; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write each refused row here with its reasons (CSV: the row's columns and a `reasons`
+    /// column; JSONL: the line's object with a `reasons` array).
+    #[arg(long, value_name = "FILE")]
+    pub rejected: Option<std::path::PathBuf>,
+    /// Skip columns (keys) leadgate does not know instead of refusing the file.
+    #[arg(long)]
+    pub ignore_unknown_columns: bool,
+}
+
+/// A file format `leads import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    Csv,
+    Jsonl,
 }
 
 /// What `leads search` looks for.

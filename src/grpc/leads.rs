@@ -166,6 +166,16 @@ impl pb::lead_service_server::LeadService for LeadService {
         Ok(Response::new(pb::MergeLeadsResponse::from_change(&change)))
     }
 
+    async fn import_leads(
+        &self,
+        request: Request<pb::ImportLeadsRequest>,
+    ) -> Answer<pb::ImportLeadsResponse> {
+        let actor = actor(&request);
+        let (rows, validate_only) = convert::import_rows(request.into_inner())?;
+        let results = self.app.import_leads(&actor, rows, validate_only).await?;
+        Ok(Response::new(convert::import_results(&results)))
+    }
+
     async fn explain_lead(&self, request: Request<pb::ExplainLeadRequest>) -> Answer<pb::LeadExplanation> {
         let pb::ExplainLeadRequest { name } = request.into_inner();
         let mut v = Violations::default();

@@ -16,6 +16,10 @@
 //!   while the batch waited for the write lock — is skipped, so that a call cut short is not
 //!   written afterwards.
 //!
+//! An import's batch ([`GroupCommit::write_batch`]) is queued as one item: its writes run in
+//! order in one transaction (each in its own savepoint, so a later write sees an earlier one of
+//! the same batch), never split across two.
+//!
 //! The queue is bounded ([`QUEUE_LENGTH`]): when the disk cannot keep up, callers wait to
 //! enqueue, and a call's deadline still cuts the wait.
 
@@ -55,10 +59,10 @@ impl PreparedWrite {
     }
 }
 
-/// A write in the queue and the caller waiting for its outcome.
+/// Writes in the queue (one, or an import's batch) and the caller waiting for their outcomes.
 struct Queued {
-    write: PreparedWrite,
-    reply: oneshot::Sender<StoreResult<WriteOutcome>>,
+    writes: Vec<PreparedWrite>,
+    reply: oneshot::Sender<Vec<StoreResult<WriteOutcome>>>,
 }
 
 /// The handle callers enqueue through; the writer task ends when the last handle is dropped.
@@ -76,12 +80,24 @@ impl GroupCommit {
 
     /// Writes in the next transaction; answers once it committed (or failed).
     pub async fn write(&self, write: PreparedWrite) -> StoreResult<WriteOutcome> {
+        self.write_batch(vec![write])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(writer_gone()))
+    }
+
+    /// Writes all of `writes`, in order, in the next transaction; an outcome per write, once it
+    /// committed (or failed).
+    pub async fn write_batch(
+        &self,
+        writes: Vec<PreparedWrite>,
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Queued { write, reply })
+            .send(Queued { writes, reply })
             .await
             .map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
+        answer.await.map_err(|_| writer_gone())
     }
 }
 
@@ -96,51 +112,56 @@ async fn run(writer: Pool<Sqlite>, mut receiver: mpsc::Receiver<Queued>) {
         if batch.is_empty() {
             continue;
         }
-        let outcomes = commit(&writer, &batch).await;
-        crate::metrics::group_committed(batch.len());
-        for (queued, outcome) in batch.drain(..).zip(outcomes) {
+        let mut outcomes = commit(&writer, &batch).await.into_iter();
+        crate::metrics::group_committed(batch.iter().map(|q| q.writes.len()).sum());
+        for queued in batch.drain(..) {
+            let answers = outcomes.by_ref().take(queued.writes.len()).collect();
             // A caller that has gone since learns nothing; what committed stays committed.
-            let _ = queued.reply.send(outcome);
+            let _ = queued.reply.send(answers);
         }
     }
 }
 
-/// One transaction for the batch: an outcome per write, in order.
+/// One transaction for the batch: an outcome per write (of every queued item, flattened), in
+/// order.
 async fn commit(writer: &Pool<Sqlite>, batch: &[Queued]) -> Vec<StoreResult<WriteOutcome>> {
-    let every = |error: StoreError| batch.iter().map(|_| Err(error.clone())).collect();
+    let count: usize = batch.iter().map(|q| q.writes.len()).sum();
+    let every = |error: StoreError| (0..count).map(|_| Err(error.clone())).collect();
     let mut tx = match WriteTx::begin(writer, "BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
         Err(error) => return every(classify(error)),
     };
     // A write alone needs no savepoint: the transaction is its unit.
-    let savepoints = batch.len() > 1;
-    let mut outcomes = Vec::with_capacity(batch.len());
+    let savepoints = count > 1;
+    let mut outcomes = Vec::with_capacity(count);
     for queued in batch {
-        // Checked again now that the writer lock is held, which may have taken a while.
-        if queued.reply.is_closed() {
-            outcomes.push(Err(StoreError::Timeout("the call ended before its write".into())));
-            continue;
-        }
-        if savepoints && let Err(error) = tx.connection().execute("SAVEPOINT write").await {
-            tx.rollback().await;
-            return every(classify(error));
-        }
-        let outcome = write_rows(tx.connection(), &queued.write).await;
-        let keep = matches!(outcome, Ok(None));
-        if savepoints {
-            // Undo a write that conflicted or failed; if the transaction itself is gone
-            // (SQLite rolled it back), nothing of the batch survives: all fail alike.
-            let end = if keep {
-                "RELEASE write"
-            } else {
-                "ROLLBACK TO write; RELEASE write"
-            };
-            if let Err(error) = tx.connection().execute(end).await {
-                tx.rollback().await;
-                return every(outcome.err().unwrap_or_else(|| classify(error)));
+        for write in &queued.writes {
+            // Checked again now that the writer lock is held, which may have taken a while.
+            if queued.reply.is_closed() {
+                outcomes.push(Err(StoreError::Timeout("the call ended before its write".into())));
+                continue;
             }
+            if savepoints && let Err(error) = tx.connection().execute("SAVEPOINT write").await {
+                tx.rollback().await;
+                return every(classify(error));
+            }
+            let outcome = write_rows(tx.connection(), write).await;
+            let keep = matches!(outcome, Ok(None));
+            if savepoints {
+                // Undo a write that conflicted or failed; if the transaction itself is gone
+                // (SQLite rolled it back), nothing of the batch survives: all fail alike.
+                let end = if keep {
+                    "RELEASE write"
+                } else {
+                    "ROLLBACK TO write; RELEASE write"
+                };
+                if let Err(error) = tx.connection().execute(end).await {
+                    tx.rollback().await;
+                    return every(outcome.err().unwrap_or_else(|| classify(error)));
+                }
+            }
+            outcomes.push(outcome.map(|conflict| conflict.unwrap_or(WriteOutcome::Written)));
         }
-        outcomes.push(outcome.map(|conflict| conflict.unwrap_or(WriteOutcome::Written)));
     }
     if !outcomes.iter().any(|o| matches!(o, Ok(WriteOutcome::Written))) {
         tx.rollback().await;

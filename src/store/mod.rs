@@ -182,6 +182,14 @@ pub struct MergeWrite<'a> {
     pub idempotency: Option<&'a IdempotencyRecord>,
 }
 
+/// One write of a batch ([`Store::write_leads`]): inserted when `expected_revision` is `None`,
+/// else updated if the lead is still at that revision.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchWrite<'a> {
+    pub write: LeadWrite<'a>,
+    pub expected_revision: Option<i64>,
+}
+
 /// How a write ended. Anything but `Written` means nothing was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -327,7 +335,12 @@ pub trait Store: Send + Sync + 'static {
         erasure: ErasureWrite<'_>,
     ) -> StoreResult<WriteOutcome>;
     /// Whether any of `hashes` (an email's keyed hashes, one per audit key) is suppressed.
-    async fn email_suppressed(&self, hashes: &[[u8; 32]]) -> StoreResult<bool>;
+    async fn email_suppressed(&self, hashes: &[[u8; 32]]) -> StoreResult<bool> {
+        Ok(!self.suppressed_among(hashes).await?.is_empty())
+    }
+    /// Those of `hashes` on the suppression list.
+    async fn suppressed_among(&self, hashes: &[[u8; 32]])
+    -> StoreResult<std::collections::HashSet<[u8; 32]>>;
     /// Up to `limit` leads not erased, not merged into another, and unchanged since before
     /// `before`, least recently changed first (the retention sweep).
     async fn leads_unchanged_since(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>>;
@@ -343,6 +356,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The leads merged into `id` (its aliases), in id order.
     async fn aliases(&self, id: LeadId) -> StoreResult<Vec<LeadId>>;
+    /// Writes a batch in one transaction, in order (a write sees the earlier ones of the batch),
+    /// each write all or nothing in a savepoint of its own: a write that conflicts or fails is
+    /// undone alone and its neighbours go on. An outcome per write; a write answered `Written`
+    /// committed. If the transaction cannot commit, every write is answered with that error.
+    async fn write_leads(&self, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>>;
 
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>>;
 
@@ -350,6 +368,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>>;
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>>;
+
+    /// The leads among `emails` that exist, in any order (one query).
+    async fn find_leads_by_emails(&self, emails: &[Email]) -> StoreResult<Vec<Lead>>;
 
     /// Up to `query.limit + 1` leads (the extra one tells that another page exists).
     async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>>;
@@ -365,6 +386,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<DueLead>>;
 
     async fn find_idempotency(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>>;
+
+    /// The records of `principal` among `request_ids` that exist, in any order (one query).
+    async fn find_idempotency_many(
+        &self,
+        principal: &str,
+        request_ids: &[String],
+    ) -> StoreResult<Vec<IdempotencyRecord>>;
 
     /// Forgets idempotency keys created before `before`; returns how many.
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64>;

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
-use sqlx::{ConnectOptions as _, PgConnection, Postgres, QueryBuilder};
+use sqlx::{ConnectOptions as _, Executor, PgConnection, Postgres, QueryBuilder};
 
 use super::notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 use super::shared::{Dialect, SqlStore};
@@ -18,7 +18,9 @@ use super::sql::{self, LeadColumns};
 use super::statements::postgres_new_lead::{ANSWER, LEAD_END, ONLY_IF_WRITTEN, OPEN};
 use super::statements::{AUDIT_INBOX, IDEMPOTENCY_KEYS, LEADS};
 use super::tx::WriteTx;
-use super::{Backend, ConnectOptions, IdempotencyKey, LeadWrite, StoreError, StoreResult, WriteOutcome};
+use super::{
+    Backend, BatchWrite, ConnectOptions, IdempotencyKey, LeadWrite, StoreError, StoreResult, WriteOutcome,
+};
 use crate::domain::audit::ChainedEntry;
 use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::values::LeadId;
@@ -215,6 +217,119 @@ impl<'a> LogColumns<'a> {
     }
 }
 
+/// The one statement that writes a lead (inserted, or updated if its revision is still
+/// `expected_revision`), its audit entries and its idempotency record (see `Dialect::write_lead`).
+fn lead_write_statement<'a>(
+    c: &'a LeadColumns,
+    write: LeadWrite<'a>,
+    expected_revision: Option<i64>,
+) -> QueryBuilder<'a, Postgres> {
+    let mut b = QueryBuilder::<Postgres>::new(OPEN);
+    match expected_revision {
+        None => {
+            b.push(format_args!(
+                "INSERT INTO {} ({}) VALUES (",
+                LEADS.table, LEADS.columns
+            ));
+            let mut v = b.separated(", ");
+            v.push_bind(c.id)
+                .push_bind(&c.email)
+                .push_bind(c.state)
+                .push_bind(c.source_channel)
+                .push_bind(c.fit_grade)
+                .push_bind(c.combined_points)
+                .push_bind(c.create_time)
+                .push_bind(c.update_time)
+                .push_bind(c.revision)
+                .push_bind(c.sla_due_time)
+                .push_bind(c.revisit_time)
+                .push_bind(&c.document)
+                .push_bind(&c.company_domain)
+                .push_bind(&c.company_name_folded)
+                .push_bind(&c.source_campaign)
+                .push_bind(&c.external_reference);
+            // A known email is an answer, not an error (nor a line in PostgreSQL's log).
+            b.push(LEAD_END);
+        }
+        Some(revision) => {
+            // The email too: UpdateLead may correct it (`leads_email_key` refuses another's).
+            // An unchanged email touches no index: PostgreSQL compares the values.
+            b.push("UPDATE leads SET email = ").push_bind(&c.email);
+            b.push(", state = ").push_bind(c.state);
+            b.push(", source_channel = ").push_bind(c.source_channel);
+            b.push(", fit_grade = ").push_bind(c.fit_grade);
+            b.push(", combined_points = ").push_bind(c.combined_points);
+            b.push(", update_time = ").push_bind(c.update_time);
+            b.push(", revision = ").push_bind(c.revision);
+            b.push(", sla_due_time = ").push_bind(c.sla_due_time);
+            b.push(", revisit_time = ").push_bind(c.revisit_time);
+            b.push(", document = ").push_bind(&c.document);
+            b.push(", company_domain = ").push_bind(&c.company_domain);
+            b.push(", company_name_folded = ")
+                .push_bind(&c.company_name_folded);
+            b.push(", source_campaign = ").push_bind(&c.source_campaign);
+            b.push(", external_reference = ").push_bind(&c.external_reference);
+            b.push(" WHERE id = ").push_bind(c.id);
+            b.push(" AND revision = ").push_bind(revision);
+            b.push(" RETURNING 1)");
+        }
+    }
+    // Inserted only if the lead was written (an update may find another revision).
+    if let Some(record) = write.idempotency {
+        b.push(format_args!(
+            ", idem AS (INSERT INTO {} ({}) SELECT ",
+            IDEMPOTENCY_KEYS.table, IDEMPOTENCY_KEYS.columns
+        ));
+        let mut v = b.separated(", ");
+        v.push_bind(&record.key.principal)
+            .push_bind(&record.key.request_id)
+            .push_bind(&record.method)
+            .push_bind(record.fingerprint.as_slice())
+            .push_bind(&record.response)
+            .push_bind(record.created_at.timestamp_micros());
+        b.push(ONLY_IF_WRITTEN).push(")");
+    }
+    b.push(format_args!(
+        ", entries AS (INSERT INTO {} ({}) SELECT * FROM (",
+        AUDIT_INBOX.table, AUDIT_INBOX.columns
+    ));
+    b.push_values(write.entries, |mut row, sealed| {
+        let e = &sealed.entry;
+        row.push_bind(e.lead.map(|l| l.as_uuid()))
+            .push_bind(e.kind.as_str())
+            .push_bind(e.recorded_at.timestamp_micros())
+            .push_bind(e.actor.as_str())
+            .push_bind(e.request_id.as_deref())
+            .push_bind(e.state_before.map(|s| s.as_str()))
+            .push_bind(e.state_after.map(|s| s.as_str()))
+            .push_bind(e.source_channel.map(|s| s.as_str()))
+            .push_bind(e.policy_version.as_str())
+            .push_bind(e.body.as_str())
+            .push_bind(sealed.seal.key_id.as_str())
+            .push_bind(sealed.seal.tag.as_slice());
+    });
+    b.push(") AS entry").push(ONLY_IF_WRITTEN).push(ANSWER);
+    b
+}
+
+/// What the statement of [`lead_write_statement`] answered: `None` when the lead was written,
+/// else the conflict that kept it from being written.
+fn outcome_of(
+    answer: Result<i64, sqlx::Error>,
+    expected_revision: Option<i64>,
+) -> StoreResult<Option<WriteOutcome>> {
+    match answer {
+        Ok(0) if expected_revision.is_none() => Ok(Some(WriteOutcome::EmailTaken)),
+        Ok(0) => Ok(Some(WriteOutcome::RevisionConflict)),
+        Ok(_) => Ok(None),
+        Err(e) => match violated_constraint(&e).as_deref() {
+            Some("leads_email_key") => Ok(Some(WriteOutcome::EmailTaken)),
+            Some("idempotency_keys_pkey") => Ok(Some(WriteOutcome::RequestIdTaken)),
+            _ => Err(classify(e)),
+        },
+    }
+}
+
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
     const BEGIN_WRITE: &'static str = "BEGIN";
@@ -252,108 +367,65 @@ impl Dialect for Postgres {
         write: LeadWrite<'_>,
         expected_revision: Option<i64>,
     ) -> StoreResult<WriteOutcome> {
-        let c = LeadColumns::of(write.lead);
-        let mut b = QueryBuilder::<Postgres>::new(OPEN);
-        match expected_revision {
-            None => {
-                b.push(format_args!(
-                    "INSERT INTO {} ({}) VALUES (",
-                    LEADS.table, LEADS.columns
-                ));
-                let mut v = b.separated(", ");
-                v.push_bind(c.id)
-                    .push_bind(&c.email)
-                    .push_bind(c.state)
-                    .push_bind(c.source_channel)
-                    .push_bind(c.fit_grade)
-                    .push_bind(c.combined_points)
-                    .push_bind(c.create_time)
-                    .push_bind(c.update_time)
-                    .push_bind(c.revision)
-                    .push_bind(c.sla_due_time)
-                    .push_bind(c.revisit_time)
-                    .push_bind(&c.document)
-                    .push_bind(&c.company_domain)
-                    .push_bind(&c.company_name_folded)
-                    .push_bind(&c.source_campaign)
-                    .push_bind(&c.external_reference);
-                // A known email is an answer, not an error (nor a line in PostgreSQL's log).
-                b.push(LEAD_END);
-            }
-            Some(revision) => {
-                // The email too: UpdateLead may correct it (`leads_email_key` refuses another's).
-                // An unchanged email touches no index: PostgreSQL compares the values.
-                b.push("UPDATE leads SET email = ").push_bind(&c.email);
-                b.push(", state = ").push_bind(c.state);
-                b.push(", source_channel = ").push_bind(c.source_channel);
-                b.push(", fit_grade = ").push_bind(c.fit_grade);
-                b.push(", combined_points = ").push_bind(c.combined_points);
-                b.push(", update_time = ").push_bind(c.update_time);
-                b.push(", revision = ").push_bind(c.revision);
-                b.push(", sla_due_time = ").push_bind(c.sla_due_time);
-                b.push(", revisit_time = ").push_bind(c.revisit_time);
-                b.push(", document = ").push_bind(&c.document);
-                b.push(", company_domain = ").push_bind(&c.company_domain);
-                b.push(", company_name_folded = ")
-                    .push_bind(&c.company_name_folded);
-                b.push(", source_campaign = ").push_bind(&c.source_campaign);
-                b.push(", external_reference = ").push_bind(&c.external_reference);
-                b.push(" WHERE id = ").push_bind(c.id);
-                b.push(" AND revision = ").push_bind(revision);
-                b.push(" RETURNING 1)");
-            }
-        }
-        // Inserted only if the lead was written (an update may find another revision).
-        if let Some(record) = write.idempotency {
-            b.push(format_args!(
-                ", idem AS (INSERT INTO {} ({}) SELECT ",
-                IDEMPOTENCY_KEYS.table, IDEMPOTENCY_KEYS.columns
-            ));
-            let mut v = b.separated(", ");
-            v.push_bind(&record.key.principal)
-                .push_bind(&record.key.request_id)
-                .push_bind(&record.method)
-                .push_bind(record.fingerprint.as_slice())
-                .push_bind(&record.response)
-                .push_bind(record.created_at.timestamp_micros());
-            b.push(ONLY_IF_WRITTEN).push(")");
-        }
-        b.push(format_args!(
-            ", entries AS (INSERT INTO {} ({}) SELECT * FROM (",
-            AUDIT_INBOX.table, AUDIT_INBOX.columns
-        ));
-        b.push_values(write.entries, |mut row, sealed| {
-            let e = &sealed.entry;
-            row.push_bind(e.lead.map(|l| l.as_uuid()))
-                .push_bind(e.kind.as_str())
-                .push_bind(e.recorded_at.timestamp_micros())
-                .push_bind(e.actor.as_str())
-                .push_bind(e.request_id.as_deref())
-                .push_bind(e.state_before.map(|s| s.as_str()))
-                .push_bind(e.state_after.map(|s| s.as_str()))
-                .push_bind(e.source_channel.map(|s| s.as_str()))
-                .push_bind(e.policy_version.as_str())
-                .push_bind(e.body.as_str())
-                .push_bind(sealed.seal.key_id.as_str())
-                .push_bind(sealed.seal.tag.as_slice());
-        });
-        b.push(") AS entry").push(ONLY_IF_WRITTEN).push(ANSWER);
-        match b.build_query_scalar::<i64>().fetch_one(&store.pool).await {
+        let columns = LeadColumns::of(write.lead);
+        let mut b = lead_write_statement(&columns, write, expected_revision);
+        let answer = b.build_query_scalar::<i64>().fetch_one(&store.pool).await;
+        match outcome_of(answer, expected_revision)? {
             // Nothing written: the email was taken or the lead changed, and the statement never
             // reached the idempotency record. A taken request id answers first all the same.
-            Ok(0) => match write.idempotency {
+            Some(conflict) => match write.idempotency {
                 Some(record) if request_id_taken(store, &record.key).await? => {
                     Ok(WriteOutcome::RequestIdTaken)
                 }
-                _ if expected_revision.is_none() => Ok(WriteOutcome::EmailTaken),
-                _ => Ok(WriteOutcome::RevisionConflict),
+                _ => Ok(conflict),
             },
-            Ok(_) => Ok(WriteOutcome::Written),
-            Err(e) => match violated_constraint(&e).as_deref() {
-                Some("leads_email_key") => Ok(WriteOutcome::EmailTaken),
-                Some("idempotency_keys_pkey") => Ok(WriteOutcome::RequestIdTaken),
-                _ => Err(classify(e)),
-            },
+            None => Ok(WriteOutcome::Written),
+        }
+    }
+
+    /// One transaction, each write's statement (the one `write_lead` runs) in a savepoint: a write
+    /// that conflicts or fails is rolled back to its savepoint alone. Committed once, if anything
+    /// was written. Two round trips a write: its statement, then the end of its savepoint sent
+    /// with the start of the next one (COMMIT releases the last).
+    async fn write_leads(store: &PgStore, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>> {
+        let every = |error: StoreError| writes.iter().map(|_| Err(error.clone())).collect();
+        let mut tx = match WriteTx::begin(store.writer(), "BEGIN; SAVEPOINT write").await {
+            Ok(tx) => tx,
+            Err(error) => return every(classify(error)),
+        };
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for (i, w) in writes.iter().enumerate() {
+            let columns = LeadColumns::of(w.write.lead);
+            let mut b = lead_write_statement(&columns, w.write, w.expected_revision);
+            let answer = b
+                .build_query_scalar::<i64>()
+                .fetch_one(&mut *tx.connection())
+                .await;
+            let outcome = outcome_of(answer, w.expected_revision);
+            let (kept, last) = (matches!(outcome, Ok(None)), i + 1 == writes.len());
+            let end = match (kept, last) {
+                (true, false) => Some("RELEASE SAVEPOINT write; SAVEPOINT write"),
+                (false, false) => {
+                    Some("ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write; SAVEPOINT write")
+                }
+                (false, true) => Some("ROLLBACK TO SAVEPOINT write"),
+                (true, true) => None,
+            };
+            if let Some(end) = end
+                && let Err(error) = tx.connection().execute(end).await
+            {
+                tx.rollback().await;
+                return every(classify(error));
+            }
+            outcomes.push(outcome.map(|conflict| conflict.unwrap_or(WriteOutcome::Written)));
+        }
+        if !outcomes.iter().any(|o| matches!(o, Ok(WriteOutcome::Written))) {
+            tx.rollback().await;
+            return outcomes;
+        }
+        match tx.commit().await {
+            Ok(()) => outcomes,
+            Err(error) => every(classify(error)),
         }
     }
 

@@ -38,9 +38,9 @@ use super::notify::HeadListener;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::tx::WriteTx;
 use super::{
-    Backend, DueLead, ErasureWrite, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite,
-    MergeWrite, PolicyRecord, PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult,
-    WriteHealth, WriteOutcome, probe_filler,
+    Backend, BatchWrite, DueLead, ErasureWrite, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats,
+    LeadWrite, MergeWrite, PolicyRecord, PoolStats, QuarantinedEntry, Sequenced, Store, StoreError,
+    StoreResult, WriteHealth, WriteOutcome, probe_filler,
 };
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
@@ -85,6 +85,14 @@ pub trait Dialect: Database {
         write: LeadWrite<'_>,
         expected_revision: Option<i64>,
     ) -> impl Future<Output = StoreResult<WriteOutcome>> + Send;
+
+    /// Writes a batch in one transaction, each write in a savepoint of its own (see
+    /// [`Store::write_leads`]). A conflict may be answered as `EmailTaken` or `RevisionConflict`
+    /// even when the request id was taken too: the caller looks its answers up again.
+    fn write_leads(
+        store: &SqlStore<Self>,
+        writes: &[BatchWrite<'_>],
+    ) -> impl Future<Output = Vec<StoreResult<WriteOutcome>>> + Send;
 
     /// The documents of the leads among `ids` that exist.
     fn lead_documents(
@@ -432,20 +440,25 @@ where
         result
     }
 
-    async fn email_suppressed(&self, hashes: &[[u8; 32]]) -> StoreResult<bool> {
-        if hashes.is_empty() {
-            return Ok(false);
+    async fn suppressed_among(
+        &self,
+        hashes: &[[u8; 32]],
+    ) -> StoreResult<std::collections::HashSet<[u8; 32]>> {
+        let mut found = std::collections::HashSet::new();
+        // A few hundred parameters a statement, well within either database's limit.
+        for chunk in hashes.chunks(500) {
+            let select = sql::in_list_sql(sql::SELECT_SUPPRESSED, chunk.len());
+            let rows: Vec<Vec<u8>> = chunk
+                .iter()
+                .fold(sqlx::query_scalar(&select), |query, hash| {
+                    query.bind(hash.as_slice())
+                })
+                .fetch_all(&self.pool)
+                .await
+                .map_err(DB::classify)?;
+            found.extend(rows.into_iter().filter_map(|row| <[u8; 32]>::try_from(row).ok()));
         }
-        let select = sql::in_list_sql(sql::SELECT_SUPPRESSED, hashes.len());
-        let found: i64 = hashes
-            .iter()
-            .fold(sqlx::query_scalar(&select), |query, hash| {
-                query.bind(hash.as_slice())
-            })
-            .fetch_one(&self.pool)
-            .await
-            .map_err(DB::classify)?;
-        Ok(found > 0)
+        Ok(found)
     }
 
     async fn leads_unchanged_since(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<LeadId>> {
@@ -476,6 +489,17 @@ where
         Ok(target.flatten().map(LeadId::from_uuid))
     }
 
+    async fn write_leads(&self, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>> {
+        if writes.is_empty() {
+            return Vec::new();
+        }
+        let outcomes = DB::write_leads(self, writes).await;
+        for outcome in &outcomes {
+            self.health.observe(outcome);
+        }
+        outcomes
+    }
+
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>> {
         let doc: Option<String> = sqlx::query_scalar(sql::SELECT_LEAD)
             .bind(id.as_uuid())
@@ -504,6 +528,22 @@ where
             .await
             .map_err(DB::classify)?;
         doc.as_deref().map(sql::decode_lead).transpose()
+    }
+
+    async fn find_leads_by_emails(&self, emails: &[Email]) -> StoreResult<Vec<Lead>> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let select = sql::in_list_sql(sql::SELECT_LEADS_BY_EMAIL, emails.len());
+        let docs: Vec<String> = emails
+            .iter()
+            .fold(sqlx::query_scalar(&select), |query, email| {
+                query.bind(email.as_str())
+            })
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::classify)?;
+        docs.iter().map(|d| sql::decode_lead(d)).collect()
     }
 
     async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>> {
@@ -548,6 +588,26 @@ where
             .await
             .map_err(DB::classify)?;
         row.map(sql::IdempotencyRow::into_record).transpose()
+    }
+
+    async fn find_idempotency_many(
+        &self,
+        principal: &str,
+        request_ids: &[String],
+    ) -> StoreResult<Vec<IdempotencyRecord>> {
+        if request_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let select = sql::in_list_sql_after(sql::SELECT_IDEMPOTENCY_MANY, 2, request_ids.len());
+        let rows: Vec<sql::IdempotencyRow> = request_ids
+            .iter()
+            .fold(sqlx::query_as(&select).bind(principal), |query, id| {
+                query.bind(id.as_str())
+            })
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::classify)?;
+        rows.into_iter().map(sql::IdempotencyRow::into_record).collect()
     }
 
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64> {

@@ -47,7 +47,7 @@ pub const FORGET_ANSWERS: &str = "DELETE FROM idempotency_keys WHERE response LI
 pub const INSERT_SUPPRESSION: &str = "INSERT INTO suppressed_emails (email_hash, suppress_time) \
      VALUES ($1, $2) ON CONFLICT (email_hash) DO NOTHING";
 
-pub const SELECT_SUPPRESSED: &str = "SELECT COUNT(*) FROM suppressed_emails WHERE email_hash";
+pub const SELECT_SUPPRESSED: &str = "SELECT email_hash FROM suppressed_emails WHERE email_hash";
 
 pub const SELECT_UNCHANGED: &str = "SELECT id FROM leads WHERE erase_time IS NULL \
      AND update_time < $1 AND merged_into IS NULL ORDER BY update_time, id LIMIT $2";
@@ -62,12 +62,19 @@ pub static INSERT_IDEMPOTENCY: LazyLock<String> = LazyLock::new(|| statements::I
 pub const SELECT_IDEMPOTENCY: &str = "SELECT principal, request_id, method, fingerprint, response, \
      create_time FROM idempotency_keys WHERE principal = $1 AND request_id = $2";
 
+/// Several request ids of one principal (`$1`): `SELECT_IDEMPOTENCY_MANY IN ($2, ...)`, see
+/// [`in_list_sql_after`].
+pub const SELECT_IDEMPOTENCY_MANY: &str = "SELECT principal, request_id, method, fingerprint, \
+     response, create_time FROM idempotency_keys WHERE principal = $1 AND request_id";
+
 pub const PURGE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE create_time < $1";
 
 pub const SELECT_LEAD: &str = "SELECT document FROM leads WHERE id = $1";
 /// Several leads: `SELECT_LEAD_DOCUMENTS IN (...)`, see [`in_list_sql`].
 pub const SELECT_LEAD_DOCUMENTS: &str = "SELECT document FROM leads WHERE id";
 pub const SELECT_LEAD_BY_EMAIL: &str = "SELECT document FROM leads WHERE email = $1";
+/// Several leads by email: `SELECT_LEADS_BY_EMAIL IN (...)`, see [`in_list_sql`].
+pub const SELECT_LEADS_BY_EMAIL: &str = "SELECT document FROM leads WHERE email";
 
 /// Where a merged lead's merges end (NULL: not merged).
 pub const SELECT_MERGE_TARGET: &str = "SELECT merged_into FROM leads WHERE id = $1";
@@ -593,6 +600,12 @@ pub const SELECT_CHAINED_INBOX_IDS: &str = "SELECT inbox_id FROM audit_log WHERE
 /// `{statement} IN ($1, ..., $count)`, for a statement ending in a column.
 pub fn in_list_sql(statement: &str, count: usize) -> String {
     format!("{statement} IN ({})", placeholders(1, count))
+}
+
+/// `{statement} IN (${first}, ..., ${first + count - 1})`, for a statement that binds
+/// `first - 1` values before the list.
+pub fn in_list_sql_after(statement: &str, first: usize, count: usize) -> String {
+    format!("{statement} IN ({})", placeholders(first, count))
 }
 
 /// Binds a refused inbox row to [`INSERT_QUARANTINE`].

@@ -19,7 +19,7 @@ use super::notify::HeadListener;
 use super::shared::{Dialect, SqlStore};
 use super::sql;
 use super::tx::WriteTx;
-use super::{Backend, ConnectOptions, LeadWrite, StoreError, StoreResult, WriteOutcome};
+use super::{Backend, BatchWrite, ConnectOptions, LeadWrite, StoreError, StoreResult, WriteOutcome};
 use crate::domain::audit::ChainedEntry;
 use crate::domain::values::LeadId;
 
@@ -214,6 +214,18 @@ impl Dialect for Sqlite {
             .writes
             .write(PreparedWrite::of(write, expected_revision))
             .await
+    }
+
+    /// Through the group commit, as one item: the batch is never split across transactions.
+    async fn write_leads(store: &SqliteStore, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>> {
+        let prepared = writes
+            .iter()
+            .map(|w| PreparedWrite::of(w.write, w.expected_revision))
+            .collect();
+        match store.writes.write_batch(prepared).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => writes.iter().map(|_| Err(error.clone())).collect(),
+        }
     }
 
     async fn lead_documents(

@@ -8,6 +8,8 @@ mod cli;
 
 mod funnel;
 mod health;
+mod import;
+mod import_cli;
 mod input;
 mod leads;
 mod lifecycle;

@@ -379,4 +379,29 @@ contract! {
         let verification = verified(&app).await;
         assert!(verification.ok && verification.complete, "{verification:?}");
     }
+
+    async fn an_import_brings_no_erased_person_back_and_resubmits_a_merged_email_on_its_winner(backend: Backend) {
+        use pb::import_lead_result::Outcome;
+        let app = spawn_app(&backend).await;
+        let mut leads = app.leads.clone();
+        let erased = submitted(&app, cfo_demo_request("claire.martin@acme-industrie.fr")).await;
+        leads.erase_lead(erase(&erased.name, "")).await.unwrap();
+        let winner = submitted(&app, minimal_submission("paul@acme-industrie.fr")).await;
+        let loser = submitted(&app, minimal_submission("paul.private@gmail.com")).await;
+        let merge = pb::MergeLeadsRequest { winner: winner.name.clone(), loser: loser.name.clone(), ..Default::default() };
+        leads.merge_leads(merge).await.unwrap();
+
+        let rows = vec![
+            minimal_submission("Claire.Martin@acme-industrie.fr"),
+            minimal_submission("paul.private@gmail.com"),
+            minimal_submission("new@acme-industrie.fr"),
+        ];
+        let answer = crate::import::imported(&app, crate::import::import("fair", rows)).await;
+        let outcomes = crate::import::outcomes(&answer);
+        assert_eq!(outcomes, [Outcome::Refused, Outcome::Deduplicated, Outcome::Created]);
+        assert_eq!(answer.results[0].violations[0].field, "contact.email");
+        assert!(answer.results[0].violations[0].description.contains("EMAIL_SUPPRESSED"));
+        assert_eq!(answer.results[1].lead, winner.name, "the merged email resubmits its winner");
+        assert_eq!(app.db.leads().await, 4, "nothing brought back");
+    }
 }

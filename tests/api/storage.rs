@@ -724,3 +724,110 @@ async fn a_read_only_postgres_database_refuses_writes_and_readiness_follows_it_p
     assert!(written, "writes go through again");
     assert_eq!(app.db.leads().await, 2, "only the acknowledged leads are stored");
 }
+
+/// An import failing at each step of its batch's write.
+mod import_faults {
+    use super::*;
+
+    /// The rows of the import the fault tests send: new leads, one resubmission of `known@`, and
+    /// `poisoned-{n}@` (the row a per-lead fault aims at).
+    fn fault_import(n: usize) -> Vec<pb::SubmitLeadRequest> {
+        let mut rows: Vec<_> = (0..4)
+            .map(|i| cfo_demo_request(&format!("import-{n}-{i}@acme-industrie.fr")))
+            .collect();
+        rows.insert(2, cfo_demo_request("known@acme-industrie.fr"));
+        rows.push(cfo_demo_request(&format!("poisoned-{n}@acme-industrie.fr")));
+        rows
+    }
+
+    /// Every acknowledged row's lead is stored at the revision its etag says, or later.
+    async fn assert_rows_stored(db: &TestDatabase, answer: &pb::ImportLeadsResponse, when: &str) {
+        let stored = stored_ids(db).await;
+        for result in &answer.results {
+            assert!(
+                stored.contains(&lead_uuid(&result.lead)),
+                "{when}: row {} acknowledged but not stored",
+                result.row
+            );
+        }
+    }
+
+    contract! {
+        async fn an_import_failing_at_any_step_acknowledges_nothing_unstored_and_a_resend_writes_each_row_once(backend: Backend) {
+            use pb::import_lead_result::Outcome;
+            let app = spawn_app(&backend).await;
+            submitted(&app, cfo_demo_request("known@acme-industrie.fr")).await;
+            let cases = [
+                Fault::Insert("idempotency_keys"),
+                Fault::Insert("leads"),
+                Fault::Update("leads"),
+                Fault::Insert("audit_inbox"),
+                Fault::CommitAfterInsert("audit_inbox"),
+                Fault::InsertLead("poisoned-5@acme-industrie.fr"),
+                Fault::CommitAfterLead("poisoned-6@acme-industrie.fr"),
+            ];
+            for (n, fault) in cases.into_iter().enumerate() {
+                app.db.wait_until_chained().await;
+                let before = stored(&app.db).await;
+                inject(&app.db, fault).await;
+                let request = || crate::import::import(&format!("fault-{n}"), fault_import(n));
+                let status = app
+                    .leads
+                    .clone()
+                    .import_leads(request())
+                    .await
+                    .expect_err(&format!("an import with {fault:?} fails"));
+                assert_eq!(status.code(), Code::Internal, "{fault:?}: {status:?}");
+                let during = stored(&app.db).await;
+                // A row whose statement failed is undone alone and its neighbours commit (they
+                // are answered from their keys when the import is sent again); a failed commit
+                // undoes the whole batch. (new leads, keys) the failed call stored:
+                let expected = match fault {
+                    // The resubmission updates its lead.
+                    Fault::Insert("leads") => (0, 1),
+                    // Only the resubmission updates.
+                    Fault::Update(_) => (5, 5),
+                    // Every row but the poisoned one.
+                    Fault::InsertLead(_) => (4, 5),
+                    Fault::Insert(_)
+                    | Fault::CommitAfterInsert(_)
+                    | Fault::CommitAfterLead(_)
+                    | Fault::UpdateLead(_) => (0, 0),
+                };
+                assert_eq!(
+                    (during.leads - before.leads, during.keys - before.keys),
+                    expected,
+                    "{fault:?}"
+                );
+                assert_eq!(during.entries - before.entries, expected.1, "{fault:?}: an entry per row kept");
+                heal(&app.db, fault).await;
+                let answer = crate::import::imported(&app, request()).await;
+                assert_eq!(
+                    crate::import::outcomes(&answer),
+                    [Outcome::Created, Outcome::Created, Outcome::Deduplicated, Outcome::Created, Outcome::Created, Outcome::Created],
+                    "{fault:?}"
+                );
+                assert_rows_stored(&app.db, &answer, &format!("after {fault:?} healed")).await;
+                let after = stored(&app.db).await;
+                assert_eq!(after.leads, before.leads + 5, "{fault:?}: each new row created once");
+                assert_eq!(after.keys, before.keys + 6, "{fault:?}: one key per row");
+                assert_eq!(
+                    after.entries,
+                    before.entries + 6,
+                    "{fault:?}: one audit entry per row, none twice"
+                );
+                // Sent once more: the same answers, nothing written.
+                assert_eq!(crate::import::imported(&app, request()).await, answer, "{fault:?}");
+                assert_eq!(stored(&app.db).await, after, "{fault:?}");
+            }
+            app.db.wait_until_chained().await;
+            let mut audit = pb::audit_service_client::AuditServiceClient::new(app.channel.clone());
+            let verification = audit
+                .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(verification.ok, "{verification:?}");
+        }
+    }
+}

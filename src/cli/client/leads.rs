@@ -1,4 +1,4 @@
-//! `leadgate leads list|show|explain|search|update|merge|erase|export`.
+//! `leadgate leads list|show|explain|search|update|merge|erase|export|import`.
 
 use std::process::ExitCode;
 
@@ -15,6 +15,17 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    let command = match command {
+        LeadsCommand::Import(import) => return super::import::import(connection, import).await,
+        other @ (LeadsCommand::List { .. }
+        | LeadsCommand::Show { .. }
+        | LeadsCommand::Explain { .. }
+        | LeadsCommand::Search(_)
+        | LeadsCommand::Update { .. }
+        | LeadsCommand::Merge { .. }
+        | LeadsCommand::Erase { .. }
+        | LeadsCommand::Export { .. }) => other,
+    };
     let mut client = connection.leads();
     // A search is a list with the filter its options make.
     let command = match command {
@@ -30,6 +41,7 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
         | LeadsCommand::Merge { .. }
         | LeadsCommand::Erase { .. }
         | LeadsCommand::Export { .. }) => other,
+        LeadsCommand::Import(_) => unreachable!("an import runs on its own"),
     };
     match command {
         LeadsCommand::List {
@@ -99,6 +111,7 @@ pub async fn leads(args: ClientArgs, command: LeadsCommand) -> ExitCode {
             Err(status) => fail(describe(&status)),
         },
         LeadsCommand::Search(_) => unreachable!("a search runs as a list"),
+        LeadsCommand::Import(_) => unreachable!("an import runs on its own"),
         LeadsCommand::Update {
             name,
             sets,

@@ -4,6 +4,7 @@
 mod audit;
 mod format;
 mod funnel;
+pub mod import;
 mod leads;
 
 use std::process::ExitCode;

@@ -13,12 +13,12 @@ mod response;
 
 pub use enums::{EnumMapping, optional_enum, required_enum};
 pub use request::{
-    Idempotent, LeadCommand, LeadCommandRequest, MAX_EVENTS, MAX_REQUEST_ID_LEN, company, contact,
-    contact_attempt, discovery_call, ensure_valid, erasure, events, lead_command, lead_name, merge_request,
-    optional_etag, request_key, required_multiline_text, required_text, source, submission, time_from_proto,
-    validated,
+    Idempotent, LeadCommand, LeadCommandRequest, MAX_EVENTS, MAX_IMPORT_ID_LEN, MAX_IMPORT_ROWS,
+    MAX_REQUEST_ID_LEN, company, contact, contact_attempt, discovery_call, ensure_valid, erasure, events,
+    import_rows, lead_command, lead_name, merge_request, optional_etag, request_key, required_multiline_text,
+    required_text, source, submission, time_from_proto, validated,
 };
 pub use response::{
-    LeadChangeResponse, audit_event, change, decision, digest, duration_to_proto, explanation, json_value,
-    lead, reasons, scores, time_to_proto,
+    LeadChangeResponse, audit_event, change, decision, digest, duration_to_proto, explanation,
+    import_results, json_value, lead, reasons, scores, time_to_proto,
 };

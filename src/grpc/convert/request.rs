@@ -427,30 +427,120 @@ pub fn erasure(request: pb::EraseLeadRequest) -> Result<((LeadId, String), Optio
 pub fn submission(
     request: pb::SubmitLeadRequest,
 ) -> Result<(crate::app::Submission, Option<RequestKey>), AppError> {
-    decode_idempotent(request, |v, request| {
-        let pb::SubmitLeadRequest {
-            contact: contact_in,
-            company: company_in,
-            source: source_in,
+    decode_idempotent(request, decode_submission)
+}
+
+/// The fields of a SubmitLead request but its request id, each bad one reported in `v`; `None`
+/// only after reporting a violation.
+fn decode_submission(v: &mut Violations, request: pb::SubmitLeadRequest) -> Option<crate::app::Submission> {
+    let pb::SubmitLeadRequest {
+        contact: contact_in,
+        company: company_in,
+        source: source_in,
+        external_reference,
+        events: events_in,
+        request_id: _,
+    } = request;
+    let contact = contact(v, contact_in);
+    let company = company(v, company_in);
+    let source = source(v, source_in);
+    let external_reference = text(v, "external_reference", external_reference, 128);
+    let events = events(v, "events", events_in);
+    Some(crate::app::Submission {
+        profile: values::Profile {
+            contact: contact?,
+            company,
+            source: source?,
             external_reference,
-            events: events_in,
-            request_id: _,
-        } = request;
-        let contact = contact(v, contact_in);
-        let company = company(v, company_in);
-        let source = source(v, source_in);
-        let external_reference = text(v, "external_reference", external_reference, 128);
-        let events = events(v, "events", events_in);
-        Some(crate::app::Submission {
-            profile: values::Profile {
-                contact: contact?,
-                company,
-                source: source?,
-                external_reference,
-            },
-            events,
-        })
+        },
+        events,
     })
+}
+
+/// The most rows one ImportLeads call takes.
+pub const MAX_IMPORT_ROWS: usize = 1000;
+
+/// The longest import id: its derived request ids (`import:{id}:{row}`) stay within
+/// [`MAX_REQUEST_ID_LEN`] for any row number.
+pub const MAX_IMPORT_ID_LEN: usize = 100;
+
+/// An ImportLeads request, validated. The request's own fields (`import_id`, `first_row`, the
+/// number of rows) fail the call with INVALID_ARGUMENT; a bad row is refused alone, with its
+/// violations named by their path in the row's SubmitLeadRequest. Returns the rows and whether
+/// the call is a dry run.
+pub fn import_rows(request: pb::ImportLeadsRequest) -> Result<(Vec<crate::app::ImportRow>, bool), AppError> {
+    let pb::ImportLeadsRequest {
+        import_id,
+        first_row,
+        leads,
+        validate_only,
+    } = request;
+    let mut v = Violations::default();
+    let id_ok = (1..=MAX_IMPORT_ID_LEN).contains(&import_id.len())
+        && import_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if import_id.is_empty() {
+        v.add("import_id", "is required");
+    } else if !id_ok {
+        v.add(
+            "import_id",
+            format!("must be 1 to {MAX_IMPORT_ID_LEN} characters of A-Z a-z 0-9 . _ -"),
+        );
+    }
+    // Row numbers stay far below what a request id (or an i64) holds.
+    const MAX_FIRST_ROW: i64 = 1_000_000_000_000;
+    if !(0..=MAX_FIRST_ROW).contains(&first_row) {
+        v.add(
+            "first_row",
+            format!("must be between 1 and {MAX_FIRST_ROW} (0 means 1)"),
+        );
+    }
+    if leads.is_empty() {
+        v.add("leads", "is required: 1 to 1000 rows");
+    } else if leads.len() > MAX_IMPORT_ROWS {
+        v.add(
+            "leads",
+            format!(
+                "must hold at most {MAX_IMPORT_ROWS} rows (got {}): split the import into calls",
+                leads.len()
+            ),
+        );
+    }
+    ensure_valid(v)?;
+    let first_row = first_row.max(1);
+    let rows = leads
+        .into_iter()
+        .zip(first_row..)
+        .map(|(mut lead, row)| {
+            let mut v = Violations::default();
+            if !lead.request_id.is_empty() {
+                v.add(
+                    "request_id",
+                    "must be empty: each row's request id is derived from the import id and the row number",
+                );
+            }
+            lead.request_id.clear();
+            let key = request_key(
+                &mut v,
+                Rpc::ImportLeads,
+                &crate::app::row_request_id(&import_id, row),
+                &lead,
+            );
+            let submission = decode_submission(&mut v, lead);
+            let submission = match (submission, key, v.into_result()) {
+                (Some(submission), Some(key), Ok(())) => Ok((submission, key)),
+                (_, _, Err(v)) => Err(v),
+                (None, _, Ok(())) | (_, None, Ok(())) => {
+                    let mut v = Violations::default();
+                    v.add("", "the row could not be read");
+                    Err(v)
+                }
+            };
+            crate::app::ImportRow { row, submission }
+        })
+        .collect();
+    Ok((rows, validate_only))
 }
 
 /// A request that carries an idempotency `request_id`.

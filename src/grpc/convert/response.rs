@@ -1,7 +1,7 @@
 //! Domain values → responses.
 
 use super::enums::{EnumMapping, opt_enum};
-use crate::app::{LeadChange, LeadView};
+use crate::app::{LeadChange, LeadView, RowOutcome, RowResult};
 use crate::domain::engine::Decision;
 use crate::domain::facts::{Bant, Points, Reason, Recommendation, Scores};
 use crate::domain::sla;
@@ -325,5 +325,44 @@ pub fn audit_event(c: &crate::domain::audit::ChainedEntry) -> pb::AuditEvent {
             .as_ref()
             .map(|s| crate::domain::hex::to_hex(&s.tag))
             .unwrap_or_default(),
+    }
+}
+
+/// An import's answer: a result per row, in order, and the count of each outcome.
+pub fn import_results(results: &[RowResult]) -> pb::ImportLeadsResponse {
+    use pb::import_lead_result::Outcome;
+    let count = |outcome: RowOutcome| results.iter().filter(|r| r.outcome == outcome).count() as i32;
+    pb::ImportLeadsResponse {
+        results: results
+            .iter()
+            .map(|r| {
+                let (lead, etag) = r
+                    .lead
+                    .as_ref()
+                    .map(|(id, etag)| (id.name(), etag.clone()))
+                    .unwrap_or_default();
+                pb::ImportLeadResult {
+                    row: r.row,
+                    outcome: match r.outcome {
+                        RowOutcome::Created => Outcome::Created,
+                        RowOutcome::Deduplicated => Outcome::Deduplicated,
+                        RowOutcome::Refused => Outcome::Refused,
+                    } as i32,
+                    lead,
+                    etag,
+                    violations: r
+                        .violations
+                        .iter()
+                        .map(|v| pb::FieldViolation {
+                            field: v.field.clone(),
+                            description: v.description.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+        created_count: count(RowOutcome::Created),
+        deduplicated_count: count(RowOutcome::Deduplicated),
+        refused_count: count(RowOutcome::Refused),
     }
 }

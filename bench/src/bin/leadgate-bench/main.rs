@@ -18,6 +18,7 @@
 //! - `report`: the table, the targets and the exit status.
 
 mod baselines;
+mod import;
 mod lag;
 mod measure;
 mod reader;
@@ -55,14 +56,18 @@ pub struct Args {
     /// Only SQLite.
     #[arg(long)]
     pub skip_postgres: bool,
-    /// Only these scenarios (health, submit, resubmit, replay, engage, get, mixed); leads are
-    /// seeded for the others.
+    /// Only these scenarios (health, submit, resubmit, replay, engage, get, mixed, import);
+    /// leads are seeded for the others. `import` runs on databases of its own, after the rest,
+    /// with a table of its own.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "health,submit,resubmit,replay,engage,get,mixed"
+        default_value = "health,submit,resubmit,replay,engage,get,mixed,import"
     )]
     pub only: Vec<String>,
+    /// Leads the import scenario writes each way (ImportLeads, and SubmitLead one per call).
+    #[arg(long, default_value_t = 100_000)]
+    pub import_rows: usize,
     #[command(subcommand)]
     role: Option<Role>,
 }
@@ -89,6 +94,11 @@ enum Role {
 }
 
 async fn bench(args: Args) -> ExitCode {
+    let with_import = args.only.iter().any(|s| s == "import");
+    if with_import && args.only.iter().all(|s| s == "import") {
+        let met = import::report(&import::run(&args).await);
+        return if met { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -125,7 +135,11 @@ async fn bench(args: Args) -> ExitCode {
             Err(e) => eprintln!("PostgreSQL skipped: {e}"),
         }
     }
-    report::report(&args, &bare, &sqlite, postgres.as_ref())
+    let status = report::report(&args, &bare, &sqlite, postgres.as_ref());
+    if with_import && !import::report(&import::run(&args).await) {
+        return ExitCode::FAILURE;
+    }
+    status
 }
 
 fn main() -> ExitCode {

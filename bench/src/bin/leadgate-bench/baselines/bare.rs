@@ -68,6 +68,7 @@ canned_lead_service! {
     convert_lead(pb::ConvertLeadRequest) -> pb::ConvertLeadResponse;
     update_lead(pb::UpdateLeadRequest) -> pb::Lead;
     merge_leads(pb::MergeLeadsRequest) -> pb::MergeLeadsResponse;
+    import_leads(pb::ImportLeadsRequest) -> pb::ImportLeadsResponse;
     explain_lead(pb::ExplainLeadRequest) -> pb::LeadExplanation;
     erase_lead(pb::EraseLeadRequest) -> pb::EraseLeadResponse;
     export_lead_data(pb::ExportLeadDataRequest) -> pb::ExportLeadDataResponse;
