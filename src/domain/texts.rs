@@ -51,6 +51,10 @@ impl<'de> Deserialize<'de> for TextKey {
 /// depth. Returns the new body, written the one way bodies are ([`encode_body`]), when anything
 /// changed (`rewrite` returning `None` keeps a text).
 pub fn map_free_texts(body: &str, mut rewrite: impl FnMut(&str) -> Option<String>) -> Option<String> {
+    // Most bodies hold no free text (empty texts are left out): not parsed at all.
+    if !FREE_TEXT_FIELDS.iter().any(|key| holds_text(body, key)) {
+        return None;
+    }
     let mut parsed: AuditBody = serde_json::from_str(body).ok()?;
     let mut changed = false;
     visit(&mut parsed.inputs, &mut |text| match rewrite(text) {
@@ -61,6 +65,16 @@ pub fn map_free_texts(body: &str, mut rewrite: impl FnMut(&str) -> Option<String
         None => None,
     });
     changed.then(|| encode_body(&parsed))
+}
+
+/// Whether `"key":"` followed by something else than `"` appears in `body` (a non-empty text
+/// under that key, somewhere).
+fn holds_text(body: &str, key: &str) -> bool {
+    let bytes = body.as_bytes();
+    body.match_indices(key).any(|(at, _)| {
+        let (before, after) = (at.checked_sub(1).map(|i| bytes[i]), &body[at + key.len()..]);
+        before == Some(b'"') && after.starts_with("\":\"") && !after.starts_with("\":\"\"")
+    })
 }
 
 fn visit(value: &mut serde_json::Value, rewrite: &mut dyn FnMut(&str) -> Option<String>) {
