@@ -445,8 +445,7 @@ where
         hashes: &[[u8; 32]],
     ) -> StoreResult<std::collections::HashSet<[u8; 32]>> {
         let mut found = std::collections::HashSet::new();
-        // A few hundred parameters a statement, well within either database's limit.
-        for chunk in hashes.chunks(500) {
+        for chunk in hashes.chunks(sql::IN_LIST_CHUNK) {
             let select = sql::in_list_sql(sql::SELECT_SUPPRESSED, chunk.len());
             let rows: Vec<Vec<u8>> = chunk
                 .iter()
@@ -534,15 +533,19 @@ where
         if emails.is_empty() {
             return Ok(Vec::new());
         }
-        let select = sql::in_list_sql(sql::SELECT_LEADS_BY_EMAIL, emails.len());
-        let docs: Vec<String> = emails
-            .iter()
-            .fold(sqlx::query_scalar(&select), |query, email| {
-                query.bind(email.as_str())
-            })
-            .fetch_all(&self.pool)
-            .await
-            .map_err(DB::classify)?;
+        let mut docs: Vec<String> = Vec::with_capacity(emails.len());
+        for chunk in emails.chunks(sql::IN_LIST_CHUNK) {
+            let select = sql::in_list_sql(sql::SELECT_LEADS_BY_EMAIL, chunk.len());
+            let found: Vec<String> = chunk
+                .iter()
+                .fold(sqlx::query_scalar(&select), |query, email| {
+                    query.bind(email.as_str())
+                })
+                .fetch_all(&self.pool)
+                .await
+                .map_err(DB::classify)?;
+            docs.extend(found);
+        }
         docs.iter().map(|d| sql::decode_lead(d)).collect()
     }
 
@@ -598,15 +601,19 @@ where
         if request_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let select = sql::in_list_sql_after(sql::SELECT_IDEMPOTENCY_MANY, 2, request_ids.len());
-        let rows: Vec<sql::IdempotencyRow> = request_ids
-            .iter()
-            .fold(sqlx::query_as(&select).bind(principal), |query, id| {
-                query.bind(id.as_str())
-            })
-            .fetch_all(&self.pool)
-            .await
-            .map_err(DB::classify)?;
+        let mut rows: Vec<sql::IdempotencyRow> = Vec::with_capacity(request_ids.len());
+        for chunk in request_ids.chunks(sql::IN_LIST_CHUNK) {
+            let select = sql::in_list_sql_after(sql::SELECT_IDEMPOTENCY_MANY, 2, chunk.len());
+            let found: Vec<sql::IdempotencyRow> = chunk
+                .iter()
+                .fold(sqlx::query_as(&select).bind(principal), |query, id| {
+                    query.bind(id.as_str())
+                })
+                .fetch_all(&self.pool)
+                .await
+                .map_err(DB::classify)?;
+            rows.extend(found);
+        }
         rows.into_iter().map(sql::IdempotencyRow::into_record).collect()
     }
 
