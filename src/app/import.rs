@@ -220,6 +220,8 @@ impl App {
                         lead: &p.lead,
                         entries: sealed,
                         idempotency: p.record.as_ref(),
+                        // Rows were checked against the suppression list before.
+                        unless_suppressed: &[],
                     },
                     expected_revision: p.expected_revision,
                 })

@@ -97,16 +97,12 @@ impl App {
         key: Option<RequestKey>,
     ) -> AppResult<LeadChange> {
         let email = submission.profile.contact.email.clone();
-        // An erased person's email: refused, or accepted as a new consent (the policy says).
-        let after_erasure = match self.check_suppression(&email).await {
-            Ok(Suppression::None) => false,
-            Ok(Suppression::Accepted) => true,
-            // A lead re-created since keeps taking its resubmissions.
-            Err(refused) => match self.store.find_lead_by_email(&email).await? {
-                Some(_) => false,
-                None => return Err(refused),
-            },
-        };
+        // An erased person's email (on the suppression list): a new lead's write checks it in its
+        // own transaction and writes nothing then, as for a taken email; the next attempt, which
+        // finds no lead with the email, looks the list up and refuses, or accepts it as a new
+        // consent (the policy says).
+        let email_hashes = self.settings.audit_keys.email_hashes(email.as_str());
+        let mut after_erasure = false;
         // Most submissions are new leads under new request ids: the first attempt writes without
         // reading, and the store says whether the email or the request id was taken. Later
         // attempts read what they need; the second follows a known email, not a race: no pause.
@@ -131,6 +127,9 @@ impl App {
                     found => found,
                 },
             };
+            if attempt > 0 && existing.is_none() && !after_erasure {
+                after_erasure = self.check_suppression(&email).await? == Suppression::Accepted;
+            }
             let (mut applied, expected_revision) = match &existing {
                 None => {
                     let id = LeadId::from_uuid(Uuid::now_v7());
@@ -161,6 +160,7 @@ impl App {
                 lead: self.view(applied.lead, now),
             };
             let answer = key.as_ref().map(|k| (actor, k, &change));
+            let unless_suppressed: &[[u8; 32]] = if after_erasure { &[] } else { &email_hashes };
             let outcome = self
                 .commit(
                     &change.lead.lead,
@@ -168,11 +168,13 @@ impl App {
                     answer,
                     expected_revision,
                     now,
+                    unless_suppressed,
                 )
                 .await?;
             match outcome {
                 WriteOutcome::Written => return Ok(change),
-                // A concurrent submission of the same email, or a change to the lead: start over.
+                // A concurrent submission of the same email, a suppressed email, or a change to
+                // the lead: start over.
                 WriteOutcome::EmailTaken | WriteOutcome::RevisionConflict => continue,
                 WriteOutcome::RequestIdTaken => {
                     return self.stored_answer_after_conflict(actor, key.as_ref()).await;
@@ -231,6 +233,7 @@ impl App {
                     answer,
                     Some(lead.revision),
                     now,
+                    &[],
                 )
                 .await?;
             match outcome {
@@ -279,7 +282,14 @@ impl App {
             return Ok(false);
         }
         let outcome = self
-            .commit(&applied.lead, &applied.entries, None, Some(lead.revision), now)
+            .commit(
+                &applied.lead,
+                &applied.entries,
+                None,
+                Some(lead.revision),
+                now,
+                &[],
+            )
             .await?;
         Ok(outcome == WriteOutcome::Written)
     }
@@ -295,6 +305,7 @@ impl App {
         answer: Option<(&Actor, &RequestKey, &LeadChange)>,
         expected_revision: Option<i64>,
         now: Timestamp,
+        unless_suppressed: &[[u8; 32]],
     ) -> AppResult<WriteOutcome> {
         let record = answer.map(|(actor, key, change)| idempotency_record(actor, key, change, now));
         let sealed = self.seal(&[lead], entries);
@@ -302,6 +313,7 @@ impl App {
             lead,
             entries: &sealed,
             idempotency: record.as_ref(),
+            unless_suppressed,
         };
         let outcome = match expected_revision {
             None => self.store.insert_lead(write).await?,

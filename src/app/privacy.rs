@@ -142,6 +142,7 @@ impl App {
                 lead: &answer.change.lead.lead,
                 entries: &sealed,
                 idempotency: record.as_ref(),
+                unless_suppressed: &[],
             };
             let erasure = ErasureWrite {
                 suppressed_email: &hashes[0],

@@ -46,6 +46,8 @@ pub struct PreparedWrite {
     pub idempotency: Option<IdempotencyRecord>,
     /// `None`: insert a new lead; else update it if still at this revision.
     pub expected_revision: Option<i64>,
+    /// See [`LeadWrite::unless_suppressed`].
+    pub unless_suppressed: Vec<[u8; 32]>,
 }
 
 impl PreparedWrite {
@@ -55,6 +57,7 @@ impl PreparedWrite {
             entries: write.entries.to_vec(),
             idempotency: write.idempotency.cloned(),
             expected_revision,
+            unless_suppressed: write.unless_suppressed.to_vec(),
         }
     }
 }

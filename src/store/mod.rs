@@ -166,6 +166,11 @@ pub struct LeadWrite<'a> {
     pub lead: &'a Lead,
     pub entries: &'a [SealedEntry],
     pub idempotency: Option<&'a IdempotencyRecord>,
+    /// For a new lead, the keyed hashes of its email: when one is on the suppression list, the
+    /// insert writes nothing and answers [`WriteOutcome::EmailTaken`] (the caller then looks
+    /// the list up itself). Empty: no such check. Checked in the write's own transaction, so
+    /// an erasure committed first is seen.
+    pub unless_suppressed: &'a [[u8; 32]],
 }
 
 /// One atomic merge (MergeLeads): both leads, each updated only if still at the revision it was

@@ -128,6 +128,23 @@ async fn insert_or_conflict<'c>(
 /// One write's statements, in the transaction the group commit opened. The idempotency record
 /// goes first, so a taken request id answers before any other conflict is looked for.
 /// `Ok(Some(_))`: a conflict, and the caller undoes what was written.
+/// Whether one of `hashes` is on the suppression list (as the write's transaction sees it).
+async fn suppressed(connection: &mut SqliteConnection, hashes: &[[u8; 32]]) -> StoreResult<bool> {
+    if hashes.is_empty() {
+        return Ok(false);
+    }
+    let select = sql::in_list_sql(sql::SELECT_SUPPRESSED, hashes.len());
+    let found: Option<Vec<u8>> = hashes
+        .iter()
+        .fold(sqlx::query_scalar(&select), |query, hash| {
+            query.bind(hash.as_slice())
+        })
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(classify)?;
+    Ok(found.is_some())
+}
+
 pub(super) async fn write_rows(
     connection: &mut SqliteConnection,
     write: &PreparedWrite,
@@ -139,6 +156,7 @@ pub(super) async fn write_rows(
     }
     let columns = &write.lead;
     let conflict = match write.expected_revision {
+        None if suppressed(connection, &write.unless_suppressed).await? => Some(WriteOutcome::EmailTaken),
         None => insert_or_conflict(connection, columns.bind(&sql::INSERT_LEAD)).await?,
         Some(revision) => {
             let done = columns

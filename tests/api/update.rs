@@ -327,13 +327,13 @@ contract! {
             (applied.lead, test_audit_keys().seal_all(&applied.entries))
         };
         let (taken, entries) = change_to("race-two@acme-industrie.fr");
-        let write = LeadWrite { lead: &taken, entries: &entries, idempotency: None };
+        let write = LeadWrite { lead: &taken, entries: &entries, idempotency: None, unless_suppressed: &[] };
         assert_eq!(store.update_lead(write, lead.revision).await.unwrap(), WriteOutcome::EmailTaken);
         let stored = store.get_lead(id).await.unwrap().unwrap();
         assert_eq!(stored, lead, "nothing written");
         // And the store still writes.
         let (free, entries) = change_to("race-three@acme-industrie.fr");
-        let write = LeadWrite { lead: &free, entries: &entries, idempotency: None };
+        let write = LeadWrite { lead: &free, entries: &entries, idempotency: None, unless_suppressed: &[] };
         assert_eq!(store.update_lead(write, lead.revision).await.unwrap(), WriteOutcome::Written);
         assert_eq!(store.find_lead_by_email(&free.profile.contact.email).await.unwrap().unwrap().id, id);
     }

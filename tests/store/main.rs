@@ -147,6 +147,7 @@ async fn insert(
         lead,
         entries,
         idempotency: request,
+        unless_suppressed: &[],
     };
     store.insert_lead(write).await.unwrap()
 }
@@ -162,6 +163,7 @@ async fn update(
         lead,
         entries,
         idempotency: request,
+        unless_suppressed: &[],
     };
     store.update_lead(write, expected_revision).await.unwrap()
 }
@@ -462,7 +464,7 @@ contract! {
         assert!(!f.store.email_suppressed(&[hash]).await.unwrap());
 
         let erased = Lead { erased_at: Some(minutes(5)), ..changed(&lead) };
-        let write = |lead| LeadWrite { lead, entries: &entries, idempotency: None };
+        let write = |lead| LeadWrite { lead, entries: &entries, idempotency: None, unless_suppressed: &[] };
         let erasure = leadgate::store::ErasureWrite { suppressed_email: &hash, forget_answers: true };
         let stale = f.store.erase_lead(write(&erased), 7, erasure).await.unwrap();
         assert_eq!(stale, WriteOutcome::RevisionConflict);
@@ -475,9 +477,19 @@ contract! {
         assert!(f.store.find_idempotency(&naming.key).await.unwrap().is_none(), "its answer forgotten");
         assert!(f.store.find_idempotency(&request("form-2", t0()).key).await.unwrap().is_some());
 
+        // A new lead whose email's hash is suppressed is not written (as for a taken email).
+        let (back, back_entries) = new_lead(3, "claire.back@acme.fr", t0());
+        let guarded = |unless_suppressed| LeadWrite { lead: &back, entries: &back_entries, idempotency: None, unless_suppressed };
+        let suppressed = [[1; 32], hash];
+        assert_eq!(f.store.insert_lead(guarded(&suppressed)).await.unwrap(), WriteOutcome::EmailTaken);
+        assert_eq!(f.store.get_lead(back.id).await.unwrap(), None);
+        let not_suppressed = [[1; 32]];
+        assert_eq!(f.store.insert_lead(guarded(&not_suppressed)).await.unwrap(), WriteOutcome::Written);
+        let unchanged_ids = vec![other.id, back.id];
+
         // The retention sweep lists leads not erased, least recently changed first.
         let unchanged = f.store.leads_unchanged_since(minutes(60), 10).await.unwrap();
-        assert_eq!(unchanged, [other.id]);
+        assert_eq!(unchanged, unchanged_ids);
         assert_eq!(f.store.leads_unchanged_since(t0(), 10).await.unwrap(), []);
     }
 
@@ -758,7 +770,7 @@ contract! {
         let mut refused = None;
         for n in 1..=1000 {
             let (lead, entries) = new_lead(n, &format!("lead-{n}@acme.fr"), t0());
-            let write = LeadWrite { lead: &lead, entries: &entries, idempotency: None };
+            let write = LeadWrite { lead: &lead, entries: &entries, idempotency: None, unless_suppressed: &[] };
             match store.insert_lead(write).await {
                 Ok(outcome) => assert_eq!(outcome, WriteOutcome::Written),
                 Err(error) if error.refuses_writes() => {
