@@ -226,40 +226,15 @@ fn lead_write_statement<'a>(
 ) -> QueryBuilder<'a, Postgres> {
     let mut b = QueryBuilder::<Postgres>::new(OPEN);
     match expected_revision {
-        None if !write.unless_suppressed.is_empty() => {
-            // As below, the values selected only when the email is not suppressed.
-            b.push(format_args!(
-                "INSERT INTO {} ({}) SELECT ",
-                LEADS.table, LEADS.columns
-            ));
-            let mut v = b.separated(", ");
-            v.push_bind(c.id)
-                .push_bind(&c.email)
-                .push_bind(c.state)
-                .push_bind(c.source_channel)
-                .push_bind(c.fit_grade)
-                .push_bind(c.combined_points)
-                .push_bind(c.create_time)
-                .push_bind(c.update_time)
-                .push_bind(c.revision)
-                .push_bind(c.sla_due_time)
-                .push_bind(c.revisit_time)
-                .push_bind(&c.document)
-                .push_bind(&c.company_domain)
-                .push_bind(&c.company_name_folded)
-                .push_bind(&c.source_campaign)
-                .push_bind(&c.external_reference);
-            let hashes: Vec<Vec<u8>> = write.unless_suppressed.iter().map(|h| h.to_vec()).collect();
-            b.push(" WHERE NOT EXISTS (SELECT 1 FROM suppressed_emails WHERE email_hash = ANY(")
-                .push_bind(hashes)
-                .push("))");
-            // `LEAD_END` without the parenthesis that closes `VALUES (`.
-            b.push(&LEAD_END[1..]);
-        }
         None => {
+            // With suppressed hashes to check, the values are selected only when none of them
+            // is on the suppression list.
+            let guarded = !write.unless_suppressed.is_empty();
             b.push(format_args!(
-                "INSERT INTO {} ({}) VALUES (",
-                LEADS.table, LEADS.columns
+                "INSERT INTO {} ({}) {}",
+                LEADS.table,
+                LEADS.columns,
+                if guarded { "SELECT " } else { "VALUES (" }
             ));
             let mut v = b.separated(", ");
             v.push_bind(c.id)
@@ -279,7 +254,16 @@ fn lead_write_statement<'a>(
                 .push_bind(&c.source_campaign)
                 .push_bind(&c.external_reference);
             // A known email is an answer, not an error (nor a line in PostgreSQL's log).
-            b.push(LEAD_END);
+            if guarded {
+                let hashes: Vec<Vec<u8>> = write.unless_suppressed.iter().map(|h| h.to_vec()).collect();
+                b.push(" WHERE NOT EXISTS (SELECT 1 FROM suppressed_emails WHERE email_hash = ANY(")
+                    .push_bind(hashes)
+                    .push("))");
+                // Without the parenthesis that closes `VALUES (`.
+                b.push(&LEAD_END[1..]);
+            } else {
+                b.push(LEAD_END);
+            }
         }
         Some(revision) => {
             // The email too: UpdateLead may correct it (`leads_email_key` refuses another's).
