@@ -135,9 +135,10 @@ impl App {
             let record = key.as_ref().map(|k| idempotency_record(actor, k, &answer, now));
             let sealed = self.seal(&[&answer.change.lead.lead], &applied.entries);
             // Answers are kept `idempotency_retention`: a lead unchanged for longer has none.
-            let kept_since = now
-                - chrono::Duration::from_std(self.settings.idempotency_retention)
-                    .unwrap_or(chrono::Duration::MAX);
+            let kept_since = chrono::Duration::from_std(self.settings.idempotency_retention)
+                .ok()
+                .and_then(|retention| now.checked_sub_signed(retention))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
             let write = LeadWrite {
                 lead: &answer.change.lead.lead,
                 entries: &sealed,
