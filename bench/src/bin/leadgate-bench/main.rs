@@ -95,9 +95,10 @@ enum Role {
 
 async fn bench(args: Args) -> ExitCode {
     let with_import = args.only.iter().any(|s| s == "import");
+    // A goal not met is a verdict in the table, as for the other targets, not a failed run.
     if with_import && args.only.iter().all(|s| s == "import") {
-        let met = import::report(&import::run(&args).await);
-        return if met { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        import::report(&import::run(&args).await);
+        return ExitCode::SUCCESS;
     }
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -136,8 +137,8 @@ async fn bench(args: Args) -> ExitCode {
         }
     }
     let status = report::report(&args, &bare, &sqlite, postgres.as_ref());
-    if with_import && !import::report(&import::run(&args).await) {
-        return ExitCode::FAILURE;
+    if with_import {
+        import::report(&import::run(&args).await);
     }
     status
 }
