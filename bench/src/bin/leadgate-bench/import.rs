@@ -13,10 +13,9 @@ use leadgate::cli::args::ImportFormat;
 use leadgate::cli::client::import::{batches, parse};
 use leadgate::grpc::pb;
 use pb::lead_service_client::LeadServiceClient;
-use sqlx::{Connection, Executor};
 
 use crate::Args;
-use crate::servers::{Scratch, Server};
+use crate::servers::{Scratch, ScratchDatabase, Server};
 
 /// Rows per ImportLeads call.
 pub const BATCH: usize = 1000;
@@ -153,20 +152,10 @@ pub async fn run(args: &Args) -> Vec<ImportFigures> {
         .await,
     ];
     if !args.skip_postgres {
-        match sqlx::PgConnection::connect(&args.postgres).await {
-            Ok(mut admin) => {
-                let name = format!("leadgate_bench_import_{}", std::process::id());
-                admin
-                    .execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .unwrap();
-                let options: sqlx::postgres::PgConnectOptions = args.postgres.parse().unwrap();
-                let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
-                figures.push(run_on("PostgreSQL", &url, args, &scratch).await);
-                admin
-                    .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-                    .await
-                    .unwrap();
+        match ScratchDatabase::create(&args.postgres, "leadgate_bench_import").await {
+            Ok(db) => {
+                figures.push(run_on("PostgreSQL", &db.url, args, &scratch).await);
+                db.drop().await;
             }
             Err(e) => eprintln!("PostgreSQL skipped: {e}"),
         }
@@ -174,8 +163,8 @@ pub async fn run(args: &Args) -> Vec<ImportFigures> {
     figures
 }
 
-/// The import's table; `true` when every backend reached the goal.
-pub fn report(figures: &[ImportFigures]) -> bool {
+/// The import's table, with each backend's verdict against the goal.
+pub fn report(figures: &[ImportFigures]) {
     println!();
     println!(
         "import ({} rows from a CSV, {BATCH} a call, {IN_FLIGHT} in flight) vs SubmitLead one call per lead",
@@ -185,10 +174,8 @@ pub fn report(figures: &[ImportFigures]) -> bool {
         "{:<12} {:>16} {:>16} {:>8}  goal",
         "backend", "import rows/s", "submit rows/s", "ratio"
     );
-    let mut met = true;
     for f in figures {
         let ratio = f.import_rows_per_s / f.submit_rows_per_s;
-        met &= ratio >= 5.0;
         println!(
             "{:<12} {:>16.0} {:>16.0} {:>7.1}×  {}",
             f.backend,
@@ -202,5 +189,4 @@ pub fn report(figures: &[ImportFigures]) -> bool {
             }
         );
     }
-    met
 }

@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use leadgate_bench::duration;
-use sqlx::{Connection, Executor};
 
 #[derive(Parser)]
 #[command(about = "leadgate under load, with baselines measured in the same run")]
@@ -118,20 +117,10 @@ async fn bench(args: Args) -> ExitCode {
 
     let mut postgres = None;
     if !args.skip_postgres {
-        match sqlx::PgConnection::connect(&args.postgres).await {
-            Ok(mut admin) => {
-                let name = format!("leadgate_bench_{}", std::process::id());
-                admin
-                    .execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .unwrap();
-                let options: sqlx::postgres::PgConnectOptions = args.postgres.parse().unwrap();
-                let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
-                postgres = Some(scenarios::run_backend("PostgreSQL", &url, &args, run).await);
-                admin
-                    .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-                    .await
-                    .unwrap();
+        match servers::ScratchDatabase::create(&args.postgres, "leadgate_bench").await {
+            Ok(db) => {
+                postgres = Some(scenarios::run_backend("PostgreSQL", &db.url, &args, run).await);
+                db.drop().await;
             }
             Err(e) => eprintln!("PostgreSQL skipped: {e}"),
         }

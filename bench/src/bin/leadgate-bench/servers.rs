@@ -98,3 +98,32 @@ impl Server {
         peak_rss_mib(self.child.id())
     }
 }
+
+/// A fresh PostgreSQL database for one run of scenarios, on the server `admin_url` names.
+pub struct ScratchDatabase {
+    admin: sqlx::PgConnection,
+    name: String,
+    /// The new database's URL.
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `{prefix}_{pid}`; an error when the server cannot be reached.
+    pub async fn create(admin_url: &str, prefix: &str) -> Result<Self, sqlx::Error> {
+        use sqlx::{Connection, Executor};
+        let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+        let name = format!("{prefix}_{}", std::process::id());
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+        let options: sqlx::postgres::PgConnectOptions = admin_url.parse()?;
+        let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
+        Ok(Self { admin, name, url })
+    }
+
+    pub async fn drop(mut self) {
+        use sqlx::Executor;
+        self.admin
+            .execute(format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str())
+            .await
+            .unwrap();
+    }
+}
