@@ -99,6 +99,8 @@ struct Planned {
     expected_revision: Option<i64>,
     record: Option<IdempotencyRecord>,
     answer: RowAnswer,
+    /// For a new lead, its email's keyed hashes (see [`LeadWrite::unless_suppressed`]).
+    unless_suppressed: Vec<[u8; 32]>,
 }
 
 impl App {
@@ -149,7 +151,9 @@ impl App {
                 known.insert(email, lead);
             }
             // Emails of erased leads: refused or taken back as a new consent, as the policy says.
-            let suppressed = self
+            // The hashes of the others go with their writes, checked again in the transaction
+            // (an erasure may commit in between).
+            let (suppressed, mut hashes) = self
                 .suppressed_among(emails.iter().filter(|e| !known.contains_key(e.as_str())))
                 .await?;
             if !validate_only {
@@ -189,6 +193,12 @@ impl App {
                             created: expected_revision.is_none(),
                         };
                         let record = (!validate_only).then(|| idempotency_record(actor, key, &answer, now));
+                        let unless_suppressed = match expected_revision {
+                            None if !after_erasure => hashes
+                                .remove(submission.profile.contact.email.as_str())
+                                .unwrap_or_default(),
+                            _ => Vec::new(),
+                        };
                         planned.push(Planned {
                             index,
                             lead,
@@ -196,6 +206,7 @@ impl App {
                             expected_revision,
                             record,
                             answer,
+                            unless_suppressed,
                         });
                     }
                     Err(violations) => results[index] = Some(refused(row, violations)),
@@ -220,8 +231,7 @@ impl App {
                         lead: &p.lead,
                         entries: sealed,
                         idempotency: p.record.as_ref(),
-                        // Rows were checked against the suppression list before.
-                        unless_suppressed: &[],
+                        unless_suppressed: &p.unless_suppressed,
                     },
                     expected_revision: p.expected_revision,
                 })
@@ -368,20 +378,21 @@ impl App {
         }
     }
 
-    /// Of `emails`, those on the suppression list (one statement for all).
+    /// Of `emails`, those on the suppression list (one statement for all), and the keyed hashes
+    /// of the others by email.
     async fn suppressed_among<'e>(
         &self,
         emails: impl Iterator<Item = &'e Email>,
-    ) -> AppResult<HashSet<String>> {
+    ) -> AppResult<(HashSet<String>, HashMap<String, Vec<[u8; 32]>>)> {
         let keys = &self.settings.audit_keys;
-        let hashed: Vec<(&Email, Vec<[u8; 32]>)> =
-            emails.map(|e| (e, keys.email_hashes(e.as_str()))).collect();
-        let all: Vec<[u8; 32]> = hashed.iter().flat_map(|(_, h)| h.iter().copied()).collect();
+        let hashed: HashMap<String, Vec<[u8; 32]>> = emails
+            .map(|e| (e.as_str().to_owned(), keys.email_hashes(e.as_str())))
+            .collect();
+        let all: Vec<[u8; 32]> = hashed.values().flatten().copied().collect();
         let found = self.store.suppressed_among(&all).await?;
-        Ok(hashed
+        let (suppressed, clear): (HashMap<_, _>, HashMap<_, _>) = hashed
             .into_iter()
-            .filter(|(_, h)| h.iter().any(|h| found.contains(h)))
-            .map(|(e, _)| e.as_str().to_owned())
-            .collect())
+            .partition(|(_, h)| h.iter().any(|h| found.contains(h)));
+        Ok((suppressed.into_keys().collect(), clear))
     }
 }

@@ -27,7 +27,7 @@ use sqlx::{Executor, Pool, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::LeadColumns;
-use super::sqlite::{classify, write_rows};
+use super::sqlite::{classify, write_new_rows, write_rows};
 use super::tx::WriteTx;
 use super::{IdempotencyRecord, LeadWrite, StoreError, StoreResult, WriteOutcome};
 use crate::domain::audit::SealedEntry;
@@ -138,10 +138,21 @@ async fn commit(writer: &Pool<Sqlite>, batch: &[Queued]) -> Vec<StoreResult<Writ
     let savepoints = count > 1;
     let mut outcomes = Vec::with_capacity(count);
     for queued in batch {
-        for write in &queued.writes {
+        let together = match write_together(&mut tx, queued).await {
+            Ok(together) => together,
+            Err(error) => {
+                tx.rollback().await;
+                return every(error);
+            }
+        };
+        for (write, together) in queued.writes.iter().zip(together) {
             // Checked again now that the writer lock is held, which may have taken a while.
             if queued.reply.is_closed() {
                 outcomes.push(Err(StoreError::Timeout("the call ended before its write".into())));
+                continue;
+            }
+            if together {
+                outcomes.push(Ok(WriteOutcome::Written));
                 continue;
             }
             if savepoints && let Err(error) = tx.connection().execute("SAVEPOINT write").await {
@@ -174,4 +185,38 @@ async fn commit(writer: &Pool<Sqlite>, batch: &[Queued]) -> Vec<StoreResult<Writ
         Ok(()) => outcomes,
         Err(error) => every(classify(error)),
     }
+}
+
+/// Writes the new leads of an import's batch together ([`write_new_rows`]), in a savepoint:
+/// which of the item's writes are done (all its new leads, or none when one of them conflicts
+/// or fails: then each is written alone, after the item's others in order, to answer each).
+/// Written first: a later write of the batch may update a lead an earlier one creates, and
+/// none depends on an update that comes before it. `Err`: the transaction itself is gone.
+async fn write_together(tx: &mut WriteTx<Sqlite>, queued: &Queued) -> StoreResult<Vec<bool>> {
+    let new: Vec<&PreparedWrite> = queued
+        .writes
+        .iter()
+        .filter(|w| w.expected_revision.is_none())
+        .collect();
+    let mut together = vec![false; queued.writes.len()];
+    if new.len() < 2 || queued.reply.is_closed() {
+        return Ok(together);
+    }
+    tx.connection()
+        .execute("SAVEPOINT together")
+        .await
+        .map_err(classify)?;
+    let written = matches!(write_new_rows(tx.connection(), &new).await, Ok(true));
+    let end = if written {
+        "RELEASE together"
+    } else {
+        "ROLLBACK TO together; RELEASE together"
+    };
+    tx.connection().execute(end).await.map_err(classify)?;
+    if written {
+        for (done, write) in together.iter_mut().zip(&queued.writes) {
+            *done = write.expected_revision.is_none();
+        }
+    }
+    Ok(together)
 }

@@ -16,12 +16,13 @@ use super::notify::{CHAIN_HEAD_CHANNEL, HeadListener};
 use super::shared::{Dialect, SqlStore};
 use super::sql::{self, LeadColumns};
 use super::statements::postgres_new_lead::{ANSWER, LEAD_END, ONLY_IF_WRITTEN, OPEN};
-use super::statements::{AUDIT_INBOX, IDEMPOTENCY_KEYS, LEADS};
+use super::statements::{AUDIT_INBOX, IDEMPOTENCY_KEYS, Insert, LEADS};
 use super::tx::WriteTx;
 use super::{
-    Backend, BatchWrite, ConnectOptions, IdempotencyKey, LeadWrite, StoreError, StoreResult, WriteOutcome,
+    Backend, BatchWrite, ConnectOptions, IdempotencyKey, IdempotencyRecord, LeadWrite, StoreError,
+    StoreResult, WriteOutcome,
 };
-use crate::domain::audit::ChainedEntry;
+use crate::domain::audit::{ChainedEntry, SealedEntry};
 use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::values::LeadId;
 
@@ -125,6 +126,190 @@ static INSERT_LOG_ARRAYS: LazyLock<String> = LazyLock::new(|| {
         format_args!("{}, {}", sql::LOG_COLUMNS, sql::FUNNEL_FACT_COLUMNS)
     )
 });
+
+/// `INSERT INTO {table} ({columns}) SELECT * FROM UNNEST($1::{type}[], ...)`: rows given as one
+/// array per column, one statement (prepared once) for any number of rows.
+fn insert_arrays_sql(insert: &Insert, types: &[&str]) -> String {
+    assert_eq!(
+        insert.column_names().count(),
+        types.len(),
+        "a type per column of {}",
+        insert.table
+    );
+    let arrays: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", i + 1))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) SELECT * FROM UNNEST({})",
+        insert.table,
+        insert.columns,
+        arrays.join(", ")
+    )
+}
+
+static INSERT_LEADS_ARRAYS: LazyLock<String> = LazyLock::new(|| {
+    insert_arrays_sql(
+        &LEADS,
+        &[
+            "UUID", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT",
+            "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT",
+        ],
+    )
+});
+
+static INSERT_IDEMPOTENCY_ARRAYS: LazyLock<String> = LazyLock::new(|| {
+    insert_arrays_sql(
+        &IDEMPOTENCY_KEYS,
+        &["TEXT", "TEXT", "TEXT", "BYTEA", "TEXT", "BIGINT"],
+    )
+});
+
+static INSERT_INBOX_ARRAYS: LazyLock<String> = LazyLock::new(|| {
+    insert_arrays_sql(
+        &AUDIT_INBOX,
+        &[
+            "UUID", "TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BYTEA",
+        ],
+    )
+});
+
+/// Writes the new leads of a batch together, in a savepoint: which of the writes are done (all
+/// the new leads, or none when one of them conflicts or fails: then each is written alone, to
+/// answer each). Written first: a later write of the batch may update a lead an earlier one
+/// creates, and none depends on an update that comes before it. `Err`: the transaction itself
+/// is gone.
+async fn write_together(
+    tx: &mut WriteTx<Postgres>,
+    writes: &[BatchWrite<'_>],
+    columns: &[LeadColumns],
+) -> StoreResult<Vec<bool>> {
+    let together: Vec<bool> = writes.iter().map(|w| w.expected_revision.is_none()).collect();
+    if together.iter().filter(|t| **t).count() < 2 {
+        return Ok(vec![false; writes.len()]);
+    }
+    tx.connection()
+        .execute("SAVEPOINT together")
+        .await
+        .map_err(classify)?;
+    let new: Vec<(&LeadWrite<'_>, &LeadColumns)> = writes
+        .iter()
+        .zip(columns)
+        .filter(|(w, _)| w.expected_revision.is_none())
+        .map(|(w, c)| (&w.write, c))
+        .collect();
+    let written = matches!(write_new_rows(tx.connection(), &new).await, Ok(true));
+    let end = if written {
+        "RELEASE SAVEPOINT together"
+    } else {
+        "ROLLBACK TO SAVEPOINT together; RELEASE SAVEPOINT together"
+    };
+    tx.connection().execute(end).await.map_err(classify)?;
+    Ok(if written {
+        together
+    } else {
+        vec![false; writes.len()]
+    })
+}
+
+/// New leads with their idempotency records and entries: a suppression check for all, then a
+/// statement per table, each row given as arrays. `Ok(false)`: one of them conflicts (a
+/// suppressed email, or a unique email or request id), and nothing may be kept.
+async fn write_new_rows(
+    connection: &mut PgConnection,
+    new: &[(&LeadWrite<'_>, &LeadColumns)],
+) -> StoreResult<bool> {
+    let hashes: Vec<&[u8]> = new
+        .iter()
+        .flat_map(|(w, _)| w.unless_suppressed.iter().map(|h| h.as_slice()))
+        .collect();
+    if !hashes.is_empty() {
+        let suppressed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM suppressed_emails WHERE email_hash = ANY($1))")
+                .bind(&hashes)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(classify)?;
+        if suppressed {
+            return Ok(false);
+        }
+    }
+    let leads = |f: fn(&LeadColumns) -> &str| -> Vec<&str> { new.iter().map(|(_, c)| f(c)).collect() };
+    let numbers = |f: fn(&LeadColumns) -> i64| -> Vec<i64> { new.iter().map(|(_, c)| f(c)).collect() };
+    let times =
+        |f: fn(&LeadColumns) -> Option<i64>| -> Vec<Option<i64>> { new.iter().map(|(_, c)| f(c)).collect() };
+    let insert_leads = sqlx::query(&INSERT_LEADS_ARRAYS)
+        .bind(new.iter().map(|(_, c)| c.id).collect::<Vec<_>>())
+        .bind(leads(|c| &c.email))
+        .bind(leads(|c| c.state))
+        .bind(leads(|c| c.source_channel))
+        .bind(leads(|c| c.fit_grade))
+        .bind(numbers(|c| c.combined_points))
+        .bind(numbers(|c| c.create_time))
+        .bind(numbers(|c| c.update_time))
+        .bind(numbers(|c| c.revision))
+        .bind(times(|c| c.sla_due_time))
+        .bind(times(|c| c.revisit_time))
+        .bind(leads(|c| &c.document))
+        .bind(leads(|c| &c.company_domain))
+        .bind(leads(|c| &c.company_name_folded))
+        .bind(leads(|c| &c.source_campaign))
+        .bind(leads(|c| &c.external_reference));
+    let records: Vec<&IdempotencyRecord> = new.iter().filter_map(|(w, _)| w.idempotency).collect();
+    let record = |f: fn(&IdempotencyRecord) -> &str| -> Vec<&str> { records.iter().map(|r| f(r)).collect() };
+    let insert_records = sqlx::query(&INSERT_IDEMPOTENCY_ARRAYS)
+        .bind(record(|r| &r.key.principal))
+        .bind(record(|r| &r.key.request_id))
+        .bind(record(|r| &r.method))
+        .bind(
+            records
+                .iter()
+                .map(|r| r.fingerprint.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind(record(|r| &r.response))
+        .bind(
+            records
+                .iter()
+                .map(|r| r.created_at.timestamp_micros())
+                .collect::<Vec<_>>(),
+        );
+    let entries: Vec<&SealedEntry> = new.iter().flat_map(|(w, _)| w.entries).collect();
+    let entry =
+        |f: fn(&SealedEntry) -> Option<&str>| -> Vec<Option<&str>> { entries.iter().map(|e| f(e)).collect() };
+    let insert_entries = sqlx::query(&INSERT_INBOX_ARRAYS)
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.entry.lead.map(|l| l.as_uuid()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(entry(|e| Some(e.entry.kind.as_str())))
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.entry.recorded_at.timestamp_micros())
+                .collect::<Vec<_>>(),
+        )
+        .bind(entry(|e| Some(e.entry.actor.as_str())))
+        .bind(entry(|e| e.entry.request_id.as_deref()))
+        .bind(entry(|e| e.entry.state_before.map(|s| s.as_str())))
+        .bind(entry(|e| e.entry.state_after.map(|s| s.as_str())))
+        .bind(entry(|e| e.entry.source_channel.map(|s| s.as_str())))
+        .bind(entry(|e| Some(e.entry.policy_version.as_str())))
+        .bind(entry(|e| Some(e.entry.body.as_str())))
+        .bind(entry(|e| Some(e.seal.key_id.as_str())))
+        .bind(entries.iter().map(|e| e.seal.tag.as_slice()).collect::<Vec<_>>());
+    for insert in [insert_leads, insert_records, insert_entries] {
+        match connection.execute(insert).await {
+            Ok(_) => {}
+            Err(e) if violated_constraint(&e).is_some() => return Ok(false),
+            Err(e) => return Err(classify(e)),
+        }
+    }
+    Ok(true)
+}
 
 /// Chained entries, column by column: the arrays [`INSERT_LOG_ARRAYS`] binds.
 struct LogColumns<'a> {
@@ -397,26 +582,43 @@ impl Dialect for Postgres {
         }
     }
 
-    /// One transaction, each write's statement (the one `write_lead` runs) in a savepoint: a write
-    /// that conflicts or fails is rolled back to its savepoint alone. Committed once, if anything
-    /// was written. Two round trips a write: its statement, then the end of its savepoint sent
-    /// with the start of the next one (COMMIT releases the last).
+    /// One transaction. The new leads first, together ([`write_together`]); then each other
+    /// write's statement (the one `write_lead` runs) in a savepoint: a write that conflicts or
+    /// fails is rolled back to its savepoint alone. Committed once, if anything was written. Two
+    /// round trips a write written alone: its statement, then the end of its savepoint sent with
+    /// the start of the next one (COMMIT releases the last).
     async fn write_leads(store: &PgStore, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>> {
         let every = |error: StoreError| writes.iter().map(|_| Err(error.clone())).collect();
-        let mut tx = match WriteTx::begin(store.writer(), "BEGIN; SAVEPOINT write").await {
+        let mut tx = match WriteTx::begin(store.writer(), "BEGIN").await {
             Ok(tx) => tx,
             Err(error) => return every(classify(error)),
         };
-        let mut outcomes = Vec::with_capacity(writes.len());
-        for (i, w) in writes.iter().enumerate() {
-            let columns = LeadColumns::of(w.write.lead);
-            let mut b = lead_write_statement(&columns, w.write, w.expected_revision);
+        let columns: Vec<LeadColumns> = writes.iter().map(|w| LeadColumns::of(w.write.lead)).collect();
+        let together = match write_together(&mut tx, writes, &columns).await {
+            Ok(together) => together,
+            Err(error) => {
+                tx.rollback().await;
+                return every(error);
+            }
+        };
+        let alone: Vec<usize> = (0..writes.len()).filter(|i| !together[*i]).collect();
+        if !alone.is_empty()
+            && let Err(error) = tx.connection().execute("SAVEPOINT write").await
+        {
+            tx.rollback().await;
+            return every(classify(error));
+        }
+        let mut outcomes: Vec<StoreResult<WriteOutcome>> =
+            together.iter().map(|_| Ok(WriteOutcome::Written)).collect();
+        for (n, &i) in alone.iter().enumerate() {
+            let w = &writes[i];
+            let mut b = lead_write_statement(&columns[i], w.write, w.expected_revision);
             let answer = b
                 .build_query_scalar::<i64>()
                 .fetch_one(&mut *tx.connection())
                 .await;
             let outcome = outcome_of(answer, w.expected_revision);
-            let (kept, last) = (matches!(outcome, Ok(None)), i + 1 == writes.len());
+            let (kept, last) = (matches!(outcome, Ok(None)), n + 1 == alone.len());
             let end = match (kept, last) {
                 (true, false) => Some("RELEASE SAVEPOINT write; SAVEPOINT write"),
                 (false, false) => {
@@ -431,7 +633,7 @@ impl Dialect for Postgres {
                 tx.rollback().await;
                 return every(classify(error));
             }
-            outcomes.push(outcome.map(|conflict| conflict.unwrap_or(WriteOutcome::Written)));
+            outcomes[i] = outcome.map(|conflict| conflict.unwrap_or(WriteOutcome::Written));
         }
         if !outcomes.iter().any(|o| matches!(o, Ok(WriteOutcome::Written))) {
             tx.rollback().await;

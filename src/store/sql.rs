@@ -179,7 +179,23 @@ impl LeadColumns {
         i64: Encode<'q, DB> + Type<DB>,
         Option<i64>: Encode<'q, DB> + Type<DB>,
     {
-        sqlx::query(sql)
+        self.bind_to(sqlx::query(sql))
+    }
+
+    /// Binds the columns next, in the order of [`statements::LEADS`] (a row of a multi-row
+    /// insert, [`insert_rows_sql`]).
+    pub fn bind_to<'q, DB>(
+        &'q self,
+        query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    ) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+    where
+        DB: Database,
+        Uuid: Encode<'q, DB> + Type<DB>,
+        &'q str: Encode<'q, DB> + Type<DB>,
+        i64: Encode<'q, DB> + Type<DB>,
+        Option<i64>: Encode<'q, DB> + Type<DB>,
+    {
+        query
             .bind(self.id)
             .bind(self.email.as_str())
             .bind(self.state)
@@ -209,7 +225,23 @@ where
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    bind_entry_columns(sqlx::query(&INSERT_INBOX), &sealed.entry)
+    bind_entry_to(sqlx::query(&INSERT_INBOX), sealed)
+}
+
+/// Binds a sealed entry's columns next, in the order of [`statements::AUDIT_INBOX`].
+pub fn bind_entry_to<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    sealed: &'q SealedEntry,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    bind_entry_columns(query, &sealed.entry)
         .bind(sealed.seal.key_id.as_str())
         .bind(sealed.seal.tag.as_slice())
 }
@@ -250,7 +282,21 @@ where
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    sqlx::query(&INSERT_IDEMPOTENCY)
+    bind_idempotency_to(sqlx::query(&INSERT_IDEMPOTENCY), record)
+}
+
+/// Binds a record's columns next, in the order of [`statements::IDEMPOTENCY_KEYS`].
+pub fn bind_idempotency_to<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    record: &'q IdempotencyRecord,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    query
         .bind(record.key.principal.as_str())
         .bind(record.key.request_id.as_str())
         .bind(record.method.as_str())
@@ -536,6 +582,25 @@ fn placeholders(first: usize, count: usize) -> String {
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The most values one multi-row insert of new leads binds on SQLite (see [`LOG_ROWS_PER_INSERT`]
+/// for why few): 32 leads of 16 columns.
+pub const VALUES_PER_INSERT: usize = 512;
+
+/// `INSERT INTO {table} ({columns}) VALUES (...), (...)`: `rows` rows of `$n` placeholders,
+/// numbered row by row in the insert's column order.
+pub fn insert_rows_sql(insert: &statements::Insert, rows: usize) -> String {
+    let width = insert.column_names().count();
+    let values: Vec<String> = (0..rows)
+        .map(|row| format!("({})", placeholders(row * width + 1, width)))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        insert.table,
+        insert.columns,
+        values.join(", ")
+    )
 }
 
 /// The multi-row insert that appends `rows` chained entries to the log; see [`bind_log_rows`].

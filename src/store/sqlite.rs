@@ -17,10 +17,13 @@ use sqlx::{Executor, Sqlite, SqliteConnection};
 use super::group_commit::{GroupCommit, PreparedWrite};
 use super::notify::HeadListener;
 use super::shared::{Dialect, SqlStore};
-use super::sql;
+use super::sql::{self, LeadColumns};
 use super::tx::WriteTx;
-use super::{Backend, BatchWrite, ConnectOptions, LeadWrite, StoreError, StoreResult, WriteOutcome};
-use crate::domain::audit::ChainedEntry;
+use super::{
+    Backend, BatchWrite, ConnectOptions, IdempotencyRecord, LeadWrite, StoreError, StoreResult, WriteOutcome,
+    statements,
+};
+use crate::domain::audit::{ChainedEntry, SealedEntry};
 use crate::domain::values::LeadId;
 
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -125,26 +128,84 @@ async fn insert_or_conflict<'c>(
     }
 }
 
+/// Whether one of `hashes` is on the suppression list (as the write's transaction sees it).
+async fn suppressed(connection: &mut SqliteConnection, hashes: &[[u8; 32]]) -> StoreResult<bool> {
+    for chunk in hashes.chunks(sql::IN_LIST_CHUNK) {
+        let select = sql::in_list_sql(sql::SELECT_SUPPRESSED, chunk.len());
+        let found: Option<Vec<u8>> = chunk
+            .iter()
+            .fold(sqlx::query_scalar(&select), |query, hash| {
+                query.bind(hash.as_slice())
+            })
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(classify)?;
+        if found.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// New leads of one batch written together, in the transaction the group commit opened: a
+/// suppression check for all, then multi-row inserts of the leads, their idempotency records
+/// and their entries (in order), a few hundred values a statement. `Ok(false)`: one of them
+/// conflicts (a suppressed email, or a unique email or request id), and the caller undoes what
+/// was written and writes each alone, to learn which.
+pub(super) async fn write_new_rows(
+    connection: &mut SqliteConnection,
+    writes: &[&PreparedWrite],
+) -> StoreResult<bool> {
+    let hashes: Vec<[u8; 32]> = writes
+        .iter()
+        .flat_map(|w| w.unless_suppressed.iter().copied())
+        .collect();
+    if suppressed(connection, &hashes).await? {
+        return Ok(false);
+    }
+    let leads: Vec<&LeadColumns> = writes.iter().map(|w| &w.lead).collect();
+    let records: Vec<&IdempotencyRecord> = writes.iter().filter_map(|w| w.idempotency.as_ref()).collect();
+    let entries: Vec<&SealedEntry> = writes.iter().flat_map(|w| &w.entries).collect();
+    let inserted = insert_rows(connection, &statements::LEADS, &leads, |q, c| c.bind_to(q)).await?
+        && insert_rows(connection, &statements::IDEMPOTENCY_KEYS, &records, |q, r| {
+            sql::bind_idempotency_to(q, r)
+        })
+        .await?
+        && insert_rows(connection, &statements::AUDIT_INBOX, &entries, |q, e| {
+            sql::bind_entry_to(q, e)
+        })
+        .await?;
+    Ok(inserted)
+}
+
+/// Inserts `rows` into `insert`'s table, [`sql::VALUES_PER_INSERT`] values a statement at most.
+/// `Ok(false)`: a unique violation (nothing of that statement was written).
+async fn insert_rows<'r, T>(
+    connection: &mut SqliteConnection,
+    insert: &statements::Insert,
+    rows: &'r [&'r T],
+    bind: impl for<'q> Fn(SqliteQuery<'q>, &'q T) -> SqliteQuery<'q>,
+) -> StoreResult<bool> {
+    let per_statement = (sql::VALUES_PER_INSERT / insert.column_names().count()).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let statement = sql::insert_rows_sql(insert, chunk.len());
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(&statement), |query, row| bind(query, row));
+        match connection.execute(query).await {
+            Ok(_) => {}
+            Err(e) if unique_violation(&e).is_some() => return Ok(false),
+            Err(e) => return Err(classify(e)),
+        }
+    }
+    Ok(true)
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
 /// One write's statements, in the transaction the group commit opened. The idempotency record
 /// goes first, so a taken request id answers before any other conflict is looked for.
 /// `Ok(Some(_))`: a conflict, and the caller undoes what was written.
-/// Whether one of `hashes` is on the suppression list (as the write's transaction sees it).
-async fn suppressed(connection: &mut SqliteConnection, hashes: &[[u8; 32]]) -> StoreResult<bool> {
-    if hashes.is_empty() {
-        return Ok(false);
-    }
-    let select = sql::in_list_sql(sql::SELECT_SUPPRESSED, hashes.len());
-    let found: Option<Vec<u8>> = hashes
-        .iter()
-        .fold(sqlx::query_scalar(&select), |query, hash| {
-            query.bind(hash.as_slice())
-        })
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(classify)?;
-    Ok(found.is_some())
-}
-
 pub(super) async fn write_rows(
     connection: &mut SqliteConnection,
     write: &PreparedWrite,

@@ -493,6 +493,82 @@ contract! {
         assert_eq!(f.store.leads_unchanged_since(t0(), 10).await.unwrap(), []);
     }
 
+    /// An import's batch: its new leads go in together, a later write may update one of them,
+    /// and when one new lead conflicts (email taken, request id used, email suppressed) it alone
+    /// is refused and its neighbours are written, with their entries and request ids.
+    async fn a_batch_writes_its_new_leads_together_and_refuses_a_conflicting_one_alone(backend: Backend) {
+        use leadgate::store::BatchWrite;
+        let f = migrated(&backend).await;
+        let (known, known_entries) = new_lead(1, "known@acme.fr", t0());
+        insert(&*f.store, &known, &known_entries, Some(&request("used", t0()))).await;
+        let (gone, gone_entries) = new_lead(2, "gone@acme.fr", t0());
+        insert(&*f.store, &gone, &gone_entries, None).await;
+        let hash = [9u8; 32];
+        let erased = Lead { erased_at: Some(minutes(1)), ..changed(&gone) };
+        let erasure = leadgate::store::ErasureWrite { suppressed_email: &hash, forget_answers: false };
+        let write = LeadWrite { lead: &erased, entries: &gone_entries, idempotency: None, unless_suppressed: &[] };
+        assert_eq!(f.store.erase_lead(write, gone.revision, erasure).await.unwrap(), WriteOutcome::Written);
+
+        let leads: Vec<(Lead, Vec<SealedEntry>)> = (10..15)
+            .map(|n| new_lead(n, &format!("new-{n}@acme.fr"), minutes(2)))
+            .collect();
+        let requests: Vec<IdempotencyRecord> = (10..15).map(|n| request(&format!("row-{n}"), minutes(2))).collect();
+        let clean = [[1u8; 32]];
+        let new = |i: usize| BatchWrite {
+            write: LeadWrite {
+                lead: &leads[i].0,
+                entries: &leads[i].1,
+                idempotency: Some(&requests[i]),
+                unless_suppressed: &clean,
+            },
+            expected_revision: None,
+        };
+
+        // New leads and an update of the first: the new ones written together, then the update.
+        let resubmitted = changed(&leads[0].0);
+        let update = BatchWrite {
+            write: LeadWrite { lead: &resubmitted, entries: &leads[0].1, idempotency: None, unless_suppressed: &[] },
+            expected_revision: Some(leads[0].0.revision),
+        };
+        let before = inbox_entries(&*f.store).await;
+        let outcomes: Vec<_> = f.store.write_leads(&[new(0), update, new(1)]).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(outcomes, [WriteOutcome::Written; 3]);
+        assert_eq!(f.store.get_lead(leads[0].0.id).await.unwrap(), Some(resubmitted.clone()));
+        assert_eq!(f.store.get_lead(leads[1].0.id).await.unwrap().as_ref(), Some(&leads[1].0));
+        assert_eq!(f.store.find_idempotency(&requests[1].key).await.unwrap().as_ref(), Some(&requests[1]));
+        let written_entries = (2 * leads[0].1.len() + leads[1].1.len()) as i64;
+        assert_eq!(inbox_entries(&*f.store).await, before + written_entries);
+
+        // Each kind of conflict beside a clean new lead: refused alone.
+        let (taken, taken_entries) = new_lead(20, "known@acme.fr", minutes(2));
+        let (reused, reused_entries) = new_lead(21, "reused@acme.fr", minutes(2));
+        let (back, back_entries) = new_lead(22, "gone-again@acme.fr", minutes(2));
+        let reused_request = request("used", minutes(2));
+        let suppressed = [[1u8; 32], hash];
+        let cases = [
+            (&taken, &taken_entries, None, &[][..], WriteOutcome::EmailTaken),
+            (&reused, &reused_entries, Some(&reused_request), &[][..], WriteOutcome::RequestIdTaken),
+            (&back, &back_entries, None, &suppressed[..], WriteOutcome::EmailTaken),
+        ];
+        for (i, (lead, entries, idempotency, unless_suppressed, expected)) in cases.into_iter().enumerate() {
+            let neighbour = 2 + i;
+            let refused = BatchWrite {
+                write: LeadWrite { lead, entries, idempotency, unless_suppressed },
+                expected_revision: None,
+            };
+            let before = inbox_entries(&*f.store).await;
+            let outcomes: Vec<_> = f.store.write_leads(&[refused, new(neighbour)]).await.into_iter().map(Result::unwrap).collect();
+            assert_eq!(outcomes, [expected, WriteOutcome::Written], "case {i}");
+            assert_eq!(f.store.get_lead(lead.id).await.unwrap(), None, "case {i}");
+            assert_eq!(f.store.get_lead(leads[neighbour].0.id).await.unwrap().as_ref(), Some(&leads[neighbour].0));
+            let kept = f.store.find_idempotency(&requests[neighbour].key).await.unwrap();
+            assert_eq!(kept.as_ref(), Some(&requests[neighbour]), "case {i}");
+            assert_eq!(inbox_entries(&*f.store).await, before + leads[neighbour].1.len() as i64, "case {i}");
+        }
+        let first = f.store.find_idempotency(&request("used", t0()).key).await.unwrap();
+        assert_eq!(first, Some(request("used", t0())), "the used request id keeps its first answer");
+    }
+
     async fn an_update_under_a_used_request_id_is_request_id_taken_from_any_revision(backend: Backend) {
         let f = migrated(&backend).await;
         let first = request("req-1", t0());
