@@ -70,14 +70,19 @@ async fn sequencer(app: App, stop: CancellationToken) {
             Ok(done) => {
                 report(&app, done);
                 let taken = done.chained + done.quarantined.len();
-                if taken > 0 {
+                let busy = taken == SEQUENCE_BATCH;
+                if busy {
+                    // A full run: more may be waiting than one run takes (an import's batches).
+                    let waiting = app.store.inbox_stats().await.map_or(0, |i| i.entries);
+                    app.pacer
+                        .observe(taken.max(usize::try_from(waiting).unwrap_or(0)));
+                } else if taken > 0 {
                     app.pacer.observe(taken);
                 } else if counted.elapsed() >= SEQUENCE_POLL {
                     counted = tokio::time::Instant::now();
                     let waiting = app.store.inbox_stats().await.map_or(0, |i| i.entries);
                     app.pacer.observe(usize::try_from(waiting).unwrap_or(0));
                 }
-                let busy = taken == SEQUENCE_BATCH;
                 if busy { Duration::ZERO } else { SEQUENCE_POLL }
             }
             Err(error) => {

@@ -157,7 +157,7 @@ impl App {
                 .suppressed_among(emails.iter().filter(|e| !known.contains_key(e.as_str())))
                 .await?;
             if !validate_only {
-                self.pacer.wait().await;
+                self.pacer.wait_for_batch().await;
             }
             let now = now();
             let mut planned = Vec::with_capacity(open.len());

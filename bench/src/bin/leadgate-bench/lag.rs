@@ -100,7 +100,7 @@ pub async fn with_lag<T>(url: &str, warmup: Duration, scenario: impl Future<Outp
 }
 
 /// Polls the inbox until it is empty; returns how long that took.
-async fn drain(url: &str) -> Result<Duration, String> {
+pub async fn drain(url: &str) -> Result<Duration, String> {
     let started = Instant::now();
     let mut reader = Reader::open(url).await?;
     loop {
