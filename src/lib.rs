@@ -8,6 +8,8 @@
 //!   - `values`, `lead`, `facts`: what a lead is, its scores, reasons and SLA clock;
 //!     `validation`: field violations by API path.
 //!   - `lifecycle`: the state transition table; `policy`: the qualification policy (TOML);
+//!     `account`: accounts (the key that finds a lead's, their states and transition table),
+//!     committee roles and the committee's verdict on authority, the rollup kept by differences;
 //!     `scoring`, `sla`, `funnel`: fit and engagement points, due times, the funnel report.
 //!   - `engine`: the decisions (`create`, `apply`), their typed audit inputs (`inputs`), `explain`,
 //!     contact and company corrections (`profile`), merging a duplicate into another lead

@@ -1,6 +1,7 @@
 //! The pure rules of leadgate: what a lead is, how it is scored, where it stands, what the audit
 //! trail records. No I/O, no async, no clock: time is always a parameter.
 
+pub mod account;
 pub mod audit;
 pub mod duration;
 pub mod engine;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::account::CommitteeRole;
 use super::facts::Points;
 use super::values::{EngagementKind, FitGrade, Seniority};
 
@@ -43,6 +44,12 @@ pub struct Rules {
     /// Left out while it is the default, as `resubmission`.
     #[serde(skip_serializing_if = "PrivacyRules::is_default")]
     pub privacy: PrivacyRules,
+    /// Left out while it is the default, as `resubmission`.
+    #[serde(skip_serializing_if = "AccountRules::is_default")]
+    pub accounts: AccountRules,
+    /// Left out while it is the default, as `resubmission`.
+    #[serde(skip_serializing_if = "CommitteeRules::is_default")]
+    pub committee: CommitteeRules,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -227,6 +234,126 @@ impl PrivacyRules {
     }
 }
 
+/// Free-mail and ISP domains: an address there names a person, not a company.
+pub const FREE_MAIL_DOMAINS: &[&str] = &[
+    "163.com",
+    "aol.com",
+    "free.fr",
+    "gmail.com",
+    "gmx.de",
+    "gmx.net",
+    "googlemail.com",
+    "hotmail.com",
+    "hotmail.fr",
+    "icloud.com",
+    "laposte.net",
+    "live.com",
+    "mail.ru",
+    "me.com",
+    "msn.com",
+    "orange.fr",
+    "outlook.com",
+    "proton.me",
+    "protonmail.com",
+    "qq.com",
+    "sfr.fr",
+    "wanadoo.fr",
+    "web.de",
+    "yahoo.com",
+    "yahoo.fr",
+    "yandex.ru",
+];
+
+/// How leads roll up into accounts (`domain::account`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountRules {
+    /// Domains that give no account (normalised).
+    pub free_mail_domains: BTreeSet<String>,
+    /// The most engagement points one contact adds to its account: one enthusiastic intern does
+    /// not heat an account.
+    pub contact_engagement_cap: Points,
+    /// An account is ENGAGED from this many engagement points.
+    pub engaged_points: Points,
+}
+
+impl Default for AccountRules {
+    fn default() -> Self {
+        Self {
+            free_mail_domains: FREE_MAIL_DOMAINS.iter().map(|d| (*d).to_owned()).collect(),
+            contact_engagement_cap: Points::from_f64(30.0),
+            engaged_points: Points::from_f64(40.0),
+        }
+    }
+}
+
+impl AccountRules {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The buying committee: which roles a deal needs, and how a contact's role is inferred.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommitteeRules {
+    /// Authority is met when a contact in one of these roles is involved (in this order of
+    /// preference for the reason).
+    pub required_roles: Vec<CommitteeRole>,
+    /// A contact counts as involved this many days after it last took part.
+    pub involvement_days: u32,
+    /// The role of a contact no one gave one, by the first rule it matches.
+    pub roles: Vec<RoleRule>,
+}
+
+/// A contact matches when its seniority is one of `seniority` and its job function one of
+/// `job_function` (an empty list matches anything).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RoleRule {
+    pub role: CommitteeRole,
+    pub seniority: BTreeSet<Seniority>,
+    pub job_function: BTreeSet<String>,
+}
+
+impl Default for CommitteeRules {
+    fn default() -> Self {
+        Self {
+            required_roles: vec![CommitteeRole::DecisionMaker, CommitteeRole::EconomicBuyer],
+            involvement_days: 90,
+            roles: vec![
+                RoleRule {
+                    role: CommitteeRole::EconomicBuyer,
+                    seniority: BTreeSet::from([Seniority::Executive, Seniority::VicePresident]),
+                    job_function: BTreeSet::from(["finance".to_owned()]),
+                },
+                RoleRule {
+                    role: CommitteeRole::DecisionMaker,
+                    seniority: BTreeSet::from([Seniority::Executive]),
+                    job_function: BTreeSet::from(["general_management".to_owned()]),
+                },
+                RoleRule {
+                    role: CommitteeRole::TechnicalEvaluator,
+                    seniority: BTreeSet::new(),
+                    job_function: BTreeSet::from(["it".to_owned(), "engineering".to_owned()]),
+                },
+                RoleRule {
+                    role: CommitteeRole::Influencer,
+                    seniority: BTreeSet::from([
+                        Seniority::Executive,
+                        Seniority::VicePresident,
+                        Seniority::Director,
+                    ]),
+                    job_function: BTreeSet::new(),
+                },
+            ],
+        }
+    }
+}
+
+impl CommitteeRules {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// One problem in a policy document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolicyProblem {
@@ -267,6 +394,34 @@ struct RawPolicy {
     resubmission: RawResubmission,
     #[serde(default)]
     privacy: RawPrivacy,
+    accounts: Option<RawAccounts>,
+    committee: Option<RawCommittee>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccounts {
+    free_mail_domains: Option<Spanned<Vec<String>>>,
+    contact_engagement_cap: Option<Spanned<f64>>,
+    engaged_points: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommittee {
+    required_roles: Option<Spanned<Vec<CommitteeRole>>>,
+    involvement_days: Option<Spanned<u32>>,
+    roles: Option<Vec<Spanned<RawRoleRule>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoleRule {
+    role: CommitteeRole,
+    #[serde(default)]
+    seniority: BTreeSet<Seniority>,
+    #[serde(default)]
+    job_function: BTreeSet<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -511,6 +666,101 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// The `[accounts]` section; what it leaves out keeps its default.
+    fn accounts(&mut self, raw: Option<RawAccounts>) -> AccountRules {
+        let mut rules = AccountRules::default();
+        let Some(raw) = raw else { return rules };
+        if let Some(domains) = raw.free_mail_domains {
+            let mut set = BTreeSet::new();
+            for domain in domains.get_ref() {
+                match super::account::normalise_domain(domain) {
+                    Some(d) => {
+                        set.insert(d);
+                    }
+                    None => self.problem(
+                        "accounts.free_mail_domains",
+                        Some(domains.span()),
+                        format!("{domain:?} is not a domain (such as \"gmail.com\")"),
+                    ),
+                }
+            }
+            rules.free_mail_domains = set;
+        }
+        if let Some(cap) = &raw.contact_engagement_cap {
+            rules.contact_engagement_cap = self.points("accounts.contact_engagement_cap", cap);
+            if rules.contact_engagement_cap.0 <= 0 {
+                self.problem(
+                    "accounts.contact_engagement_cap",
+                    Some(cap.span()),
+                    "must be more than 0 points".into(),
+                );
+            }
+        }
+        if let Some(points) = &raw.engaged_points {
+            rules.engaged_points = self.points("accounts.engaged_points", points);
+            if rules.engaged_points.0 <= 0 {
+                self.problem(
+                    "accounts.engaged_points",
+                    Some(points.span()),
+                    "must be more than 0 points".into(),
+                );
+            }
+        }
+        rules
+    }
+
+    /// The `[committee]` section; what it leaves out keeps its default.
+    fn committee(&mut self, raw: Option<RawCommittee>) -> CommitteeRules {
+        let mut rules = CommitteeRules::default();
+        let Some(raw) = raw else { return rules };
+        if let Some(required) = raw.required_roles {
+            if required.get_ref().is_empty() {
+                self.problem(
+                    "committee.required_roles",
+                    Some(required.span()),
+                    "must name at least one role (such as \"DECISION_MAKER\")".into(),
+                );
+            }
+            let mut seen = BTreeSet::new();
+            rules.required_roles = required
+                .get_ref()
+                .iter()
+                .copied()
+                .filter(|r| seen.insert(*r))
+                .collect();
+        }
+        if let Some(days) = &raw.involvement_days {
+            rules.involvement_days = self.range("committee.involvement_days", days, 1, 3650);
+        }
+        if let Some(roles) = raw.roles {
+            rules.roles = roles
+                .into_iter()
+                .enumerate()
+                .map(|(i, rule)| {
+                    let span = rule.span();
+                    let rule = rule.into_inner();
+                    for function in &rule.job_function {
+                        if let Err(why) = check_fit_value(FitField::JobFunction, function) {
+                            self.problem(
+                                &format!("committee.roles[{i}].job_function"),
+                                Some(span.clone()),
+                                why,
+                            );
+                        }
+                    }
+                    RoleRule {
+                        role: rule.role,
+                        seniority: rule.seniority,
+                        job_function: rule.job_function,
+                    }
+                })
+                .collect();
+        }
+        rules
+    }
+}
+
 fn check_fit_value(field: FitField, value: &str) -> Result<(), String> {
     let (ok, expected) = match field {
         FitField::EmployeeCount => (true, String::new()),
@@ -702,6 +952,9 @@ impl Policy {
             ),
         };
 
+        let accounts = checker.accounts(raw.accounts);
+        let committee = checker.committee(raw.committee);
+
         if !checker.problems.is_empty() {
             return Err(checker.problems);
         }
@@ -727,6 +980,8 @@ impl Policy {
                 erased_email: raw.privacy.erased_email,
                 erase_inactive_after_months: raw.privacy.erase_inactive_after_months,
             },
+            accounts,
+            committee,
         };
         let canonical = serde_json::to_vec(&rules).expect("policy rules serialise");
         let version = super::hex::to_hex(&Sha256::digest(&canonical)[..8]);
@@ -780,6 +1035,53 @@ mod tests {
         assert_eq!(problems[0].line, line, "{problems:?}");
         assert!(problems[0].key.starts_with("engagement"), "{problems:?}");
         assert!(problems[0].message.contains("half_life_dayz"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_shipped_account_and_committee_sections_are_the_defaults_and_keep_the_version() {
+        let policy = Policy::default_policy();
+        assert_eq!(policy.rules.accounts, AccountRules::default());
+        assert_eq!(policy.rules.committee, CommitteeRules::default());
+        let start = DEFAULT_POLICY
+            .find("[accounts]")
+            .expect("the shipped policy has [accounts]");
+        let without = &DEFAULT_POLICY[..start];
+        assert_eq!(Policy::parse(without).unwrap().version, policy.version);
+        let changed = DEFAULT_POLICY.replace("involvement_days = 90", "involvement_days = 30");
+        let changed = Policy::parse(&changed).unwrap();
+        assert_eq!(changed.rules.committee.involvement_days, 30);
+        assert_ne!(changed.version, policy.version);
+    }
+
+    #[test]
+    fn bad_account_and_committee_rules_are_reported_with_their_keys() {
+        let bad = DEFAULT_POLICY
+            .replace("\"163.com\"", "\"not a domain\"")
+            .replace("contact_engagement_cap = 30", "contact_engagement_cap = 0")
+            .replace(
+                "required_roles = [\"DECISION_MAKER\", \"ECONOMIC_BUYER\"]",
+                "required_roles = []",
+            )
+            .replace("involvement_days = 90", "involvement_days = 0")
+            .replace(
+                "job_function = [\"it\", \"engineering\"]",
+                "job_function = [\"IT Dept\"]",
+            );
+        let problems = Policy::parse(&bad).unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "accounts.free_mail_domains",
+            "accounts.contact_engagement_cap",
+            "committee.required_roles",
+            "committee.involvement_days",
+            "committee.roles[2].job_function",
+        ] {
+            assert!(keys.contains(&key), "{key} in {keys:?}");
+        }
+        assert!(problems.iter().all(|p| p.line > 0), "{problems:?}");
+        let unknown = DEFAULT_POLICY.replace("role = \"INFLUENCER\"", "role = \"INTERN\"");
+        let problems = Policy::parse(&unknown).unwrap_err();
+        assert!(problems[0].key.starts_with("committee.roles"), "{problems:?}");
     }
 
     #[test]
