@@ -183,7 +183,7 @@ impl LeadColumns {
     }
 
     /// Binds the columns next, in the order of [`statements::LEADS`] (a row of a multi-row
-    /// insert, [`insert_rows_sql`]).
+    /// insert, [`statements::Insert::rows_sql`]).
     pub fn bind_to<'q, DB>(
         &'q self,
         query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
@@ -587,21 +587,6 @@ fn placeholders(first: usize, count: usize) -> String {
 /// The most values one multi-row insert of new leads binds on SQLite (see [`LOG_ROWS_PER_INSERT`]
 /// for why few): 32 leads of 16 columns.
 pub const VALUES_PER_INSERT: usize = 512;
-
-/// `INSERT INTO {table} ({columns}) VALUES (...), (...)`: `rows` rows of `$n` placeholders,
-/// numbered row by row in the insert's column order.
-pub fn insert_rows_sql(insert: &statements::Insert, rows: usize) -> String {
-    let width = insert.column_names().count();
-    let values: Vec<String> = (0..rows)
-        .map(|row| format!("({})", placeholders(row * width + 1, width)))
-        .collect();
-    format!(
-        "INSERT INTO {} ({}) VALUES {}",
-        insert.table,
-        insert.columns,
-        values.join(", ")
-    )
-}
 
 /// The multi-row insert that appends `rows` chained entries to the log; see [`bind_log_rows`].
 ///

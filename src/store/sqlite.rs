@@ -188,7 +188,7 @@ async fn insert_rows<'r, T>(
 ) -> StoreResult<bool> {
     let per_statement = (sql::VALUES_PER_INSERT / insert.column_names().count()).max(1);
     for chunk in rows.chunks(per_statement) {
-        let statement = sql::insert_rows_sql(insert, chunk.len());
+        let statement = insert.rows_sql(chunk.len());
         let query = chunk
             .iter()
             .fold(sqlx::query(&statement), |query, row| bind(query, row));

@@ -26,6 +26,24 @@ impl Insert {
         self.with(&placeholders)
     }
 
+    /// `INSERT INTO {table} ({columns}) VALUES ($1, ...), ($n+1, ...), ...`: `rows` rows, their
+    /// placeholders numbered row by row in column order (a multi-row insert).
+    pub fn rows_sql(&self, rows: usize) -> String {
+        let width = self.column_names().count();
+        let values: Vec<String> = (0..rows)
+            .map(|row| {
+                let marks: Vec<String> = (1..=width).map(|c| format!("${}", row * width + c)).collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            self.table,
+            self.columns,
+            values.join(", ")
+        )
+    }
+
     /// The insert with a SQL expression for each column's value, given its name.
     pub fn with_values(&self, value: impl FnMut(&str) -> String) -> String {
         let values: Vec<String> = self.column_names().map(value).collect();
@@ -146,6 +164,10 @@ mod tests {
     #[test]
     fn an_insert_binds_its_columns_in_order_or_takes_their_values() {
         assert_eq!(PAIRS.sql(), "INSERT INTO pairs (a, b) VALUES ($1, $2)");
+        assert_eq!(
+            PAIRS.rows_sql(2),
+            "INSERT INTO pairs (a, b) VALUES ($1, $2), ($3, $4)"
+        );
         let values = PAIRS.with_values(|column| format!("'{column}'"));
         assert_eq!(values, "INSERT INTO pairs (a, b) VALUES ('a', 'b')");
     }

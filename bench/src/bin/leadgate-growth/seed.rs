@@ -10,7 +10,7 @@ use leadgate::domain::lead::Lead;
 use leadgate::domain::lifecycle::LeadState;
 use leadgate::domain::policy::Policy;
 use leadgate::domain::values::SourceChannel;
-use leadgate::store::statements::{AUDIT_INBOX, Insert, LEADS};
+use leadgate::store::statements::{AUDIT_INBOX, LEADS};
 use leadgate::store::{ConnectOptions, Store};
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 use uuid::Uuid;
@@ -67,23 +67,6 @@ impl LeadRow {
     }
 }
 
-/// `INSERT INTO {table} ({columns}) VALUES ($1, ...), ($n+1, ...), ...` for `rows` rows.
-fn multi_row(insert: &Insert, rows: usize) -> String {
-    let width = insert.column_names().count();
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let marks: Vec<String> = (1..=width).map(|c| format!("${}", row * width + c)).collect();
-            format!("({})", marks.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO {} ({}) VALUES {}",
-        insert.table,
-        insert.columns,
-        values.join(", ")
-    )
-}
-
 /// Writes one chunk of leads and their sealed entries in one transaction.
 async fn write_chunk<DB>(
     pool: &Pool<DB>,
@@ -104,7 +87,7 @@ where
 {
     let mut tx = pool.begin().await?;
     for rows in leads.chunks(ROWS_PER_INSERT) {
-        let sql = multi_row(&LEADS, rows.len());
+        let sql = LEADS.rows_sql(rows.len());
         let query = rows.iter().fold(sqlx::query::<DB>(&sql), |q, r| {
             q.bind(r.id)
                 .bind(r.email.as_str())
@@ -126,7 +109,7 @@ where
         (&mut *tx).execute(query).await?;
     }
     for rows in entries.chunks(ROWS_PER_INSERT) {
-        let sql = multi_row(&AUDIT_INBOX, rows.len());
+        let sql = AUDIT_INBOX.rows_sql(rows.len());
         let query = rows.iter().fold(sqlx::query::<DB>(&sql), |q, s| {
             let e = &s.entry;
             q.bind(e.lead.map(|l| l.as_uuid()))
