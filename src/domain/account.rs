@@ -4,14 +4,16 @@
 //! the rollup by that contact's difference alone ([`Rollup::replace`]), never by reading the
 //! account's other contacts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::facts::Points;
+use super::lead::Lead;
+use super::lifecycle::LeadState;
 use super::names::named_enum;
-use super::policy::{AccountRules, CommitteeRules};
-use super::values::{Contact, Profile, Timestamp};
+use super::policy::{AccountRules, CommitteeRules, Rules};
+use super::values::{Contact, LeadId, Profile, Timestamp};
 
 named_enum! {
     prefix = "COMMITTEE_ROLE_",
@@ -265,6 +267,106 @@ impl CommitteeVerdict {
     }
 }
 
+/// A contact as its account sees it now: the account's key and its contribution; `None` when
+/// the lead belongs to no account (a free-mail address, no domain) or is an alias of another
+/// (a merged lead's signals count on the lead it was merged into).
+pub fn contact_of(
+    lead: &Lead,
+    role: Option<CommitteeRole>,
+    rules: &Rules,
+) -> Option<(AccountKey, Contribution)> {
+    if lead.merged_into.is_some() {
+        return None;
+    }
+    let key = AccountKey::of(&lead.profile, "", &rules.accounts)?;
+    let engaged_at = lead.events.iter().map(|e| e.occurred_at).max();
+    let involved_at = engaged_at.max(lead.bant.last_call_at);
+    let contribution = Contribution {
+        engagement: Contribution::capped(lead.scores.engagement, &rules.accounts),
+        role: committee_role(role, &lead.profile.contact, &rules.committee),
+        involved_at,
+        left: false,
+        qualified: matches!(lead.state, LeadState::SalesQualified | LeadState::Converted),
+        customer: lead.state == LeadState::Converted,
+    };
+    Some((key, contribution))
+}
+
+/// An account as the projection keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountView {
+    pub state: AccountState,
+    pub rollup: Rollup,
+}
+
+impl Default for AccountView {
+    fn default() -> Self {
+        Self {
+            state: AccountState::Unengaged,
+            rollup: Rollup::default(),
+        }
+    }
+}
+
+/// Accounts kept by differences as their contacts change: each change of a contact moves the
+/// account it left and the account it joined by that contact's difference alone. The store
+/// holds the same maps as rows; this is the rule it applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Projection {
+    pub contacts: BTreeMap<LeadId, (AccountKey, Contribution)>,
+    pub accounts: BTreeMap<AccountKey, AccountView>,
+}
+
+/// An account whose state changed, for its audit entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountChange {
+    pub key: AccountKey,
+    pub from: AccountState,
+    pub to: AccountState,
+}
+
+impl Projection {
+    /// Applies a contact as it now stands (`None`: it belongs to no account any more): the
+    /// accounts whose state changed.
+    pub fn apply(
+        &mut self,
+        lead: LeadId,
+        now: Option<(AccountKey, Contribution)>,
+        rules: &AccountRules,
+    ) -> Vec<AccountChange> {
+        let before = self.contacts.remove(&lead);
+        if before == now {
+            if let Some(unchanged) = before {
+                self.contacts.insert(lead, unchanged);
+            }
+            return Vec::new();
+        }
+        let mut touched = Vec::new();
+        if let Some((key, old)) = &before {
+            let account = self.accounts.entry(key.clone()).or_default();
+            account.rollup = account.rollup.replace(Some(old), None);
+            touched.push(key.clone());
+        }
+        if let Some((key, new)) = &now {
+            let account = self.accounts.entry(key.clone()).or_default();
+            account.rollup = account.rollup.replace(None, Some(new));
+            if !touched.contains(key) {
+                touched.push(key.clone());
+            }
+            self.contacts.insert(lead, (key.clone(), new.clone()));
+        }
+        touched
+            .into_iter()
+            .filter_map(|key| {
+                let account = self.accounts.get_mut(&key)?;
+                let to = next_state(account.state, &account.rollup, rules);
+                let from = std::mem::replace(&mut account.state, to);
+                (from != to).then_some(AccountChange { key, from, to })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
@@ -419,6 +521,110 @@ mod tests {
             customer,
             ..Contribution::default()
         })
+    }
+
+    #[test]
+    fn a_contact_moving_to_another_account_leaves_the_first_and_joins_the_second() {
+        let (accounts, _) = rules();
+        let engaged = Contribution {
+            engagement: accounts.engaged_points,
+            ..Contribution::default()
+        };
+        let (acme, globex) = (
+            AccountKey::Domain("acme.fr".into()),
+            AccountKey::Domain("globex.com".into()),
+        );
+        let lead = LeadId::from_uuid(uuid::Uuid::from_u128(1));
+        let mut projection = Projection::default();
+        let changes = projection.apply(lead, Some((acme.clone(), engaged.clone())), &accounts);
+        assert_eq!(
+            changes,
+            [AccountChange {
+                key: acme.clone(),
+                from: AccountState::Unengaged,
+                to: AccountState::Engaged
+            }]
+        );
+        assert!(
+            projection
+                .apply(lead, Some((acme.clone(), engaged.clone())), &accounts)
+                .is_empty()
+        );
+        let changes = projection.apply(lead, Some((globex.clone(), engaged)), &accounts);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(projection.accounts[&acme].rollup, Rollup::default());
+        assert_eq!(projection.accounts[&acme].state, AccountState::Unengaged);
+        assert_eq!(projection.accounts[&globex].rollup.contacts, 1);
+        projection.apply(lead, None, &accounts);
+        assert_eq!(projection.accounts[&globex].rollup, Rollup::default());
+        assert!(projection.contacts.is_empty());
+    }
+
+    #[test]
+    fn a_lead_contributes_its_capped_engagement_its_role_and_its_last_involvement() {
+        let policy = Policy::default_policy();
+        let spec = crate::domain::engine::fixtures::cfo();
+        let ctx = crate::domain::engine::fixtures::ctx(&policy, t(1));
+        let mut lead = crate::domain::engine::create(
+            LeadId::from_uuid(uuid::Uuid::from_u128(7)),
+            spec.build(),
+            &[],
+            &ctx,
+        )
+        .unwrap()
+        .lead;
+        lead.scores.engagement = Points::from_f64(500.0);
+        lead.bant.last_call_at = Some(t(3));
+        let (key, contribution) = contact_of(&lead, None, &policy.rules).unwrap();
+        assert_eq!(key, AccountKey::Domain("acme-industrie.fr".into()));
+        assert_eq!(
+            contribution.engagement,
+            policy.rules.accounts.contact_engagement_cap
+        );
+        assert_eq!(contribution.role, Some(CommitteeRole::EconomicBuyer));
+        assert_eq!(contribution.involved_at, Some(t(3)));
+        lead.merged_into = Some(LeadId::from_uuid(uuid::Uuid::from_u128(8)));
+        assert_eq!(
+            contact_of(&lead, None, &policy.rules),
+            None,
+            "an alias counts on its winner"
+        );
+    }
+
+    fn contact_view() -> impl Strategy<Value = Option<(AccountKey, Contribution)>> {
+        prop::option::of(
+            (0usize..3, contribution())
+                .prop_map(|(account, c)| (AccountKey::Domain(format!("company-{account}.fr")), c)),
+        )
+    }
+
+    proptest! {
+        /// Replaying every contact's changes, in any order that keeps each contact's own, ends
+        /// where applying only their final views to an empty projection does: the projection
+        /// rebuilt from the trail is the projection kept.
+        #[test]
+        fn replaying_the_changes_rebuilds_the_accounts(
+            changes in prop::collection::vec((0u128..6, contact_view()), 0..50),
+        ) {
+            let (accounts, _) = rules();
+            let mut kept = Projection::default();
+            for (lead, view) in &changes {
+                kept.apply(LeadId::from_uuid(uuid::Uuid::from_u128(*lead)), view.clone(), &accounts);
+            }
+            let mut rebuilt = Projection::default();
+            for (lead, (key, c)) in &kept.contacts {
+                rebuilt.apply(*lead, Some((key.clone(), c.clone())), &accounts);
+            }
+            prop_assert_eq!(&kept.contacts, &rebuilt.contacts);
+            for (key, account) in &kept.accounts {
+                let other = rebuilt.accounts.get(key).cloned().unwrap_or_default();
+                prop_assert_eq!(account.rollup, other.rollup, "{:?}", key);
+                // States agree unless the kept one became a customer, which it stays.
+                if account.state != AccountState::Customer {
+                    prop_assert_eq!(account.state, other.state, "{:?}", key);
+                }
+            }
+        }
     }
 
     proptest! {
