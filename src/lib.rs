@@ -22,9 +22,10 @@
 //!   and idempotency record in one transaction (`leads`), retries lost races; imports, a batch of
 //!   submissions written in one transaction with a request id per row (`import`); audit queries and
 //!   watches (`audit`, `watch`, `heads`), policies, reports; personal data (`privacy`: erasure,
-//!   the suppression list, export, retention; `texts`: the audit's free text sealed per lead); the
-//!   background work (`background`: audit sequencer, SLA/revisit sweeper, retention sweep,
-//!   idempotency purge, write probe); writes paced to the sequencer (`pacing`).
+//!   the suppression list, export, retention; `texts`: the audit's free text sealed per lead);
+//!   accounts kept from the chained trail (`accounts`, the account projection); the background
+//!   work (`background`: audit sequencer, SLA/revisit sweeper, retention sweep, account
+//!   projection, idempotency purge, write probe); writes paced to the sequencer (`pacing`).
 //! - [`store`]: the [`store::Store`] trait and one body for both backends (`shared`, generic over
 //!   sqlx's database; `sqlite` and `postgres` say what differs), its statements (`sql`,
 //!   `statements`, `list`), the write transaction (`tx`), SQLite's group commit (`group_commit`,

@@ -1,6 +1,6 @@
 //! Work every replica runs beside the requests: chaining audit entries (and following the chain's
-//! head for the watchers), recording what falls due (SLA breaches, nurture revisits) and
-//! forgetting expired idempotency keys.
+//! head for the watchers), recording what falls due (SLA breaches, nurture revisits),
+//! keeping accounts from the chain (`accounts`) and forgetting expired idempotency keys.
 
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ pub fn spawn_background(app: &App, stop: CancellationToken) -> Vec<JoinHandle<()
         tokio::spawn(purger(app.clone(), stop.clone())),
         tokio::spawn(retention(app.clone(), stop.clone())),
         tokio::spawn(gauges(app.clone(), stop.clone())),
+        tokio::spawn(accounts(app.clone(), stop.clone())),
     ];
     handles.extend(super::heads::follow_heads(app, stop));
     handles
@@ -151,6 +152,29 @@ async fn sweeper(app: App, stop: CancellationToken) {
         after = None;
         tokio::select! {
             _ = tokio::time::sleep(app.settings.sweep_interval) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+}
+
+/// How often the account projection looks for newly chained entries when it has caught up.
+const PROJECTION_POLL: Duration = Duration::from_millis(250);
+
+async fn accounts(app: App, stop: CancellationToken) {
+    loop {
+        let pause = match app.project_accounts().await {
+            Ok(read) if read == super::accounts::PROJECTION_BATCH => Duration::ZERO,
+            Ok(_) => PROJECTION_POLL,
+            Err(error) => {
+                tracing::warn!(%error, "the account projection failed; retrying");
+                ERROR_BACKOFF
+            }
+        };
+        if pause.is_zero() && !stop.is_cancelled() {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.cancelled() => break,
         }
     }

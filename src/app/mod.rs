@@ -2,6 +2,7 @@
 //! audit entries and idempotency record in one transaction. Also the background work every
 //! replica runs (sequencing the audit chain, sweeping what falls due).
 
+mod accounts;
 mod audit;
 mod background;
 mod error;

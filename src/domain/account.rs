@@ -102,6 +102,17 @@ impl AccountKey {
             AccountKey::Domain(d) => format!("domain:{d}"),
         }
     }
+
+    /// The key of a stored form.
+    pub fn from_stored(stored: &str) -> Option<AccountKey> {
+        if let Some(reference) = stored.strip_prefix("ref:") {
+            Some(AccountKey::Reference(reference.to_owned()))
+        } else {
+            stored
+                .strip_prefix("domain:")
+                .map(|d| AccountKey::Domain(d.to_owned()))
+        }
+    }
 }
 
 /// A domain as accounts compare them: lower case, without a trailing dot or a leading `www.`.
@@ -275,7 +286,9 @@ pub fn contact_of(
     role: Option<CommitteeRole>,
     rules: &Rules,
 ) -> Option<(AccountKey, Contribution)> {
-    if lead.merged_into.is_some() {
+    // An erased lead's email is a pseudonym: only a company domain given for it still names
+    // its account.
+    if lead.merged_into.is_some() || (lead.erased_at.is_some() && lead.profile.company.domain.is_none()) {
         return None;
     }
     let key = AccountKey::of(&lead.profile, "", &rules.accounts)?;
@@ -583,6 +596,13 @@ mod tests {
         );
         assert_eq!(contribution.role, Some(CommitteeRole::EconomicBuyer));
         assert_eq!(contribution.involved_at, Some(t(3)));
+        let mut erased = lead.clone();
+        erased.erased_at = Some(t(4));
+        assert_eq!(
+            contact_of(&erased, None, &policy.rules),
+            None,
+            "a pseudonym names no company"
+        );
         lead.merged_into = Some(LeadId::from_uuid(uuid::Uuid::from_u128(8)));
         assert_eq!(
             contact_of(&lead, None, &policy.rules),

@@ -28,6 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_stream::Stream;
 
+use crate::domain::account::{AccountKey, AccountView, Contribution};
 use crate::domain::audit::{Admission, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::funnel::EntryFacts;
 use crate::domain::lead::Lead;
@@ -207,6 +208,34 @@ pub enum WriteOutcome {
     RequestIdTaken,
 }
 
+/// An account as stored: what the account projection keeps of it (`app::accounts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub key: AccountKey,
+    pub view: AccountView,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A contact as the account projection stored it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountContact {
+    pub lead: LeadId,
+    pub key: AccountKey,
+    pub contribution: Contribution,
+}
+
+/// What one run of the account projection writes, all or nothing: the accounts it changed as
+/// they now stand, its contacts set (or removed, `None`), and the chain position it read up to.
+#[derive(Clone, Copy, Debug)]
+pub struct AccountProjectionWrite<'a> {
+    /// The position the run started from: written only if the projection is still there.
+    pub from: i64,
+    pub to: i64,
+    pub accounts: &'a [AccountRecord],
+    pub contacts: &'a [(LeadId, Option<(AccountKey, Contribution)>)],
+}
+
 /// What an erasure writes besides the pseudonymous lead and its entry.
 #[derive(Clone, Copy, Debug)]
 pub struct ErasureWrite<'a> {
@@ -368,6 +397,19 @@ pub trait Store: Send + Sync + 'static {
     async fn write_leads(&self, writes: &[BatchWrite<'_>]) -> Vec<StoreResult<WriteOutcome>>;
 
     async fn get_lead(&self, id: LeadId) -> StoreResult<Option<Lead>>;
+
+    /// The chain position the account projection has read up to.
+    async fn account_position(&self) -> StoreResult<i64>;
+
+    /// The contacts among `leads` the account projection stored.
+    async fn account_contacts(&self, leads: &[LeadId]) -> StoreResult<Vec<AccountContact>>;
+
+    /// The accounts among `keys` that exist.
+    async fn accounts(&self, keys: &[AccountKey]) -> StoreResult<Vec<AccountRecord>>;
+
+    /// Writes a run of the account projection, all or nothing: `Ok(false)` (nothing written)
+    /// when its position is no longer `write.from` (another replica's run went first).
+    async fn write_account_projection(&self, write: AccountProjectionWrite<'_>) -> StoreResult<bool>;
 
     /// The leads among `ids` that exist, in any order (one query for many readers).
     async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>>;

@@ -777,6 +777,8 @@ impl Dialect for Postgres {
                 "GRANT SELECT, INSERT ON audit_log, audit_quarantine, policies, policy_activations TO {role}"
             ),
             format!("GRANT SELECT, INSERT ON suppressed_emails TO {role}"),
+            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, account_contacts TO {role}"),
+            format!("GRANT SELECT, UPDATE ON account_projection TO {role}"),
             format!("GRANT SELECT ON audit_settings, _sqlx_migrations TO {role}"),
             format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA current_schema TO {role}"),
         ];

@@ -38,10 +38,12 @@ use super::notify::HeadListener;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
 use super::tx::WriteTx;
 use super::{
-    Backend, BatchWrite, DueLead, ErasureWrite, FactStream, IdempotencyKey, IdempotencyRecord, InboxStats,
-    LeadWrite, MergeWrite, PolicyRecord, PoolStats, QuarantinedEntry, Sequenced, Store, StoreError,
-    StoreResult, WriteHealth, WriteOutcome, probe_filler,
+    AccountContact, AccountProjectionWrite, AccountRecord, Backend, BatchWrite, DueLead, ErasureWrite,
+    FactStream, IdempotencyKey, IdempotencyRecord, InboxStats, LeadWrite, MergeWrite, PolicyRecord,
+    PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
+    probe_filler,
 };
+use crate::domain::account::AccountKey;
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
@@ -518,6 +520,103 @@ where
             .await
             .map_err(DB::classify)?;
         docs.iter().map(|d| sql::decode_lead(d)).collect()
+    }
+
+    async fn account_position(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::SELECT_ACCOUNT_POSITION)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(DB::classify)
+    }
+
+    async fn account_contacts(&self, leads: &[LeadId]) -> StoreResult<Vec<AccountContact>> {
+        let mut contacts = Vec::with_capacity(leads.len());
+        for chunk in leads.chunks(sql::IN_LIST_CHUNK) {
+            let select = sql::in_list_sql(sql::SELECT_ACCOUNT_CONTACTS, chunk.len());
+            let rows: Vec<sql::AccountContactRow> = chunk
+                .iter()
+                .fold(sqlx::query_as(&select), |query, lead| query.bind(lead.as_uuid()))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(DB::classify)?;
+            for row in rows {
+                contacts.push(sql::account_contact(row)?);
+            }
+        }
+        Ok(contacts)
+    }
+
+    async fn accounts(&self, keys: &[AccountKey]) -> StoreResult<Vec<AccountRecord>> {
+        let stored: Vec<String> = keys.iter().map(AccountKey::stored).collect();
+        let mut accounts = Vec::with_capacity(keys.len());
+        for chunk in stored.chunks(sql::IN_LIST_CHUNK) {
+            let select = sql::in_list_sql(sql::SELECT_ACCOUNTS, chunk.len());
+            let rows: Vec<sql::AccountRow> = chunk
+                .iter()
+                .fold(sqlx::query_as(&select), |query, key| query.bind(key.as_str()))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(DB::classify)?;
+            for row in rows {
+                accounts.push(sql::account_record(row)?);
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// One transaction on the writer: the position moved first (no row: another run went
+    /// first, and nothing is written), then the accounts and the contacts, row by row.
+    async fn write_account_projection(&self, write: AccountProjectionWrite<'_>) -> StoreResult<bool> {
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            let moved = sqlx::query(sql::ADVANCE_ACCOUNT_POSITION)
+                .bind(write.from)
+                .bind(write.to)
+                .execute(tx.connection())
+                .await
+                .map_err(DB::classify)?;
+            if DB::rows_affected(&moved) == 0 {
+                tx.rollback().await;
+                return Ok(false);
+            }
+            for account in write.accounts {
+                let rollup = &account.view.rollup;
+                let key = account.key.stored();
+                sqlx::query(sql::UPSERT_ACCOUNT)
+                    .bind(key.as_str())
+                    .bind(account.view.state.as_str())
+                    .bind(rollup.contacts)
+                    .bind(rollup.engagement.0)
+                    .bind(rollup.qualified_contacts)
+                    .bind(rollup.customer_contacts)
+                    .bind(account.created_at.timestamp_micros())
+                    .bind(account.updated_at.timestamp_micros())
+                    .execute(tx.connection())
+                    .await
+                    .map_err(DB::classify)?;
+            }
+            for (lead, contact) in write.contacts {
+                let key = contact.as_ref().map(|(key, _)| key.stored());
+                let statement = match (contact, &key) {
+                    (Some((_, c)), Some(key)) => sqlx::query(sql::UPSERT_ACCOUNT_CONTACT)
+                        .bind(lead.as_uuid())
+                        .bind(key.as_str())
+                        .bind(c.engagement.0)
+                        .bind(c.role.map(|r| r.as_str()))
+                        .bind(c.involved_at.map(|t| t.timestamp_micros()))
+                        .bind(i64::from(c.left))
+                        .bind(i64::from(c.qualified))
+                        .bind(i64::from(c.customer)),
+                    _ => sqlx::query(sql::DELETE_ACCOUNT_CONTACT).bind(lead.as_uuid()),
+                };
+                statement.execute(tx.connection()).await.map_err(DB::classify)?;
+            }
+            tx.commit().await.map_err(DB::classify)?;
+            Ok(true)
+        }
+        .await;
+        self.health.observe(&result);
+        result
     }
 
     async fn find_lead_by_email(&self, email: &Email) -> StoreResult<Option<Lead>> {

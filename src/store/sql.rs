@@ -8,10 +8,15 @@ use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 use uuid::Uuid;
 
-use super::{IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult, statements};
+use super::{
+    AccountContact, AccountRecord, IdempotencyKey, IdempotencyRecord, PolicyRecord, StoreError, StoreResult,
+    statements,
+};
+use crate::domain::account::{AccountKey, AccountState, AccountView, CommitteeRole, Contribution, Rollup};
 use crate::domain::audit::{
     Admission, AuditEntry, AuditKind, ChainHead, ChainTip, ChainedEntry, Refusal, Seal, SealedEntry,
 };
+use crate::domain::facts::Points;
 use crate::domain::funnel::{EntryFacts, SlaFacts};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
@@ -123,6 +128,81 @@ pub const SELECT_APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migration
 /// The write probe's row, and its removal (with any a crash left behind).
 pub const INSERT_PROBE: &str = "INSERT INTO storage_probe (id, filler) VALUES ($1, $2)";
 pub const DELETE_PROBE: &str = "DELETE FROM storage_probe";
+
+pub const SELECT_ACCOUNT_POSITION: &str = "SELECT position FROM account_projection WHERE id = 1";
+pub const ADVANCE_ACCOUNT_POSITION: &str =
+    "UPDATE account_projection SET position = $2 WHERE id = 1 AND position = $1";
+/// Accounts by key: `SELECT_ACCOUNTS IN (...)`, see [`in_list_sql`].
+pub const SELECT_ACCOUNTS: &str = "SELECT account_key, state, contacts, engagement, qualified_contacts, \
+     customer_contacts, create_time, update_time FROM accounts WHERE account_key";
+/// An account as it now stands; its creation time stays the first one.
+pub const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (account_key, state, contacts, engagement, \
+     qualified_contacts, customer_contacts, create_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (account_key) DO UPDATE SET state = excluded.state, contacts = excluded.contacts, \
+     engagement = excluded.engagement, qualified_contacts = excluded.qualified_contacts, \
+     customer_contacts = excluded.customer_contacts, update_time = excluded.update_time";
+/// Contacts by lead: `SELECT_ACCOUNT_CONTACTS IN (...)`, see [`in_list_sql`].
+pub const SELECT_ACCOUNT_CONTACTS: &str = "SELECT lead_id, account_key, engagement, committee_role, \
+     involved_time, left_account, qualified, customer FROM account_contacts WHERE lead_id";
+pub const UPSERT_ACCOUNT_CONTACT: &str = "INSERT INTO account_contacts (lead_id, account_key, engagement, \
+     committee_role, involved_time, left_account, qualified, customer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (lead_id) DO UPDATE SET account_key = excluded.account_key, \
+     engagement = excluded.engagement, committee_role = excluded.committee_role, \
+     involved_time = excluded.involved_time, left_account = excluded.left_account, \
+     qualified = excluded.qualified, customer = excluded.customer";
+pub const DELETE_ACCOUNT_CONTACT: &str = "DELETE FROM account_contacts WHERE lead_id = $1";
+
+/// An account's row, as [`SELECT_ACCOUNTS`] reads it.
+pub type AccountRow = (String, String, i64, i64, i64, i64, i64, i64);
+
+pub fn account_record(row: AccountRow) -> StoreResult<AccountRecord> {
+    let (key, state, contacts, engagement, qualified_contacts, customer_contacts, created, updated) = row;
+    Ok(AccountRecord {
+        key: account_key(&key)?,
+        view: AccountView {
+            state: AccountState::from_name(&state)
+                .ok_or_else(|| StoreError::Database(format!("unknown account state {state:?}")))?,
+            rollup: Rollup {
+                contacts,
+                engagement: Points(engagement),
+                qualified_contacts,
+                customer_contacts,
+            },
+        },
+        created_at: micros(created)?,
+        updated_at: micros(updated)?,
+    })
+}
+
+/// A contact's row, as [`SELECT_ACCOUNT_CONTACTS`] reads it.
+pub type AccountContactRow = (Uuid, String, i64, Option<String>, Option<i64>, i64, i64, i64);
+
+pub fn account_contact(row: AccountContactRow) -> StoreResult<AccountContact> {
+    let (lead, key, engagement, role, involved, left, qualified, customer) = row;
+    let role = role
+        .map(|r| {
+            CommitteeRole::from_name(&r)
+                .ok_or_else(|| StoreError::Database(format!("unknown committee role {r:?}")))
+        })
+        .transpose()?;
+    Ok(AccountContact {
+        lead: LeadId::from_uuid(lead),
+        key: account_key(&key)?,
+        contribution: Contribution {
+            engagement: Points(engagement),
+            role,
+            involved_at: involved.map(micros).transpose()?,
+            left: left != 0,
+            qualified: qualified != 0,
+            customer: customer != 0,
+        },
+    })
+}
+
+fn account_key(stored: &str) -> StoreResult<AccountKey> {
+    AccountKey::from_stored(stored)
+        .ok_or_else(|| StoreError::Database(format!("unknown account key {stored:?}")))
+}
 
 /// The columns of `leads`, projected from a lead.
 pub struct LeadColumns {

@@ -831,3 +831,51 @@ mod import_faults {
         }
     }
 }
+
+/// The account projection failing at each step of its write: nothing of the run is kept (its
+/// position, accounts and contacts go together), and once healed the next run completes.
+mod account_faults {
+    use super::*;
+
+    async fn position(db: &TestDatabase) -> i64 {
+        db.count("SELECT position FROM account_projection").await
+    }
+
+    async fn projected(db: &TestDatabase) -> bool {
+        db.wait_until_chained().await;
+        eventually(Duration::from_secs(10), || async {
+            position(db).await == db.count("SELECT COALESCE(MAX(position), 0) FROM audit_log").await
+        })
+        .await
+    }
+
+    contract! {
+        async fn an_account_projection_failing_at_any_step_keeps_nothing_and_completes_once_healed(backend: Backend) {
+            let app = spawn_app(&backend).await;
+            assert!(projected(&app.db).await);
+            let cases = [
+                Fault::Update("account_projection"),
+                Fault::Insert("accounts"),
+                Fault::Insert("account_contacts"),
+                Fault::CommitAfterInsert("account_contacts"),
+            ];
+            for (n, fault) in cases.into_iter().enumerate() {
+                let n = n as i64;
+                let before = position(&app.db).await;
+                inject(&app.db, fault).await;
+                submitted(&app, cfo_demo_request(&format!("fault-{n}@acme-industrie.fr"))).await;
+                app.db.wait_until_chained().await;
+                // Several of the projection's runs (it polls every 250 ms) meet the fault.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                assert_eq!(position(&app.db).await, before, "{fault:?}: the position stays");
+                assert_eq!(app.db.count("SELECT COUNT(*) FROM account_contacts").await, n, "{fault:?}");
+                let contacts = "SELECT COALESCE(MAX(contacts), 0) FROM accounts";
+                assert_eq!(app.db.count(contacts).await, n, "{fault:?}: the account unchanged");
+                heal(&app.db, fault).await;
+                assert!(projected(&app.db).await, "{fault:?}: the next run completes");
+                assert_eq!(app.db.count("SELECT COUNT(*) FROM account_contacts").await, n + 1, "{fault:?}");
+                assert_eq!(app.db.count(contacts).await, n + 1, "{fault:?}: counted once");
+            }
+        }
+    }
+}

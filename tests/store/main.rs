@@ -569,6 +569,63 @@ contract! {
         assert_eq!(first, Some(request("used", t0())), "the used request id keeps its first answer");
     }
 
+    /// The account projection's write moves its position only from where it started, with its
+    /// accounts and contacts, or writes nothing; contacts are set and removed.
+    async fn the_account_projection_writes_from_its_position_or_not_at_all(backend: Backend) {
+        use leadgate::domain::account::{AccountKey, AccountState, AccountView, CommitteeRole, Contribution, Rollup};
+        use leadgate::domain::facts::Points;
+        use leadgate::store::{AccountProjectionWrite, AccountRecord};
+        let f = migrated(&backend).await;
+        assert_eq!(f.store.account_position().await.unwrap(), 0);
+        let acme = AccountKey::Domain("acme.fr".into());
+        let lead = LeadId::from_uuid(Uuid::from_u128(1));
+        let contribution = Contribution {
+            engagement: Points(1500),
+            role: Some(CommitteeRole::EconomicBuyer),
+            involved_at: Some(t0()),
+            left: false,
+            qualified: true,
+            customer: false,
+        };
+        let account = AccountRecord {
+            key: acme.clone(),
+            view: AccountView {
+                state: AccountState::Qualified,
+                rollup: Rollup { contacts: 1, engagement: Points(1500), qualified_contacts: 1, customer_contacts: 0 },
+            },
+            created_at: t0(),
+            updated_at: t0(),
+        };
+        let contacts = [(lead, Some((acme.clone(), contribution.clone())))];
+        let write = |from, to, accounts, contacts| AccountProjectionWrite { from, to, accounts, contacts };
+
+        // From a position the projection is not at: nothing written.
+        let stale = write(5, 9, std::slice::from_ref(&account), &contacts[..]);
+        assert!(!f.store.write_account_projection(stale).await.unwrap());
+        assert_eq!(f.store.account_position().await.unwrap(), 0);
+        assert_eq!(f.store.accounts(std::slice::from_ref(&acme)).await.unwrap(), []);
+
+        assert!(f.store.write_account_projection(write(0, 9, std::slice::from_ref(&account), &contacts[..])).await.unwrap());
+        assert_eq!(f.store.account_position().await.unwrap(), 9);
+        let found = f.store.accounts(std::slice::from_ref(&acme)).await.unwrap();
+        assert_eq!(found, std::slice::from_ref(&account));
+        let stored = f.store.account_contacts(&[lead]).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!((stored[0].key.clone(), stored[0].contribution.clone()), (acme.clone(), contribution));
+
+        // The same run again (another replica's): refused. Then the contact leaves the account.
+        assert!(!f.store.write_account_projection(write(0, 9, &[], &[])).await.unwrap());
+        let emptied = AccountRecord {
+            view: AccountView { state: AccountState::Unengaged, rollup: Rollup::default() },
+            updated_at: minutes(1),
+            ..account.clone()
+        };
+        let removed = [(lead, None)];
+        assert!(f.store.write_account_projection(write(9, 12, std::slice::from_ref(&emptied), &removed[..])).await.unwrap());
+        assert_eq!(f.store.account_contacts(&[lead]).await.unwrap(), []);
+        assert_eq!(f.store.accounts(&[acme]).await.unwrap(), [emptied]);
+    }
+
     async fn an_update_under_a_used_request_id_is_request_id_taken_from_any_revision(backend: Backend) {
         let f = migrated(&backend).await;
         let first = request("req-1", t0());
