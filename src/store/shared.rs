@@ -36,6 +36,7 @@ use super::held::HeldConnection;
 use super::list;
 use super::notify::HeadListener;
 use super::sql::{self, InboxRow, LeadColumns, LogRow};
+use super::statements;
 use super::tx::WriteTx;
 use super::{
     AccountContact, AccountProjectionWrite, AccountRecord, Backend, BatchWrite, DueLead, ErasureWrite,
@@ -43,7 +44,7 @@ use super::{
     PoolStats, QuarantinedEntry, Sequenced, Store, StoreError, StoreResult, WriteHealth, WriteOutcome,
     probe_filler,
 };
-use crate::domain::account::AccountKey;
+use crate::domain::account::{AccountKey, Contribution};
 use crate::domain::audit::{self, Admission, AuditEntry, ChainHead, ChainedEntry, Refusal, SealedEntry};
 use crate::domain::lead::Lead;
 use crate::domain::lifecycle::LeadState;
@@ -579,37 +580,69 @@ where
                 tx.rollback().await;
                 return Ok(false);
             }
-            for account in write.accounts {
-                let rollup = &account.view.rollup;
-                let key = account.key.stored();
-                sqlx::query(sql::UPSERT_ACCOUNT)
-                    .bind(key.as_str())
-                    .bind(account.view.state.as_str())
-                    .bind(rollup.contacts)
-                    .bind(rollup.engagement.0)
-                    .bind(rollup.qualified_contacts)
-                    .bind(rollup.customer_contacts)
-                    .bind(account.created_at.timestamp_micros())
-                    .bind(account.updated_at.timestamp_micros())
+            // Multi-row upserts, a few hundred values a statement.
+            let keys: Vec<String> = write.accounts.iter().map(|a| a.key.stored()).collect();
+            let per = sql::VALUES_PER_INSERT / statements::ACCOUNTS.column_names().count();
+            for (chunk, keys) in write.accounts.chunks(per).zip(keys.chunks(per)) {
+                let upsert = format!(
+                    "{}{}",
+                    statements::ACCOUNTS.rows_sql(chunk.len()),
+                    sql::ACCOUNT_CONFLICT
+                );
+                chunk
+                    .iter()
+                    .zip(keys)
+                    .fold(sqlx::query(&upsert), |query, (account, key)| {
+                        let rollup = &account.view.rollup;
+                        query
+                            .bind(key.as_str())
+                            .bind(account.view.state.as_str())
+                            .bind(rollup.contacts)
+                            .bind(rollup.engagement.0)
+                            .bind(rollup.qualified_contacts)
+                            .bind(rollup.customer_contacts)
+                            .bind(account.created_at.timestamp_micros())
+                            .bind(account.updated_at.timestamp_micros())
+                    })
                     .execute(tx.connection())
                     .await
                     .map_err(DB::classify)?;
             }
-            for (lead, contact) in write.contacts {
-                let key = contact.as_ref().map(|(key, _)| key.stored());
-                let statement = match (contact, &key) {
-                    (Some((_, c)), Some(key)) => sqlx::query(sql::UPSERT_ACCOUNT_CONTACT)
-                        .bind(lead.as_uuid())
-                        .bind(key.as_str())
-                        .bind(c.engagement.0)
-                        .bind(c.role.map(|r| r.as_str()))
-                        .bind(c.involved_at.map(|t| t.timestamp_micros()))
-                        .bind(i64::from(c.left))
-                        .bind(i64::from(c.qualified))
-                        .bind(i64::from(c.customer)),
-                    _ => sqlx::query(sql::DELETE_ACCOUNT_CONTACT).bind(lead.as_uuid()),
-                };
-                statement.execute(tx.connection()).await.map_err(DB::classify)?;
+            let (kept, removed): (Vec<_>, Vec<_>) = write.contacts.iter().partition(|(_, c)| c.is_some());
+            let kept: Vec<(LeadId, String, &Contribution)> = kept
+                .into_iter()
+                .filter_map(|(lead, c)| c.as_ref().map(|(key, c)| (*lead, key.stored(), c)))
+                .collect();
+            let per = sql::VALUES_PER_INSERT / statements::ACCOUNT_CONTACTS.column_names().count();
+            for chunk in kept.chunks(per) {
+                let upsert = format!(
+                    "{}{}",
+                    statements::ACCOUNT_CONTACTS.rows_sql(chunk.len()),
+                    sql::ACCOUNT_CONTACT_CONFLICT
+                );
+                chunk
+                    .iter()
+                    .fold(sqlx::query(&upsert), |query, (lead, key, c)| {
+                        query
+                            .bind(lead.as_uuid())
+                            .bind(key.as_str())
+                            .bind(c.engagement.0)
+                            .bind(c.role.map(|r| r.as_str()))
+                            .bind(c.involved_at.map(|t| t.timestamp_micros()))
+                            .bind(i64::from(c.left))
+                            .bind(i64::from(c.qualified))
+                            .bind(i64::from(c.customer))
+                    })
+                    .execute(tx.connection())
+                    .await
+                    .map_err(DB::classify)?;
+            }
+            for (lead, _) in removed {
+                sqlx::query(sql::DELETE_ACCOUNT_CONTACT)
+                    .bind(lead.as_uuid())
+                    .execute(tx.connection())
+                    .await
+                    .map_err(DB::classify)?;
             }
             tx.commit().await.map_err(DB::classify)?;
             Ok(true)

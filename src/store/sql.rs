@@ -135,21 +135,20 @@ pub const ADVANCE_ACCOUNT_POSITION: &str =
 /// Accounts by key: `SELECT_ACCOUNTS IN (...)`, see [`in_list_sql`].
 pub const SELECT_ACCOUNTS: &str = "SELECT account_key, state, contacts, engagement, qualified_contacts, \
      customer_contacts, create_time, update_time FROM accounts WHERE account_key";
-/// An account as it now stands; its creation time stays the first one.
-pub const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (account_key, state, contacts, engagement, \
-     qualified_contacts, customer_contacts, create_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-     ON CONFLICT (account_key) DO UPDATE SET state = excluded.state, contacts = excluded.contacts, \
-     engagement = excluded.engagement, qualified_contacts = excluded.qualified_contacts, \
-     customer_contacts = excluded.customer_contacts, update_time = excluded.update_time";
+/// What an account upsert ([`statements::ACCOUNTS`]'s rows) changes of an account that exists:
+/// everything but its creation time.
+pub const ACCOUNT_CONFLICT: &str = " ON CONFLICT (account_key) DO UPDATE SET state = excluded.state, \
+     contacts = excluded.contacts, engagement = excluded.engagement, \
+     qualified_contacts = excluded.qualified_contacts, customer_contacts = excluded.customer_contacts, \
+     update_time = excluded.update_time";
+/// What a contact upsert ([`statements::ACCOUNT_CONTACTS`]'s rows) changes of a stored contact.
+pub const ACCOUNT_CONTACT_CONFLICT: &str = " ON CONFLICT (lead_id) DO UPDATE SET \
+     account_key = excluded.account_key, engagement = excluded.engagement, \
+     committee_role = excluded.committee_role, involved_time = excluded.involved_time, \
+     left_account = excluded.left_account, qualified = excluded.qualified, customer = excluded.customer";
 /// Contacts by lead: `SELECT_ACCOUNT_CONTACTS IN (...)`, see [`in_list_sql`].
 pub const SELECT_ACCOUNT_CONTACTS: &str = "SELECT lead_id, account_key, engagement, committee_role, \
      involved_time, left_account, qualified, customer FROM account_contacts WHERE lead_id";
-pub const UPSERT_ACCOUNT_CONTACT: &str = "INSERT INTO account_contacts (lead_id, account_key, engagement, \
-     committee_role, involved_time, left_account, qualified, customer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-     ON CONFLICT (lead_id) DO UPDATE SET account_key = excluded.account_key, \
-     engagement = excluded.engagement, committee_role = excluded.committee_role, \
-     involved_time = excluded.involved_time, left_account = excluded.left_account, \
-     qualified = excluded.qualified, customer = excluded.customer";
 pub const DELETE_ACCOUNT_CONTACT: &str = "DELETE FROM account_contacts WHERE lead_id = $1";
 
 /// An account's row, as [`SELECT_ACCOUNTS`] reads it.

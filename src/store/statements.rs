@@ -82,6 +82,20 @@ pub const IDEMPOTENCY_KEYS: Insert = Insert {
     columns: "principal, request_id, method, fingerprint, response, create_time",
 };
 
+/// An account as the account projection keeps it.
+pub const ACCOUNTS: Insert = Insert {
+    table: "accounts",
+    columns: "account_key, state, contacts, engagement, qualified_contacts, customer_contacts, \
+              create_time, update_time",
+};
+
+/// A contact's part in its account.
+pub const ACCOUNT_CONTACTS: Insert = Insert {
+    table: "account_contacts",
+    columns: "lead_id, account_key, engagement, committee_role, involved_time, left_account, \
+              qualified, customer",
+};
+
 /// The PostgreSQL store's write of a new lead, one statement: the lead (a known email inserts
 /// nothing), then, only if it was inserted, its idempotency record and its audit entries.
 pub mod postgres_new_lead {
