@@ -566,7 +566,7 @@ where
     }
 
     /// One transaction on the writer: the position moved first (no row: another run went
-    /// first, and nothing is written), then the accounts and the contacts, row by row.
+    /// first, and nothing is written), then the accounts and the contacts in multi-row upserts.
     async fn write_account_projection(&self, write: AccountProjectionWrite<'_>) -> StoreResult<bool> {
         let result = async {
             let mut tx = self.begin_write().await?;
