@@ -29,7 +29,8 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::query::QueryAs;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
 
 use super::held::HeldConnection;
@@ -190,6 +191,40 @@ where
         WriteTx::begin(self.writer(), DB::BEGIN_WRITE)
             .await
             .map_err(DB::classify)
+    }
+
+    /// The rows of `{statement} IN (...)` over `values` (after `first`, bound as `$1` when
+    /// given), [`sql::IN_LIST_CHUNK`] values a statement: SQLite's cost of binding grows with
+    /// the square of a statement's parameters.
+    async fn select_in<V, R>(
+        &self,
+        statement: &str,
+        first: Option<&str>,
+        values: &[V],
+        bind: impl for<'q> Fn(
+            QueryAs<'q, DB, R, DB::Arguments<'q>>,
+            &'q V,
+        ) -> QueryAs<'q, DB, R, DB::Arguments<'q>>
+        + Send
+        + Sync,
+    ) -> StoreResult<Vec<R>>
+    where
+        V: Sync,
+        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
+        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+        for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    {
+        let mut rows = Vec::with_capacity(values.len());
+        for chunk in values.chunks(sql::IN_LIST_CHUNK) {
+            let select = sql::in_list_sql_after(statement, usize::from(first.is_some()) + 1, chunk.len());
+            let start = match first {
+                Some(value) => sqlx::query_as(&select).bind(value),
+                None => sqlx::query_as(&select),
+            };
+            let query = chunk.iter().fold(start, &bind);
+            rows.extend(query.fetch_all(&self.pool).await.map_err(DB::classify)?);
+        }
+        Ok(rows)
     }
 }
 
@@ -447,19 +482,15 @@ where
         &self,
         hashes: &[[u8; 32]],
     ) -> StoreResult<std::collections::HashSet<[u8; 32]>> {
-        let mut found = std::collections::HashSet::new();
-        for chunk in hashes.chunks(sql::IN_LIST_CHUNK) {
-            let select = sql::in_list_sql(sql::SELECT_SUPPRESSED, chunk.len());
-            let rows: Vec<Vec<u8>> = chunk
-                .iter()
-                .fold(sqlx::query_scalar(&select), |query, hash| {
-                    query.bind(hash.as_slice())
-                })
-                .fetch_all(&self.pool)
-                .await
-                .map_err(DB::classify)?;
-            found.extend(rows.into_iter().filter_map(|row| <[u8; 32]>::try_from(row).ok()));
-        }
+        let rows: Vec<(Vec<u8>,)> = self
+            .select_in(sql::SELECT_SUPPRESSED, None, hashes, |query, hash| {
+                query.bind(hash.as_slice())
+            })
+            .await?;
+        let found = rows
+            .into_iter()
+            .filter_map(|(row,)| <[u8; 32]>::try_from(row).ok())
+            .collect();
         Ok(found)
     }
 
@@ -531,38 +562,22 @@ where
     }
 
     async fn account_contacts(&self, leads: &[LeadId]) -> StoreResult<Vec<AccountContact>> {
-        let mut contacts = Vec::with_capacity(leads.len());
-        for chunk in leads.chunks(sql::IN_LIST_CHUNK) {
-            let select = sql::in_list_sql(sql::SELECT_ACCOUNT_CONTACTS, chunk.len());
-            let rows: Vec<sql::AccountContactRow> = chunk
-                .iter()
-                .fold(sqlx::query_as(&select), |query, lead| query.bind(lead.as_uuid()))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(DB::classify)?;
-            for row in rows {
-                contacts.push(sql::account_contact(row)?);
-            }
-        }
-        Ok(contacts)
+        let rows: Vec<sql::AccountContactRow> = self
+            .select_in(sql::SELECT_ACCOUNT_CONTACTS, None, leads, |query, lead| {
+                query.bind(lead.as_uuid())
+            })
+            .await?;
+        rows.into_iter().map(sql::account_contact).collect()
     }
 
     async fn accounts(&self, keys: &[AccountKey]) -> StoreResult<Vec<AccountRecord>> {
         let stored: Vec<String> = keys.iter().map(AccountKey::stored).collect();
-        let mut accounts = Vec::with_capacity(keys.len());
-        for chunk in stored.chunks(sql::IN_LIST_CHUNK) {
-            let select = sql::in_list_sql(sql::SELECT_ACCOUNTS, chunk.len());
-            let rows: Vec<sql::AccountRow> = chunk
-                .iter()
-                .fold(sqlx::query_as(&select), |query, key| query.bind(key.as_str()))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(DB::classify)?;
-            for row in rows {
-                accounts.push(sql::account_record(row)?);
-            }
-        }
-        Ok(accounts)
+        let rows: Vec<sql::AccountRow> = self
+            .select_in(sql::SELECT_ACCOUNTS, None, &stored, |query, key| {
+                query.bind(key.as_str())
+            })
+            .await?;
+        rows.into_iter().map(sql::account_record).collect()
     }
 
     /// One transaction on the writer: the position moved first (no row: another run went
@@ -665,20 +680,12 @@ where
         if emails.is_empty() {
             return Ok(Vec::new());
         }
-        let mut docs: Vec<String> = Vec::with_capacity(emails.len());
-        for chunk in emails.chunks(sql::IN_LIST_CHUNK) {
-            let select = sql::in_list_sql(sql::SELECT_LEADS_BY_EMAIL, chunk.len());
-            let found: Vec<String> = chunk
-                .iter()
-                .fold(sqlx::query_scalar(&select), |query, email| {
-                    query.bind(email.as_str())
-                })
-                .fetch_all(&self.pool)
-                .await
-                .map_err(DB::classify)?;
-            docs.extend(found);
-        }
-        docs.iter().map(|d| sql::decode_lead(d)).collect()
+        let docs: Vec<(String,)> = self
+            .select_in(sql::SELECT_LEADS_BY_EMAIL, None, emails, |query, email| {
+                query.bind(email.as_str())
+            })
+            .await?;
+        docs.iter().map(|(d,)| sql::decode_lead(d)).collect()
     }
 
     async fn list_leads(&self, query: &ListQuery<LeadField, LeadOrder>) -> StoreResult<Vec<Lead>> {
@@ -733,19 +740,14 @@ where
         if request_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut rows: Vec<sql::IdempotencyRow> = Vec::with_capacity(request_ids.len());
-        for chunk in request_ids.chunks(sql::IN_LIST_CHUNK) {
-            let select = sql::in_list_sql_after(sql::SELECT_IDEMPOTENCY_MANY, 2, chunk.len());
-            let found: Vec<sql::IdempotencyRow> = chunk
-                .iter()
-                .fold(sqlx::query_as(&select).bind(principal), |query, id| {
-                    query.bind(id.as_str())
-                })
-                .fetch_all(&self.pool)
-                .await
-                .map_err(DB::classify)?;
-            rows.extend(found);
-        }
+        let rows: Vec<sql::IdempotencyRow> = self
+            .select_in(
+                sql::SELECT_IDEMPOTENCY_MANY,
+                Some(principal),
+                request_ids,
+                |query, id| query.bind(id.as_str()),
+            )
+            .await?;
         rows.into_iter().map(sql::IdempotencyRow::into_record).collect()
     }
 
